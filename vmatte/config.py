@@ -1,0 +1,159 @@
+"""Run configuration: one frozen dataclass tree, built from defaults < config file < preset < CLI flags.
+
+Schema pieces live beside the code they configure (``engine/config.py``, ``propagate/config.py``,
+``temporal/config.py``, ``io/config.py``); this module composes them and knows where configs come from.
+``configs/reference.toml`` lists every option with a one-line comment.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Literal
+
+from vmatte.configtools import deep_merge, from_dict, load_toml, to_dict
+from vmatte.engine.config import EngineConfig
+from vmatte.errors import ConfigError, UsageError
+from vmatte.io.config import OutputConfig
+from vmatte.propagate.config import PropagateConfig
+from vmatte.temporal.config import SmoothConfig
+
+__all__ = [
+    "EngineConfig",
+    "OutputConfig",
+    "PipelineConfig",
+    "PropagateConfig",
+    "RunConfig",
+    "SmoothConfig",
+    "build_config",
+    "list_presets",
+    "load_preset",
+    "parse_frame_range",
+]
+
+
+@dataclass(frozen=True)
+class PipelineConfig:
+    """Plumbing of the chain.
+
+    queue_depth: frames held in each inter-thread queue; 0 = 2 x batch size (RAM stays flat).
+    encode_threads: codec threads per video encoder; 0 = all cores.
+    max_corrupt_frames: undecodable frames skipped (and reported) before the run fails.
+    """
+
+    queue_depth: int = 0
+    encode_threads: int = 0
+    max_corrupt_frames: int = 10
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything one ``vmatte run`` needs. ``input`` is a clip, an image folder or a printf pattern."""
+
+    input: str = ""
+    masks: str = ""
+    outputs: tuple[OutputConfig, ...] = (OutputConfig(),)
+    frames: str = ""
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    propagate: PropagateConfig = field(default_factory=PropagateConfig)
+    smooth: SmoothConfig = field(default_factory=SmoothConfig)
+    pipeline: PipelineConfig = field(default_factory=PipelineConfig)
+    overwrite: bool = False
+    report: str = ""
+    progress: Literal["auto", "bar", "lines", "json", "none"] = "auto"
+
+    def replace(self, **changes) -> RunConfig:
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict:
+        return to_dict(self)
+
+
+_RANGE = re.compile(r"^\s*(\d+)\s*(?:[-:]\s*(\d+)\s*)?$")
+
+
+def parse_frame_range(text: str) -> tuple[int, int] | None:
+    """'START-END' (inclusive clip frame numbers) → (start, end); '' → None (whole clip)."""
+    if not text:
+        return None
+    m = _RANGE.match(text)
+    if not m:
+        raise UsageError(f"--frames {text!r} is not START-END", hint="use e.g. --frames 100-199 (inclusive)")
+    start = int(m.group(1))
+    end = int(m.group(2)) if m.group(2) is not None else start
+    if end < start:
+        raise UsageError(f"--frames {text!r}: END is before START", hint="use START-END with START <= END")
+    return start, end
+
+
+def _preset_dir():
+    return resources.files("pipelines")
+
+
+def list_presets() -> dict[str, str]:
+    """Preset name → its first comment line (description)."""
+    out = {}
+    for entry in sorted(_preset_dir().iterdir(), key=lambda p: p.name):
+        if entry.name.endswith(".toml"):
+            text = entry.read_text(encoding="utf-8")
+            first = next((ln for ln in text.splitlines() if ln.startswith("#")), "#")
+            out[entry.name[:-5]] = first.lstrip("# ").strip()
+    return out
+
+
+def load_preset(name: str) -> dict:
+    """Preset ``name`` (a file in pipelines/, shipped in the wheel) as a partial config dict."""
+    names = list_presets()
+    if name not in names:
+        import difflib
+
+        close = difflib.get_close_matches(name, list(names), n=1)
+        hint = f"did you mean '{close[0]}'?" if close else f"available: {', '.join(names)}"
+        raise ConfigError(f"unknown pipeline preset '{name}'", hint=hint)
+    import tomllib
+
+    text = (_preset_dir() / f"{name}.toml").read_text(encoding="utf-8")
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:  # a broken shipped preset is a bug, but say which
+        raise ConfigError(f"pipelines/{name}.toml: not valid TOML ({exc})") from None
+
+
+def build_config(
+    *,
+    config_file: str | Path | None = None,
+    preset: str | None = None,
+    overrides: dict | None = None,
+) -> RunConfig:
+    """Compose a RunConfig: defaults < config file < preset < overrides (CLI flags, as a partial dict).
+
+    ``outputs`` is an array of tables and replaces as a whole; an ``[output]`` table (in a file, preset or
+    overrides) patches every output instead, which is how flags like ``--premultiplied`` apply to all outputs.
+    """
+    layers: list[tuple[str, dict]] = []
+    if config_file:
+        layers.append((str(config_file), load_toml(config_file)))
+    if preset:
+        layers.append((f"pipelines/{preset}.toml", load_preset(preset)))
+    if overrides:
+        layers.append(("command line", overrides))
+
+    merged: dict = {}
+    output_patch: dict = {}
+    for source, layer in layers:
+        layer = dict(layer)
+        patch = layer.pop("output", None)
+        if patch is not None:
+            if not isinstance(patch, dict):
+                raise ConfigError(f"{source}: 'output' must be a table")
+            from_dict(OutputConfig, patch, source=source, prefix="output.")  # validate keys early
+            output_patch = deep_merge(output_patch, patch)
+        # validate each layer on its own so an unknown key names the file it came from
+        from_dict(RunConfig, layer, source=source)
+        merged = deep_merge(merged, layer)
+    outputs = merged.get("outputs") or [{}]
+    merged["outputs"] = [deep_merge(o, output_patch) for o in outputs]
+    return from_dict(RunConfig, merged, source=layers[-1][0] if layers else "defaults")

@@ -1,0 +1,268 @@
+"""Streaming decode with PyAV (video files) or OpenCV (image sequences) → :class:`~vmatte.frame.Frame`.
+
+``open_clip(path)`` probes without decoding; ``clip.frames(start, end)`` is a generator, so memory stays flat
+however long the clip is (the runner wraps it in a :class:`~vmatte.pipeline.threads.Prefetch` thread).
+
+Every frame keeps the pts and time_base the demuxer gave it. Sources deeper than 8 bits decode to uint16 RGB
+so 10/12-bit footage stays deep into deep outputs. This module never imports torch.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from vmatte.errors import InputError
+from vmatte.frame import Frame
+
+IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr", ".bmp", ".webp")
+_PRINTF = re.compile(r"%0?(\d*)d")
+_SEQ_TIME_BASE = Fraction(1, 24)  # image sequences have no timing: 24 fps, pts = frame index
+
+
+@dataclass(frozen=True)
+class ClipInfo:
+    """What the decoder learnt about a clip before decoding any frame.
+
+    frame_count: exact for image sequences; for video, the count of demuxed video packets (exact for
+        intra/inter codecs with one packet per frame) or the container's figure.
+    time_base: seconds per pts tick of the video stream.
+    rate: average frame rate (frames/s), for encoders that need one; timing itself comes from pts.
+    bit_depth: bits per component of the source pixel format (8, 10, 12, 16).
+    color: colour metadata of the source: range, primaries, transfer, matrix (FFmpeg names; may be empty).
+    """
+
+    path: str
+    kind: str  # "video" | "sequence"
+    width: int
+    height: int
+    frame_count: int
+    time_base: Fraction
+    rate: Fraction
+    bit_depth: int = 8
+    codec: str = ""
+    pix_fmt: str = ""
+    has_audio: bool = False
+    has_alpha: bool = False
+    rotation: int = 0
+    color: dict = field(default_factory=dict)
+    files: tuple[str, ...] = ()  # image sequences: the frame files in order
+
+    @property
+    def size(self) -> tuple[int, int]:
+        return self.width, self.height
+
+
+def _pix_bit_depth(fmt) -> int:
+    try:
+        return max(c.bits for c in fmt.components)
+    except Exception:
+        return 8
+
+
+def _sequence_files(path: str) -> list[str] | None:
+    """Resolve a folder of images or a printf pattern to a sorted file list (None if ``path`` is neither)."""
+    p = Path(path)
+    if _PRINTF.search(path):
+        globbed = glob.glob(_PRINTF.sub(lambda m: "[0-9]" * int(m.group(1)) if m.group(1) else "*", glob.escape(path).replace("[%]", "%")))
+        rx = re.compile("^" + _PRINTF.sub(lambda m: r"(\d+)", re.escape(os.path.basename(path)).replace(r"\%", "%")) + "$")
+        items = []
+        for f in globbed:
+            m = rx.match(os.path.basename(f))
+            if m:
+                items.append((int(m.group(1)), f))
+        return [f for _, f in sorted(items)]
+    if p.is_dir():
+        files = [str(f) for f in p.iterdir() if f.suffix.lower() in IMAGE_EXTS and f.is_file()]
+
+        def key(f: str):
+            nums = re.findall(r"\d+", os.path.basename(f))
+            return (int(nums[-1]) if nums else -1, f)
+
+        return sorted(files, key=key)
+    return None
+
+
+def _read_image(path: str) -> np.ndarray:
+    """Read an image file → (H, W, 3) uint8 or uint16 RGB. Raises InputError naming the file."""
+    import cv2
+
+    flags = cv2.IMREAD_UNCHANGED
+    if path.lower().endswith(".exr"):
+        os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
+    img = cv2.imread(path, flags)
+    if img is None:
+        raise InputError(f"{path}: cannot read image", hint="check the file is a valid image")
+    if img.dtype == np.float32 or img.dtype == np.float16:
+        # linear float EXR: display-encode with sRGB so it enters the chain like any other frame
+        f = np.clip(img.astype(np.float32), 0, 1)
+        f = np.where(f <= 0.0031308, 12.92 * f, 1.055 * np.power(f, 1 / 2.4) - 0.055)
+        img = (f * 65535 + 0.5).astype(np.uint16)
+    if img.ndim == 2:
+        img = cv2.cvtColor(img, cv2.COLOR_GRAY2BGR)
+    elif img.shape[2] == 4:
+        img = img[:, :, :3]
+    return np.ascontiguousarray(img[:, :, ::-1])
+
+
+class Clip:
+    """An opened input (probed, not decoded). Iterate frames with :meth:`frames`."""
+
+    def __init__(self, info: ClipInfo) -> None:
+        self.info = info
+
+    def frames(self, start: int = 0, end: int | None = None, *, max_corrupt: int = 10, corrupt: list | None = None) -> Iterator[Frame]:
+        """Yield frames ``start..end`` inclusive (clip frame numbers). ``corrupt`` collects skipped indices."""
+        if self.info.kind == "sequence":
+            yield from self._sequence_frames(start, end)
+        else:
+            yield from self._video_frames(start, end, max_corrupt, corrupt if corrupt is not None else [])
+
+    def _sequence_frames(self, start: int, end: int | None) -> Iterator[Frame]:
+        files = self.info.files
+        last = len(files) - 1 if end is None else min(end, len(files) - 1)
+        for i in range(start, last + 1):
+            rgb = _read_image(files[i])
+            if rgb.shape[:2] != (self.info.height, self.info.width):
+                raise InputError(
+                    f"{files[i]} is {rgb.shape[1]}x{rgb.shape[0]} but the sequence is {self.info.width}x{self.info.height}",
+                    hint="all frames of a sequence must have one size",
+                )
+            yield Frame(index=i, pts=i, time_base=self.info.time_base, rgb=rgb)
+
+    def _video_frames(self, start: int, end: int | None, max_corrupt: int, corrupt: list) -> Iterator[Frame]:
+        import av
+
+        deep = self.info.bit_depth > 8
+        fmt = "rgb48le" if deep else "rgb24"
+        try:
+            container = av.open(self.info.path)
+        except Exception as exc:
+            raise InputError(f"{self.info.path}: cannot open ({exc})") from None
+        try:
+            stream = container.streams.video[0]
+            stream.thread_type = "AUTO"
+            index = 0
+            last_pts = None
+            packets = container.demux(stream)
+            while True:
+                try:
+                    packet = next(packets)
+                except StopIteration:
+                    break
+                except av.error.FFmpegError as exc:
+                    # a broken container past this point: stop reading, report what was lost
+                    corrupt.append(index)
+                    if len(corrupt) > max_corrupt:
+                        raise InputError(f"{self.info.path}: demux failed near frame {index} ({exc})") from None
+                    break
+                try:
+                    decoded = packet.decode()
+                except av.error.FFmpegError as exc:
+                    corrupt.append(index)
+                    if len(corrupt) > max_corrupt:
+                        raise InputError(
+                            f"{self.info.path}: more than {max_corrupt} corrupt frames (last near frame {index}: {exc})",
+                            hint="re-export the clip or raise pipeline.max_corrupt_frames",
+                        ) from None
+                    continue
+                for vf in decoded:
+                    if end is not None and index > end:
+                        return
+                    if index >= start:
+                        pts = vf.pts if vf.pts is not None else (last_pts + 1 if last_pts is not None else index)
+                        last_pts = pts
+                        rgb = vf.to_ndarray(format=fmt)
+                        if deep:
+                            rgb = rgb.astype(np.uint16, copy=False)
+                        yield Frame(index=index, pts=int(pts), time_base=stream.time_base or self.info.time_base, rgb=rgb)
+                    index += 1
+        finally:
+            container.close()
+
+
+def open_clip(path: str | os.PathLike) -> Clip:
+    """Probe ``path`` (video file, image folder, or printf pattern). Raises InputError with a one-line reason."""
+    path = str(path)
+    files = _sequence_files(path)
+    if files is not None:
+        if not files:
+            raise InputError(f"{path}: no image frames found", hint=f"expected files ending in {', '.join(IMAGE_EXTS)}")
+        first = _read_image(files[0])
+        h, w = first.shape[:2]
+        return Clip(
+            ClipInfo(
+                path=path,
+                kind="sequence",
+                width=w,
+                height=h,
+                frame_count=len(files),
+                time_base=_SEQ_TIME_BASE,
+                rate=1 / _SEQ_TIME_BASE,
+                bit_depth=16 if first.dtype == np.uint16 else 8,
+                codec=Path(files[0]).suffix.lstrip(".").lower(),
+                files=tuple(files),
+            )
+        )
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"{path}: no such file", hint="check the clip path")
+    if p.is_dir():
+        raise InputError(f"{path}: folder holds no image frames", hint=f"expected files ending in {', '.join(IMAGE_EXTS)}")
+    import av
+
+    try:
+        container = av.open(path)
+    except Exception as exc:
+        raise InputError(f"{path}: not a readable video ({type(exc).__name__}: {exc})", hint="check the file is a video FFmpeg can read") from None
+    try:
+        if not container.streams.video:
+            raise InputError(f"{path}: has no video stream", hint="pass a video clip (this file has audio only or is not video)")
+        vs = container.streams.video[0]
+        cc = vs.codec_context
+        if not cc.width or not cc.height:
+            raise InputError(f"{path}: video stream has no frame size", hint="the file may be corrupt")
+        # count frames by demuxing packets (cheap; no decode) for an exact figure
+        count = 0
+        try:
+            for packet in container.demux(vs):
+                if packet.size:
+                    count += 1
+        except av.error.FFmpegError:
+            pass
+        if count == 0:
+            raise InputError(f"{path}: video stream has no frames", hint="the file is empty or truncated")
+        rate = vs.average_rate or vs.guessed_rate or Fraction(24)
+        pix = cc.pix_fmt or ""
+        fmt = cc.format
+        depth = _pix_bit_depth(fmt) if fmt is not None else 8
+        color = {}
+        for k in ("color_range", "color_primaries", "color_trc", "colorspace"):
+            v = getattr(cc, k, None)
+            if v is not None:
+                color[k] = int(v) if not isinstance(v, str) else v
+        info = ClipInfo(
+            path=path,
+            kind="video",
+            width=int(cc.width),
+            height=int(cc.height),
+            frame_count=count,
+            time_base=vs.time_base or Fraction(1, 24),
+            rate=Fraction(rate),
+            bit_depth=int(depth),
+            codec=cc.name,
+            pix_fmt=pix,
+            has_audio=bool(container.streams.audio),
+            has_alpha=bool(fmt is not None and fmt.has_alpha if hasattr(fmt, "has_alpha") else "a" in pix[:5]),
+            color=color,
+        )
+    finally:
+        container.close()
+    return Clip(info)
