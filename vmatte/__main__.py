@@ -1,0 +1,3 @@
+from vmatte.cli import main
+import sys
+sys.exit(main())
