@@ -1,0 +1,169 @@
+"""``vmatte run CLIP --masks DIR [-o OUT]``: the whole chain for one clip."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+
+from vmatte.errors import Interrupted
+
+
+def add_common_input_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("input", metavar="CLIP", help="video file, folder of frames, or printf pattern (frames/%%06d.png)")
+    p.add_argument("--masks", metavar="DIR", default=None, help="folder of keyframe masks named by frame number (000120.png)")
+    p.add_argument("--frames", metavar="START-END", default=None, help="only these clip frames (inclusive), e.g. 1001-1100")
+    p.add_argument("--config", metavar="FILE", default=None, help="TOML config file (see configs/reference.toml)")
+    p.add_argument("--work-size", type=int, default=None, metavar="PX", help="propagation working resolution, long side (default 640)")
+    p.add_argument("--band", type=float, default=None, metavar="FRAC", help="unknown band half-width, fraction of the short side (default 0.012)")
+
+
+def register(subs) -> None:
+    p = subs.add_parser(
+        "run",
+        help="matte a clip from keyframe masks and write RGBA video / sequences / composites",
+        description="Matte CLIP from a few keyframe masks: decode → propagate trimaps → matte → smooth → encode.",
+    )
+    add_common_input_args(p)
+    p.add_argument("-o", "--output", action="append", default=None, metavar="OUT",
+                   help="output path (repeat for several outputs; format from the extension; default CLIP.matte-rgba.mov)")
+    p.add_argument("--pipeline", metavar="NAME", default=None, help="output preset from pipelines/ (vmatte pipelines lists them)")
+    p.add_argument("--engine", choices=["auto", "vitmatte", "classic"], default=None, help="matting engine (default auto)")
+    p.add_argument("--model", default=None, help="hub id, local model folder, or original ViTMatte .pth checkpoint")
+    p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N")
+    p.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16"], default=None)
+    p.add_argument("--batch-size", type=int, default=None, metavar="N", help="frames per forward pass (0 = automatic)")
+    p.add_argument("--alpha-only", action="store_true", help="write a gray alpha matte instead of RGBA")
+    p.add_argument("--composite", metavar="BG", default=None, help="composite over a colour (#00ff00, green), an image or a clip")
+    p.add_argument("--premultiplied", action="store_true", help="write premultiplied colour (default straight alpha)")
+    p.add_argument("--no-decontaminate", action="store_true", help="keep original edge colours (no foreground estimation)")
+    p.add_argument("--no-smooth", action="store_true", help="disable temporal smoothing")
+    p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
+    p.add_argument("--report", metavar="FILE", default=None, help="write a JSON run report here")
+    p.add_argument("--progress", choices=["auto", "bar", "lines", "json", "none"], default=None,
+                   help="progress display on stderr (auto: bar on a terminal, lines otherwise)")
+    p.set_defaults(func=main)
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict:
+    """CLI flags → a partial config dict (the top layer of defaults < file < preset < flags)."""
+    o: dict = {"input": args.input}
+    if args.masks is not None:
+        o["masks"] = args.masks
+    if args.frames is not None:
+        o["frames"] = args.frames
+    prop = {}
+    if getattr(args, "work_size", None) is not None:
+        prop["work_size"] = args.work_size
+    if getattr(args, "band", None) is not None:
+        prop["band"] = args.band
+    if prop:
+        o["propagate"] = prop
+    eng = {k: v for k, v in {
+        "name": getattr(args, "engine", None), "model": getattr(args, "model", None), "device": getattr(args, "device", None),
+        "precision": getattr(args, "precision", None), "batch_size": getattr(args, "batch_size", None),
+    }.items() if v is not None}
+    if eng:
+        o["engine"] = eng
+    patch: dict = {}
+    if getattr(args, "alpha_only", False):
+        patch["content"] = "alpha"
+    if getattr(args, "composite", None):
+        patch["content"] = "composite"
+        patch["background"] = args.composite
+    if getattr(args, "premultiplied", False):
+        patch["premultiplied"] = True
+    if getattr(args, "no_decontaminate", False):
+        patch["decontaminate"] = False
+    if patch:
+        o["output"] = patch
+    if getattr(args, "no_smooth", False):
+        o["smooth"] = {"enabled": False}
+    for key in ("overwrite",):
+        if getattr(args, key, False):
+            o[key] = True
+    if getattr(args, "report", None):
+        o["report"] = args.report
+    if getattr(args, "progress", None):
+        o["progress"] = args.progress
+    return o
+
+
+def build_run_config(args: argparse.Namespace):
+    """Compose the RunConfig from --config, --pipeline and flags; -o paths fill the outputs in order."""
+    from vmatte.config import build_config, load_preset
+    from vmatte.configtools import load_toml
+
+    overrides = overrides_from_args(args)
+    if args.output:
+        base_outputs: list = [{}]
+        if args.pipeline:
+            base_outputs = list(load_preset(args.pipeline).get("outputs") or [{}])
+        elif args.config:
+            base_outputs = list(load_toml(args.config).get("outputs") or [{}])
+        outputs = [dict(o) for o in base_outputs]
+        for i, path in enumerate(args.output):
+            if i < len(outputs):
+                outputs[i]["path"] = path
+            else:
+                outputs.append({"path": path})
+        overrides["outputs"] = outputs
+    return build_config(config_file=args.config, preset=args.pipeline, overrides=overrides)
+
+
+class SignalCancel:
+    """SIGINT/SIGTERM set the run's cancel event (the chain stops within ~0.1 s and cleans up);
+    a second SIGINT forces exit at once."""
+
+    def __init__(self) -> None:
+        self.event = threading.Event()
+        self.signum: int | None = None
+        self._old: dict = {}
+
+    def _handler(self, signum, _frame) -> None:
+        if self.event.is_set() and signum == signal.SIGINT:
+            sys.stderr.write("vmatte: second interrupt, exiting now\n")
+            os._exit(130)
+        self.signum = signum
+        self.event.set()
+
+    def __enter__(self) -> SignalCancel:
+        if threading.current_thread() is threading.main_thread():
+            for s in (signal.SIGINT, signal.SIGTERM):
+                self._old[s] = signal.signal(s, self._handler)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for s, h in self._old.items():
+            signal.signal(s, h)
+
+
+def main(args: argparse.Namespace) -> int:
+    from vmatte.pipeline.progress import Progress
+    from vmatte.pipeline.runner import run
+
+    config = build_run_config(args)
+    progress = Progress(config.progress)
+    with SignalCancel() as sig:
+        try:
+            report = run(config, on_progress=progress, cancel=sig.event)
+        except Interrupted as exc:
+            progress.close()
+            code = 143 if sig.signum == signal.SIGTERM else 130
+            exc.exit_code = code
+            if config.report and getattr(exc, "report", None) is not None:
+                exc.report.exit_code = code
+                exc.report.write_json(config.report)
+            raise
+        finally:
+            progress.close()
+    for w in report.warnings:
+        print(f"vmatte: warning: {w}", file=sys.stderr)
+    outs = ", ".join(report.outputs)
+    print(f"vmatte: wrote {report.frames_written} frames ({report.width}x{report.height}) in {report.times.total:.1f} s "
+          f"({report.fps:.2f} frames/s, engine {report.engine.get('engine', '?')}) → {outs}", file=sys.stderr)
+    if report.suggested_keyframes:
+        print(f"vmatte: new keyframe masks would help most on frames {report.suggested_keyframes}", file=sys.stderr)
+    return 0

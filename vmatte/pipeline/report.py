@@ -1,0 +1,75 @@
+"""The run report: what happened, how long each stage took, what went wrong. JSON-able for farms."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class StageTimes:
+    """Seconds spent in each stage (main-thread stages are exclusive; decode/encode run in their own threads)."""
+
+    probe: float = 0.0
+    load_engine: float = 0.0
+    propagate_prepare: float = 0.0
+    decode_wait: float = 0.0  # main thread waiting for the decoder (>0 means decode is a bottleneck)
+    propagate: float = 0.0
+    engine: float = 0.0
+    smooth: float = 0.0
+    encode_wait: float = 0.0  # main thread blocked on a full encode queue (>0 means encode is a bottleneck)
+    encode: float = 0.0  # encode thread busy time (decontamination + writers)
+    total: float = 0.0
+
+
+@dataclass
+class Report:
+    """Summary of one run. ``status`` is "ok", "error" or "cancelled"; ``exit_code`` matches the CLI's."""
+
+    input: str = ""
+    outputs: list[str] = field(default_factory=list)
+    frame_range: list[int] | None = None
+    frames_decoded: int = 0
+    frames_written: int = 0
+    width: int = 0
+    height: int = 0
+    engine: dict[str, Any] = field(default_factory=dict)
+    times: StageTimes = field(default_factory=StageTimes)
+    warnings: list[str] = field(default_factory=list)
+    corrupt_frames: list[int] = field(default_factory=list)
+    propagation: dict[str, Any] = field(default_factory=dict)
+    smoothing: dict[str, Any] = field(default_factory=dict)
+    status: str = "ok"
+    exit_code: int = 0
+    error: str = ""
+    retryable: bool = False
+    started_at: float = field(default_factory=time.time)
+
+    @property
+    def fps(self) -> float:
+        return self.frames_written / self.times.total if self.times.total > 0 else 0.0
+
+    @property
+    def suggested_keyframes(self) -> list[int]:
+        return list(self.propagation.get("suggested_keyframes", []))
+
+    def warn(self, message: str) -> None:
+        self.warnings.append(message)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["fps"] = round(self.fps, 3)
+        d["suggested_keyframes"] = self.suggested_keyframes
+        return d
+
+    def write_json(self, path: str | os.PathLike) -> None:
+        """Write atomically (temp + rename) so a farm monitor never reads half a report."""
+        p = Path(path)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(self.to_dict(), indent=2, default=str), encoding="utf-8")
+        os.replace(tmp, p)

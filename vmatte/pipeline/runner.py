@@ -1,0 +1,301 @@
+"""The chain, end to end, for one clip:
+
+    [decode thread] --bounded queue--> [main: propagate → engine → smooth] --bounded queue--> [encode thread]
+
+Order of work, so bad input fails fast and nothing is lost:
+1. probe the clip, parse the frame range, validate keyframe masks and output paths (no model loaded yet);
+2. load the engine (unless one was passed in) while the propagation pass runs in a worker thread;
+3. stream frames through the chain; writers work under temporary names;
+4. on success writers rename into place; on any error or cancel they remove their temporaries.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from vmatte.config import RunConfig, parse_frame_range
+from vmatte.errors import InputError, Interrupted, UsageError, VmatteError
+from vmatte.frame import Frame
+from vmatte.pipeline.report import Report
+from vmatte.pipeline.threads import Cancelled, Prefetch, Sink, run_in_thread
+
+ProgressFn = Callable[[dict[str, Any]], None]
+
+
+def resolve_range(text: str, frame_count: int, path: str) -> tuple[int, int]:
+    """``--frames`` text → inclusive (start, end) inside the clip; the whole clip when empty."""
+    rng = parse_frame_range(text)
+    if rng is None:
+        return 0, frame_count - 1
+    start, end = rng
+    if start >= frame_count:
+        raise UsageError(
+            f"--frames {text}: starts at frame {start} but {path} has {frame_count} frames (0-{frame_count - 1})",
+            hint="use a range inside the clip",
+        )
+    return start, min(end, frame_count - 1)
+
+
+class _Chain:
+    """Main-thread stages with per-stage timers. Kept small: the stages do the work."""
+
+    def __init__(self, propagator, engine, smoother, emit: Callable[[Frame], None], report: Report) -> None:
+        self.propagator = propagator
+        self.engine = engine
+        self.smoother = smoother
+        self.emit = emit
+        self.times = report.times
+
+    def push(self, frame: Frame) -> None:
+        t = time.perf_counter()
+        trimapped = self.propagator.push(frame)
+        self.times.propagate += time.perf_counter() - t
+        for f in trimapped:
+            self._matte(self.engine.push, f)
+
+    def flush(self) -> None:
+        t = time.perf_counter()
+        trimapped = self.propagator.flush()
+        self.times.propagate += time.perf_counter() - t
+        for f in trimapped:
+            self._matte(self.engine.push, f)
+        self._matte(lambda _: self.engine.flush(), None)
+        if self.smoother is not None:
+            t = time.perf_counter()
+            out = self.smoother.flush()
+            self.times.smooth += time.perf_counter() - t
+            for f in out:
+                self.emit(f)
+
+    def _matte(self, call, frame) -> None:
+        t = time.perf_counter()
+        matted = call(frame)
+        self.times.engine += time.perf_counter() - t
+        for f in matted:
+            t = time.perf_counter()
+            self.propagator.observe(f)  # alpha feedback for the next trimaps
+            self.times.propagate += time.perf_counter() - t
+            if self.smoother is None:
+                self.emit(f)
+                continue
+            t = time.perf_counter()
+            out = self.smoother.push(f)
+            self.times.smooth += time.perf_counter() - t
+            for g in out:
+                self.emit(g)
+
+
+class _Output:
+    """Encode-thread work: decontaminate once, write to every writer."""
+
+    def __init__(self, writers: list, needs_fg: bool, report: Report, progress: Callable[[int], None]) -> None:
+        self.writers = writers
+        self.needs_fg = needs_fg
+        self.report = report
+        self.progress = progress
+        self.fg_fn = None
+        if needs_fg:
+            from vmatte.io.compose import estimate_foreground
+
+            self.fg_fn = estimate_foreground
+
+    def __call__(self, frame: Frame) -> None:
+        t = time.perf_counter()
+        if self.fg_fn is not None and frame.alpha is not None:
+            frame = frame.replace(foreground=self.fg_fn(frame.rgb_float(), frame.alpha))
+        for w in self.writers:
+            w.write(frame)
+        self.report.times.encode += time.perf_counter() - t
+        self.report.frames_written += 1
+        self.progress(self.report.frames_written)
+
+
+def run(
+    config: RunConfig,
+    engine=None,
+    on_progress: ProgressFn | None = None,
+    cancel: threading.Event | None = None,
+) -> Report:
+    """Matte one clip per ``config``. Returns the report; raises VmatteError subclasses on failure
+    (the report of a failed run is attached as ``err.report``). A passed-in ``engine`` is reused, not closed."""
+    report = Report(input=config.input)
+    cancel = cancel or threading.Event()
+    t_start = time.perf_counter()
+    try:
+        _run(config, engine, on_progress, cancel, report)
+    except Cancelled:
+        err = Interrupted("cancelled")
+        _fail(report, err)
+        err.report = report  # type: ignore[attr-defined]
+        raise err from None
+    except VmatteError as err:
+        _fail(report, err)
+        err.report = report  # type: ignore[attr-defined]
+        raise
+    finally:
+        report.times.total = time.perf_counter() - t_start
+        if config.report:
+            report.write_json(config.report)
+    return report
+
+
+def _fail(report: Report, err: VmatteError) -> None:
+    report.status = "cancelled" if isinstance(err, Interrupted) else "error"
+    report.exit_code = err.exit_code
+    report.error = str(err)
+    report.retryable = err.retryable
+
+
+def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report: Report) -> None:
+    from vmatte.io.decode import open_clip
+    from vmatte.io.encode import check_output_path, open_writer, resolve_output_path
+    from vmatte.io.masks import load_keyframes
+    from vmatte.propagate import Propagator
+
+    emit_progress = on_progress or (lambda event: None)
+    if not config.input:
+        raise UsageError("no input clip given", hint="vmatte run CLIP --masks DIR")
+    if not config.masks:
+        raise UsageError("no keyframe masks given", hint="pass --masks DIR (a folder of masks named by frame number)")
+
+    # 1. everything that can be wrong with the inputs, before any model loads
+    t = time.perf_counter()
+    clip = open_clip(config.input)
+    info = clip.info
+    report.width, report.height = info.width, info.height
+    start, end = resolve_range(config.frames, info.frame_count, info.path)
+    report.frame_range = [start, end]
+    keyframes = load_keyframes(config.masks, info)
+    for w in getattr(keyframes, "warnings", []) or []:
+        report.warn(w)
+    if not config.outputs:
+        raise UsageError("no outputs configured", hint="pass -o OUT or a --pipeline preset")
+    finals = []
+    for out_cfg in config.outputs:
+        final = resolve_output_path(out_cfg, info)
+        if final in finals:
+            raise UsageError(f"{final}: two outputs write to the same path", hint="give each output its own path")
+        check_output_path(final, info, overwrite=config.overwrite)
+        finals.append(final)
+    report.outputs = [str(p) for p in finals]
+    report.times.probe = time.perf_counter() - t
+
+    # 2. propagation pass (worker thread) while the engine loads (main thread owns the model/GPU)
+    propagator = Propagator(clip, keyframes, config.propagate, frame_range=(start, end), cancel=cancel)
+    t = time.perf_counter()
+
+    def prepare() -> None:
+        propagator.prepare(on_progress=lambda done, total: emit_progress({"stage": "propagate", "done": done, "total": total}))
+
+    join_prepare = run_in_thread(prepare, name="propagate")
+    own_engine = engine is None
+    try:
+        if own_engine:
+            from vmatte.engine import load_engine
+
+            t_load = time.perf_counter()
+            engine = load_engine(config.engine, on_warning=report.warn)
+            report.times.load_engine = time.perf_counter() - t_load
+    finally:
+        join_prepare()  # always join: no thread is left running, its error surfaces here
+    report.times.propagate_prepare = time.perf_counter() - t
+    report.engine = dict(engine.describe())
+
+    smoother = None
+    warmup = 0
+    if config.smooth.enabled:
+        from vmatte.temporal.smooth import TemporalSmoother
+
+        smoother = TemporalSmoother(config.smooth)
+        warmup = int(getattr(smoother, "warmup_frames", 0))
+    decode_start = max(0, start - warmup)  # warm-up frames make a chunk's smoothing equal a full run's
+
+    # 3. stream
+    batch = max(1, int(getattr(engine, "batch_size", 1) or 1))
+    depth = config.pipeline.queue_depth or max(4, 2 * batch)
+    total = end - start + 1
+    t_stream = time.perf_counter()
+
+    def progress_written(done: int) -> None:
+        elapsed = time.perf_counter() - t_stream
+        fps = done / elapsed if elapsed > 0 else 0.0
+        eta = (total - done) / fps if fps > 0 else None
+        emit_progress({"stage": "matte", "done": done, "total": total, "fps": round(fps, 3), "eta_s": eta})
+
+    writers: list = []
+    sink = None
+    succeeded = False
+    try:
+        for out_cfg in config.outputs:
+            writers.append(open_writer(out_cfg, info, overwrite=config.overwrite, threads=config.pipeline.encode_threads, frame_range=(start, end)))
+        from vmatte.io.compose import needs_foreground
+
+        needs_fg = any(needs_foreground(c) for c in config.outputs)
+        sink = Sink(_Output(writers, needs_fg, report, progress_written), depth=depth, cancel=cancel, name="encode")
+
+        def emit(frame: Frame) -> None:
+            if frame.index < start:  # smoothing warm-up frame of a chunk: not ours to write
+                return
+            if cancel.is_set():
+                raise Cancelled()
+            t0 = time.perf_counter()
+            sink.put(frame)
+            report.times.encode_wait += time.perf_counter() - t0
+
+        chain = _Chain(propagator, engine, smoother, emit, report)
+        corrupt: list[int] = []
+        frames = clip.frames(decode_start, end, max_corrupt=config.pipeline.max_corrupt_frames, corrupt=corrupt)
+        with Prefetch(frames, depth=depth, cancel=cancel, name="decode") as decoded:
+            t_wait = time.perf_counter()
+            for frame in decoded:
+                report.times.decode_wait += time.perf_counter() - t_wait
+                if cancel.is_set():
+                    raise Cancelled()
+                report.frames_decoded += 1
+                chain.push(frame)
+                t_wait = time.perf_counter()
+            chain.flush()
+        report.corrupt_frames = corrupt
+        if corrupt:
+            report.warn(f"{len(corrupt)} corrupt frame(s) skipped near {corrupt[:10]}")
+        sink.close()
+        sink = None
+        if report.frames_written == 0:
+            raise InputError(f"{info.path}: no frames decoded in range {start}-{end}", hint="the clip may be corrupt")
+        for w in writers:
+            w.close()
+        succeeded = True
+    finally:
+        if sink is not None:
+            sink.abort()
+        if not succeeded:
+            for w in writers:
+                try:
+                    w.abort()
+                except Exception:
+                    pass
+        if own_engine and engine is not None:
+            engine.close()
+        elif engine is not None:
+            # a reused engine must come back clean for the next clip
+            try:
+                engine.flush()
+            except Exception:
+                pass
+    report.propagation = dict(propagator.summary())
+    if smoother is not None:
+        report.smoothing = dict(smoother.stats())
+    if report.frames_written != total:
+        report.warn(f"wrote {report.frames_written} of {total} frames in range {start}-{end}")
+    report.outputs = [str(w.path) for w in writers]
+    report.status = "ok"
+
+
+def default_outputs_for(input_path: str) -> Path:
+    """Where ``vmatte run CLIP`` writes when no -o is given: CLIP.matte.mov beside the clip."""
+    p = Path(input_path)
+    return p.with_name(p.stem + ".matte.mov")
