@@ -136,6 +136,9 @@ def run(
         _fail(report, err)
         err.report = report  # type: ignore[attr-defined]
         raise
+    except Exception as exc:  # a bug: keep the traceback, but the report still says what happened
+        report.status, report.exit_code, report.error = "error", 1, f"{type(exc).__name__}: {exc}"
+        raise
     finally:
         report.times.total = time.perf_counter() - t_start
         if config.report:
