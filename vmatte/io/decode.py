@@ -36,7 +36,11 @@ class ClipInfo:
     time_base: seconds per pts tick of the video stream.
     rate: average frame rate (frames/s), for encoders that need one; timing itself comes from pts.
     bit_depth: bits per component of the source pixel format (8, 10, 12, 16).
-    color: colour metadata of the source: range, primaries, transfer, matrix (FFmpeg names; may be empty).
+    color: colour metadata of the source as FFmpeg enum values: ``color_range`` (1 limited, 2 full),
+        ``color_primaries``, ``color_trc``, ``colorspace`` (matrix); 2 = unspecified. Writers carry them over.
+    has_alpha: the source stores alpha (yuva/rgba pixel formats, or VP9 with a WebM alpha plane).
+    rotation: display rotation in degrees counter-clockwise from the display matrix (frames are NOT rotated).
+    start_time_s: presentation time of the first frame (s); background clips and chunks are timed from it.
     """
 
     path: str
@@ -54,6 +58,7 @@ class ClipInfo:
     rotation: int = 0
     color: dict = field(default_factory=dict)
     files: tuple[str, ...] = ()  # image sequences: the frame files in order
+    start_time_s: float = 0.0
 
     @property
     def size(self) -> tuple[int, int]:
@@ -61,18 +66,41 @@ class ClipInfo:
 
 
 def _pix_bit_depth(fmt) -> int:
+    """Bits per component of a PyAV VideoFormat (yuv420p10le → 10, yuva444p12le → 12, rgb24 → 8)."""
     try:
         return max(c.bits for c in fmt.components)
     except Exception:
         return 8
 
 
+def _pix_has_alpha(fmt) -> bool:
+    try:
+        return any(c.is_alpha for c in fmt.components)
+    except Exception:
+        return False
+
+
+def is_vp9_alpha(stream) -> bool:
+    """True for a VP9 stream whose WebM/Matroska track says it carries an alpha plane (``alpha_mode=1``).
+
+    FFmpeg's native vp9 decoder ignores that plane; read it with :mod:`vmatte.io.readback` (libvpx)."""
+    meta = {k.lower(): v for k, v in (stream.metadata or {}).items()}
+    return stream.codec_context.name in ("vp9", "libvpx-vp9") and meta.get("alpha_mode") == "1"
+
+
 def _sequence_files(path: str) -> list[str] | None:
     """Resolve a folder of images or a printf pattern to a sorted file list (None if ``path`` is neither)."""
     p = Path(path)
     if _PRINTF.search(path):
-        globbed = glob.glob(_PRINTF.sub(lambda m: "[0-9]" * int(m.group(1)) if m.group(1) else "*", glob.escape(path).replace("[%]", "%")))
-        rx = re.compile("^" + _PRINTF.sub(lambda m: r"(\d+)", re.escape(os.path.basename(path)).replace(r"\%", "%")) + "$")
+        globbed = glob.glob(
+            _PRINTF.sub(
+                lambda m: "[0-9]" * int(m.group(1)) if m.group(1) else "*",
+                glob.escape(path).replace("[%]", "%"),
+            )
+        )
+        rx = re.compile(
+            "^" + _PRINTF.sub(lambda m: r"(\d+)", re.escape(os.path.basename(path)).replace(r"\%", "%")) + "$"
+        )
         items = []
         for f in globbed:
             m = rx.match(os.path.basename(f))
@@ -118,7 +146,9 @@ class Clip:
     def __init__(self, info: ClipInfo) -> None:
         self.info = info
 
-    def frames(self, start: int = 0, end: int | None = None, *, max_corrupt: int = 10, corrupt: list | None = None) -> Iterator[Frame]:
+    def frames(
+        self, start: int = 0, end: int | None = None, *, max_corrupt: int = 10, corrupt: list | None = None
+    ) -> Iterator[Frame]:
         """Yield frames ``start..end`` inclusive (clip frame numbers). ``corrupt`` collects skipped indices."""
         if self.info.kind == "sequence":
             yield from self._sequence_frames(start, end)
@@ -161,7 +191,9 @@ class Clip:
                     # a broken container past this point: stop reading, report what was lost
                     corrupt.append(index)
                     if len(corrupt) > max_corrupt:
-                        raise InputError(f"{self.info.path}: demux failed near frame {index} ({exc})") from None
+                        raise InputError(
+                            f"{self.info.path}: demux failed near frame {index} ({exc})"
+                        ) from None
                     break
                 try:
                     decoded = packet.decode()
@@ -177,12 +209,22 @@ class Clip:
                     if end is not None and index > end:
                         return
                     if index >= start:
-                        pts = vf.pts if vf.pts is not None else (last_pts + 1 if last_pts is not None else index)
+                        pts = (
+                            vf.pts
+                            if vf.pts is not None
+                            else (last_pts + 1 if last_pts is not None else index)
+                        )
                         last_pts = pts
-                        rgb = vf.to_ndarray(format=fmt)
+                        # swscale treats an unstated range as limited: pass the frame's own range
+                        rgb = vf.to_ndarray(format=fmt, src_color_range=vf.color_range or None)
                         if deep:
                             rgb = rgb.astype(np.uint16, copy=False)
-                        yield Frame(index=index, pts=int(pts), time_base=stream.time_base or self.info.time_base, rgb=rgb)
+                        yield Frame(
+                            index=index,
+                            pts=int(pts),
+                            time_base=stream.time_base or self.info.time_base,
+                            rgb=rgb,
+                        )
                     index += 1
         finally:
             container.close()
@@ -194,7 +236,9 @@ def open_clip(path: str | os.PathLike) -> Clip:
     files = _sequence_files(path)
     if files is not None:
         if not files:
-            raise InputError(f"{path}: no image frames found", hint=f"expected files ending in {', '.join(IMAGE_EXTS)}")
+            raise InputError(
+                f"{path}: no image frames found", hint=f"expected files ending in {', '.join(IMAGE_EXTS)}"
+            )
         first = _read_image(files[0])
         h, w = first.shape[:2]
         return Clip(
@@ -215,53 +259,90 @@ def open_clip(path: str | os.PathLike) -> Clip:
     if not p.exists():
         raise InputError(f"{path}: no such file", hint="check the clip path")
     if p.is_dir():
-        raise InputError(f"{path}: folder holds no image frames", hint=f"expected files ending in {', '.join(IMAGE_EXTS)}")
+        raise InputError(
+            f"{path}: folder holds no image frames", hint=f"expected files ending in {', '.join(IMAGE_EXTS)}"
+        )
     import av
 
     try:
         container = av.open(path)
     except Exception as exc:
-        raise InputError(f"{path}: not a readable video ({type(exc).__name__}: {exc})", hint="check the file is a video FFmpeg can read") from None
+        raise InputError(
+            f"{path}: not a readable video ({type(exc).__name__}: {exc})",
+            hint="check the file is a video FFmpeg can read",
+        ) from None
     try:
         if not container.streams.video:
-            raise InputError(f"{path}: has no video stream", hint="pass a video clip (this file has audio only or is not video)")
+            raise InputError(
+                f"{path}: has no video stream",
+                hint="pass a video clip (this file has audio only or is not video)",
+            )
         vs = container.streams.video[0]
         cc = vs.codec_context
         if not cc.width or not cc.height:
             raise InputError(f"{path}: video stream has no frame size", hint="the file may be corrupt")
         # count frames by demuxing packets (cheap; no decode) for an exact figure
         count = 0
+        min_pts = None
         try:
             for packet in container.demux(vs):
                 if packet.size:
                     count += 1
+                    if packet.pts is not None and (min_pts is None or packet.pts < min_pts):
+                        min_pts = packet.pts
         except av.error.FFmpegError:
             pass
         if count == 0:
             raise InputError(f"{path}: video stream has no frames", hint="the file is empty or truncated")
+        # decode one frame: the display matrix (rotation) and real pixel format live on frames
+        rotation = 0
+        first_fmt = None
+        first_color: dict = {}
+        try:
+            container.seek(0)
+            for vf in container.decode(vs):
+                rotation = round(getattr(vf, "rotation", 0) or 0) % 360
+                first_fmt = vf.format
+                first_color = {
+                    k: int(getattr(vf, k, 0) or 0)
+                    for k in ("color_range", "color_primaries", "color_trc", "colorspace")
+                }
+                break
+        except (av.error.FFmpegError, ValueError):
+            pass
         rate = vs.average_rate or vs.guessed_rate or Fraction(24)
         pix = cc.pix_fmt or ""
-        fmt = cc.format
+        fmt = cc.format if cc.format is not None else first_fmt
+        if first_fmt is not None and _pix_bit_depth(first_fmt) > _pix_bit_depth(fmt):
+            fmt = first_fmt
         depth = _pix_bit_depth(fmt) if fmt is not None else 8
+        vp9_alpha = is_vp9_alpha(vs)
+        tb = vs.time_base or Fraction(1, 24)
         color = {}
         for k in ("color_range", "color_primaries", "color_trc", "colorspace"):
             v = getattr(cc, k, None)
             if v is not None:
                 color[k] = int(v) if not isinstance(v, str) else v
+            # the stream header may leave a field unspecified that the bitstream (first frame) states
+            unspecified = 0 if k == "color_range" else 2
+            if color.get(k, unspecified) == unspecified and first_color.get(k, unspecified) != unspecified:
+                color[k] = first_color[k]
         info = ClipInfo(
             path=path,
             kind="video",
             width=int(cc.width),
             height=int(cc.height),
             frame_count=count,
-            time_base=vs.time_base or Fraction(1, 24),
+            time_base=tb,
             rate=Fraction(rate),
             bit_depth=int(depth),
             codec=cc.name,
-            pix_fmt=pix,
+            pix_fmt="yuva420p" if vp9_alpha and pix == "yuv420p" else pix,
             has_audio=bool(container.streams.audio),
-            has_alpha=bool(fmt is not None and fmt.has_alpha if hasattr(fmt, "has_alpha") else "a" in pix[:5]),
+            has_alpha=vp9_alpha or (fmt is not None and _pix_has_alpha(fmt)),
+            rotation=rotation,
             color=color,
+            start_time_s=float(min_pts * tb) if min_pts is not None else 0.0,
         )
     finally:
         container.close()

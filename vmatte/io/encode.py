@@ -1,26 +1,52 @@
-"""Frame → files. Writers are created per output by :func:`open_writer`; the runner feeds them in a thread.
+"""Frame → files: the entry point for writers. The runner creates one writer per output with
+:func:`open_writer` and feeds every writer each frame (from the encode thread).
 
-Every writer works under a temporary name beside the final path and renames on :meth:`Writer.close`, so a
-killed job never leaves a plausible file; :meth:`Writer.abort` removes the temporary. Inputs are never opened
-for writing. This module never imports torch.
+Contract of a writer: ``write(frame)`` per frame in presentation order; ``close()`` finalises (video: temp file
+renamed to the final path; sequences: each frame file was already written to a temp name and renamed);
+``abort()`` removes temporaries. ``path`` is the final path (a printf pattern for sequences); ``notes`` lists
+user-facing remarks (e.g. audio re-encoded). Several outputs from one run are independent writer objects.
+
+Before calling ``write``, the runner sets ``Frame.foreground`` once per frame (via
+:func:`vmatte.io.compose.estimate_foreground`) when any output's :func:`~vmatte.io.compose.needs_foreground`
+is true; a writer used alone estimates it itself. This module never imports torch.
 """
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Protocol
 
-import numpy as np
-
-from vmatte.errors import DiskFull, OutputError
+from vmatte.errors import OutputError
 from vmatte.frame import Frame
 from vmatte.io.config import OutputConfig
 from vmatte.io.decode import ClipInfo
+from vmatte.io.formats import FORMATS, FormatSpec, format_for
+from vmatte.io.writers.common import temp_path
+from vmatte.io.writers.external import FfmpegWriter, ffmpeg_binary
+from vmatte.io.writers.sequence import SequenceWriter, frame_file
+from vmatte.io.writers.video import VideoWriter
+
+__all__ = [
+    "FORMATS",
+    "Writer",
+    "check_output_path",
+    "ffmpeg_binary",
+    "format_for",
+    "frame_file",
+    "open_writer",
+    "resolve_output_path",
+    "temp_path",
+]
+
+_PRINTF = re.compile(r"%0?\d*d")
+_SEQ_PAD = 6  # default digits of derived sequence names (clips up to a million frames)
 
 
 class Writer(Protocol):
     path: Path
+    notes: list[str]
 
     def write(self, frame: Frame) -> None: ...
 
@@ -29,119 +55,116 @@ class Writer(Protocol):
     def abort(self) -> None: ...
 
 
-def temp_path(final: Path) -> Path:
-    """Hidden sibling of ``final`` with the same extension (muxers pick the format from it)."""
-    return final.with_name(f".{final.stem}.vmatte-tmp-{os.getpid()}{final.suffix}")
+def _input_stem(info: ClipInfo) -> str:
+    src = Path(info.path)
+    if info.kind == "video":
+        return src.stem
+    # a sequence: "shots/a/frame.%04d.png" → "frame"; a folder "shots/a/" → "a"
+    name = src.name if not _PRINTF.search(src.name) else _PRINTF.sub("", src.name)
+    name = name.split(".")[0].rstrip("._-") if name else ""
+    return name or src.parent.name or "frames"
+
+
+def resolve_output_path(cfg: OutputConfig, info: ClipInfo) -> Path:
+    """Final path of an output: a file for video formats, a printf pattern (``.../name.%06d.png``) for sequences.
+
+    Empty ``cfg.path``: beside the input, ``<stem>.<content>.<ext>`` (video) or folder ``<stem>.<content>/``
+    holding ``<stem>.%06d.<ext>`` (sequence). A sequence path that is a folder (ends with '/' or has no
+    extension) gets ``<stem>.%06d.<ext>`` inside it; a pattern is used as given.
+    """
+    spec = format_for(cfg)
+    stem = _input_stem(info)
+    suffix = {"rgba": "matte-rgba", "alpha": "matte", "composite": "comp"}[cfg.content]
+    src_dir = Path(info.path).parent
+    if spec.kind == "video":
+        if not cfg.path:
+            return src_dir / f"{stem}.{suffix}{spec.ext}"
+        return Path(cfg.path)
+    if not cfg.path:
+        return src_dir / f"{stem}.{suffix}" / f"{stem}.%0{_SEQ_PAD}d{spec.ext}"
+    p = Path(cfg.path)
+    if _PRINTF.search(p.name):
+        if len(_PRINTF.findall(p.name)) != 1 or _PRINTF.search(str(p.parent)):
+            raise OutputError(
+                f"{cfg.path}: a sequence pattern needs exactly one %0Nd, in the file name",
+                hint="e.g. out/shot.%04d.exr",
+            )
+        return p
+    if cfg.path.endswith(("/", os.sep)) or not p.suffix:
+        return p / f"{stem}.%0{_SEQ_PAD}d{spec.ext}"
+    raise OutputError(
+        f"{cfg.path}: an image sequence needs a frame-number pattern",
+        hint=f"e.g. {p.with_name(p.stem + '.%04d' + p.suffix)}",
+    )
 
 
 def check_output_path(final: Path, info: ClipInfo, *, overwrite: bool) -> None:
-    """Refuse outputs that would clobber the input or an existing file, or that cannot be written."""
+    """Refuse outputs that would clobber the input or an existing file, or that cannot be written.
+
+    For a sequence pattern only the folder is checked here; the frame files this run will write are checked
+    by :func:`open_writer`, which knows the frame range (other chunks' frames beside them are fine).
+    """
+    pattern = bool(_PRINTF.search(final.name))
     final = final.resolve()
     try:
         same = Path(info.path).exists() and final.exists() and os.path.samefile(final, info.path)
     except OSError:
         same = False
-    if same or final == Path(info.path).resolve():
-        raise OutputError(f"{final}: output path is the input clip", hint="choose another -o path; inputs are never overwritten")
-    if final.exists() and not overwrite:
+    if (
+        same
+        or final == Path(info.path).resolve()
+        or (pattern and info.kind == "sequence" and str(final) == str(Path(info.path).resolve()))
+    ):
+        raise OutputError(
+            f"{final}: output path is the input clip",
+            hint="choose another -o path; inputs are never overwritten",
+        )
+    if not pattern and final.exists() and not overwrite:
         raise OutputError(f"{final}: already exists", hint="pass --overwrite or choose another -o path")
+    if not pattern and final.is_dir():
+        raise OutputError(f"{final}: is a folder", hint="give a file name for video outputs")
     parent = final.parent
     if not parent.exists():
         try:
             parent.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise OutputError(f"{parent}: cannot create output folder ({exc.strerror})") from None
+    if not parent.is_dir():
+        raise OutputError(f"{parent}: is not a folder", hint="choose another -o path")
     if not os.access(parent, os.W_OK):
         raise OutputError(f"{parent}: output folder is not writable", hint="choose a writable -o path")
+    if pattern and info.kind == "sequence":
+        rx = re.compile("^" + _PRINTF.sub(r"\\d+", re.escape(final.name).replace("\\%", "%")) + "$")
+        for f in info.files:
+            if os.path.realpath(Path(f).parent) == os.path.realpath(final.parent) and rx.match(Path(f).name):
+                raise OutputError(
+                    f"{final}: output frames would overwrite the input sequence",
+                    hint="write the sequence to another folder or name",
+                )
 
 
-def _oserror(exc: OSError, path: Path) -> Exception:
-    import errno
+def open_writer(
+    cfg: OutputConfig,
+    info: ClipInfo,
+    *,
+    overwrite: bool = False,
+    threads: int = 0,
+    frame_range: tuple[int, int] | None = None,
+) -> Writer:
+    """Create the writer for one output (checks the path first; nothing final exists until ``close``).
 
-    if exc.errno == errno.ENOSPC:
-        return DiskFull(f"{path}: no space left on device", hint="free space or write elsewhere; nothing partial was kept")
-    return OutputError(f"{path}: write failed ({exc.strerror or exc})")
-
-
-def to_rgba16(frame: Frame, cfg: OutputConfig) -> np.ndarray:
-    """(H, W, 4) uint16 RGBA (straight or premultiplied per ``cfg``) from the frame's colour and alpha."""
-    a = frame.alpha if frame.alpha is not None else np.ones(frame.rgb.shape[:2], np.float32)
-    col = frame.foreground if frame.foreground is not None else frame.rgb_float()
-    if cfg.premultiplied:
-        col = col * a[..., None]
-    out = np.empty((*a.shape, 4), np.uint16)
-    out[..., :3] = np.clip(col * 65535.0 + 0.5, 0, 65535)
-    out[..., 3] = np.clip(a * 65535.0 + 0.5, 0, 65535)
-    return out
-
-
-class ProResWriter:
-    """RGBA ProRes 4444 (.mov, prores_ks profile 4444, yuva444p10le), straight alpha by default."""
-
-    def __init__(self, final: Path, info: ClipInfo, cfg: OutputConfig, threads: int = 0) -> None:
-        import av
-
-        self.path = final
-        self.cfg = cfg
-        self.info = info
-        self._tmp = temp_path(final)
-        try:
-            self._out = av.open(str(self._tmp), "w")
-        except OSError as exc:
-            raise _oserror(exc, final) from None
-        s = self._out.add_stream("prores_ks", rate=info.rate)
-        s.width, s.height = info.width, info.height
-        s.pix_fmt = "yuva444p10le"
-        s.time_base = info.time_base
-        s.codec_context.time_base = info.time_base
-        s.options = {"profile": "4444", "vendor": "apl0", **cfg.options}
-        s.thread_type = "FRAME"
-        s.thread_count = threads or os.cpu_count() or 1
-        self._stream = s
-
-    def write(self, frame: Frame) -> None:
-        import av
-
-        rgba = to_rgba16(frame, self.cfg)
-        vf = av.VideoFrame.from_ndarray(rgba, format="rgba64le")
-        vf.pts = frame.pts
-        vf.time_base = frame.time_base
-        try:
-            for packet in self._stream.encode(vf):
-                self._out.mux(packet)
-        except OSError as exc:
-            raise _oserror(exc, self.path) from None
-
-    def close(self) -> None:
-        try:
-            for packet in self._stream.encode():
-                self._out.mux(packet)
-            self._out.close()
-        except OSError as exc:
-            self.abort()
-            raise _oserror(exc, self.path) from None
-        os.replace(self._tmp, self.path)
-
-    def abort(self) -> None:
-        try:
-            self._out.close()
-        except Exception:
-            pass
-        try:
-            self._tmp.unlink()
-        except FileNotFoundError:
-            pass
-
-
-def default_output_path(info: ClipInfo, cfg: OutputConfig) -> Path:
-    src = Path(info.path)
-    stem = src.stem if info.kind == "video" else src.name.rstrip("/") or "frames"
-    suffix = {"rgba": "matte-rgba", "alpha": "matte", "composite": "comp"}[cfg.content]
-    return src.with_name(f"{stem}.{suffix}.mov")
-
-
-def open_writer(cfg: OutputConfig, info: ClipInfo, *, overwrite: bool = False, threads: int = 0) -> Writer:
-    """Create the writer for one output (checks the path first; nothing is created until this succeeds)."""
-    final = Path(cfg.path) if cfg.path else default_output_path(info, cfg)
+    Args:
+        cfg: the output's config.
+        info: the input clip (size, timing, colour, audio, bit depth).
+        overwrite: replace existing outputs (for sequences: this run's frame files).
+        threads: encoder threads when ``cfg.threads`` is 0; 0 = all cores.
+        frame_range: inclusive clip frame indices this run writes (render-farm chunk); None = whole clip.
+    """
+    final = resolve_output_path(cfg, info)
     check_output_path(final, info, overwrite=overwrite)
-    return ProResWriter(final, info, cfg, threads=threads)
+    spec: FormatSpec = format_for(cfg)
+    if cfg.writer == "ffmpeg":
+        return FfmpegWriter(final, info, cfg, spec, threads=threads, frame_range=frame_range)
+    if spec.kind == "sequence":
+        return SequenceWriter(final, info, cfg, spec, overwrite=overwrite, frame_range=frame_range)
+    return VideoWriter(final, info, cfg, spec, threads=threads, frame_range=frame_range)

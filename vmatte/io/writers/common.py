@@ -1,0 +1,120 @@
+"""Pieces every writer shares: temp names, OS-error mapping, and turning a Frame into output pixels.
+
+Pixel pipeline of one output frame (all float32 in [0, 1] until the last step):
+colour = decontaminated foreground (if the output asks for it) else the frame's rgb → content:
+rgba = colour (premultiplied on request) + alpha; alpha = the matte; composite = colour over the background →
+quantised to the writer's integer depth (uint8 or uint16 full scale) or kept float (EXR).
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+import numpy as np
+
+from vmatte.errors import DiskFull, OutputError
+from vmatte.frame import Frame
+from vmatte.io.compose import Background, composite, estimate_foreground, needs_foreground, premultiply
+from vmatte.io.config import OutputConfig
+
+
+def temp_path(final: Path) -> Path:
+    """Hidden sibling of ``final`` with the same extension (muxers pick the format from it)."""
+    return final.with_name(f".{final.stem}.vmatte-tmp-{os.getpid()}{final.suffix}")
+
+
+def oserror(exc: OSError, path: Path) -> Exception:
+    """OSError while writing ``path`` → DiskFull (retryable) or OutputError, one line."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return DiskFull(
+            f"{path}: no space left on device", hint="free space or write elsewhere; nothing partial was kept"
+        )
+    return OutputError(f"{path}: write failed ({exc.strerror or exc})")
+
+
+def alpha_note(cfg: OutputConfig) -> str:
+    """'straight' or 'premultiplied' (what RGBA outputs record in their metadata)."""
+    return "premultiplied" if cfg.premultiplied else "straight"
+
+
+def comment_for(cfg: OutputConfig) -> str:
+    """Human-readable container comment describing the alpha convention of this output."""
+    if cfg.content == "rgba":
+        return f"vmatte: RGBA, {alpha_note(cfg)} alpha" + (
+            ", decontaminated edges" if cfg.decontaminate else ""
+        )
+    if cfg.content == "alpha":
+        return "vmatte: alpha matte (gray: white = foreground)"
+    return f"vmatte: composite over {cfg.background}"
+
+
+class PixelSource:
+    """Renders a frame's output pixels for one output config.
+
+    ``render(frame)`` → float32 in [0, 1]: (H, W, 4) RGBA for content="rgba", (H, W) for "alpha",
+    (H, W, 3) for "composite". Frames without alpha are treated as fully opaque.
+    ``start_time_s`` is the clip's first frame time, so a background clip starts with the input.
+    """
+
+    def __init__(self, cfg: OutputConfig, start_time_s: float = 0.0) -> None:
+        self.cfg = cfg
+        self.start_time_s = start_time_s
+        self.background = Background(cfg.background) if cfg.content == "composite" else None
+
+    def colour(self, frame: Frame, alpha: np.ndarray) -> np.ndarray:
+        if needs_foreground(self.cfg):
+            if frame.foreground is not None:
+                return frame.foreground
+            if frame.alpha is not None:
+                # standalone use (the runner normally sets Frame.foreground once for all writers)
+                return estimate_foreground(frame.rgb_float(), alpha)
+        return frame.rgb_float()
+
+    def render(self, frame: Frame) -> np.ndarray:
+        alpha = frame.alpha if frame.alpha is not None else np.ones(frame.rgb.shape[:2], np.float32)
+        alpha = np.clip(alpha, 0.0, 1.0)
+        content = self.cfg.content
+        if content == "alpha":
+            return alpha
+        col = self.colour(frame, alpha)
+        if content == "composite":
+            assert self.background is not None
+            t = (frame.time_s if frame.time_s is not None else float(frame.index) / 24.0) - self.start_time_s
+            bg = self.background.at(t, frame.width, frame.height)
+            return np.clip(composite(col, alpha, bg), 0.0, 1.0)
+        if self.cfg.premultiplied:
+            col = premultiply(col, alpha)
+        out = np.empty((*alpha.shape, 4), np.float32)
+        out[..., :3] = col
+        out[..., 3] = alpha
+        return out
+
+    def close(self) -> None:
+        if self.background is not None:
+            self.background.close()
+
+
+def quantize(img: np.ndarray, depth: int) -> np.ndarray:
+    """float32 [0, 1] → uint8 (depth 8) or uint16 full scale 0..65535 (any deeper depth), rounded."""
+    if depth <= 8:
+        return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
+    return (np.clip(img, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
+
+
+def srgb_to_linear(x: np.ndarray) -> np.ndarray:
+    """sRGB-encoded float → linear light (IEC 61966-2-1 EOTF), float32; the inverse of decode.py's EXR read."""
+    x = np.clip(x, 0.0, 1.0)
+    return np.where(x <= 0.04045, x / 12.92, np.power((x + 0.055) / 1.055, 2.4)).astype(np.float32)
+
+
+def remove_quietly(path: Path | None) -> None:
+    if path is None:
+        return
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+    except OSError:
+        pass
