@@ -118,7 +118,9 @@ class FfmpegWriter:
         if self.enc_pix.startswith("yuv") and matrix:
             # swscale would use BT.601 for RGB→YUV unless told; convert with the matrix we tag
             rng = "pc" if tags.get("color_range") == 2 else "tv"
-            out_kwargs["vf"] = f"scale=out_color_matrix={_SCALE_MATRIX[matrix]}:out_range={rng}"
+            # setparams tags the frames too: ffmpeg 5.x lets untagged frames override -colorspace
+            params = ":".join(f"{k}={tags[t]}" for k, t in (("colorspace", "colorspace"), ("color_primaries", "color_primaries"), ("color_trc", "color_trc")) if t in tags)
+            out_kwargs["vf"] = f"scale=out_color_matrix={_SCALE_MATRIX[matrix]}:out_range={rng},setparams=range={rng}:{params}"
         for key, flag in (
             ("color_range", "color_range"),
             ("color_primaries", "color_primaries"),

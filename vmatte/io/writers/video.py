@@ -300,6 +300,8 @@ class VideoWriter:
 
         wide = self._src_fmt in ("rgba64le", "rgb48le", "gray16le")
         img = quantize(self._pixels.render(frame), 16 if wide else 8)
+        if img.ndim == 2 and not self._src_fmt.startswith("gray"):
+            img = np.repeat(img[..., None], 3, axis=2)  # a matte in an RGB/YUV codec: R = G = B = alpha
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format=self._src_fmt)
         if self._enc_pix.startswith("yuv"):
             vf = vf.reformat(
