@@ -15,9 +15,17 @@ class PropagateConfig:
 
     work_size: long side in px of the working resolution used for flow (results are upsampled).
     band: unknown band half-width at keyframes drawn as binary masks / soft alphas, fraction of the short side.
-    band_min / band_max: limits of the adaptive band between keyframes, fraction of the short side.
+    band_min / band_max: limits of the adaptive band between keyframes, fraction of the short side: band_min
+        where both directions agree and flow is consistent, up to band_max where flow is inconsistent.
     flow: OpenCV DIS preset.
-    use_alpha_feedback: warp the previous frame's alpha as extra trimap evidence.
+    use_alpha_feedback: warp the latest matted alpha (observe()) as extra trimap evidence.
+    suggest_keyframes: how many frames to suggest for new keyframe masks.
+    snap: guided-filter the propagated probability with the frame before thresholding (edge snapping).
+    snap_radius: guided filter radius, fraction of the working short side.
+    sure: probability a pixel needs (>= sure or <= 1 - sure) in every weighted direction to be definite.
+    max_feedback_lag: alpha older than this many frames is not used as evidence.
+    scene_cut: colour-histogram distance (total variation, 0-1, see vmatte.temporal.scenecut) between
+        consecutive frames above which propagation does not carry masks across (0 disables).
     """
 
     work_size: int = 640
@@ -27,6 +35,11 @@ class PropagateConfig:
     flow: Literal["ultrafast", "fast", "medium"] = "medium"
     use_alpha_feedback: bool = True
     suggest_keyframes: int = 5
+    snap: bool = True
+    snap_radius: float = 0.012
+    sure: float = 0.9
+    max_feedback_lag: int = 8
+    scene_cut: float = 0.3
 
     def __post_init__(self) -> None:
         if self.work_size < 64:
@@ -35,3 +48,9 @@ class PropagateConfig:
             raise ValueError(
                 f"need 0 < band_min <= band <= band_max < 0.5, got {self.band_min}, {self.band}, {self.band_max}"
             )
+        if self.flow not in ("ultrafast", "fast", "medium"):
+            raise ValueError(f"flow must be ultrafast, fast or medium, got {self.flow!r}")
+        if not (0.5 < self.sure < 1.0):
+            raise ValueError(f"sure must be in (0.5, 1), got {self.sure}")
+        if self.suggest_keyframes < 0 or self.max_feedback_lag < 0 or not (0 <= self.scene_cut <= 1):
+            raise ValueError("suggest_keyframes and max_feedback_lag must be >= 0, scene_cut in [0, 1]")

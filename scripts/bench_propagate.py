@@ -1,0 +1,237 @@
+#!/usr/bin/env python
+"""Benchmark trimap propagation on DAVIS 2016 (per-frame GT masks) against two baselines. Prints a table and JSON.
+
+    .venv/bin/python scripts/bench_propagate.py [--data ../shared/data/davis2016-eorvos] [--every 10 20 0]
+        [--clips breakdance dog] [--set snap=false --set flow=fast] [--json /tmp/bench.json]
+
+Keyframes: the GT mask on every N-th frame (N = 0: the first frame only); the other frames are scored.
+Metrics (per clip: IoU is the mean over scored frames, the others are ratios of sums over scored frames):
+- iou: |mask ∩ GT| / |mask ∪ GT|, mask = the propagated binary mask.
+- hard: (definite-FG pixels that are GT background + definite-BG pixels that are GT foreground) / GT FG area.
+- recall: share of GT boundary pixels (a 2-px band: 3x3 dilation XOR 3x3 erosion of GT) inside the unknown band.
+- unk: unknown area / GT FG area.
+- fps: frames per second of the whole method run (decode + flow + blend + full-res output), wall clock.
+Methods: vmatte (Propagator), nearest (nearest keyframe copied), forward (binary mask chained forward with DIS
+flow from the previous keyframe, frames before it copy the first keyframe). Baselines use a fixed 8 px band.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from vmatte.io.decode import open_clip
+from vmatte.io.masks import load_keyframes
+from vmatte.propagate import FlowPair, PropagateConfig, Propagator
+from vmatte.propagate.trimap import mask_to_trimap
+
+DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis2016-eorvos"
+K3 = np.ones((3, 3), np.uint8)
+
+
+def score(tri: np.ndarray, mask: np.ndarray, gt: np.ndarray, acc: dict) -> None:
+    g = gt > 127
+    m = mask > 127
+    inter = np.count_nonzero(m & g)
+    union = np.count_nonzero(m | g)
+    acc["iou"].append(inter / union if union else 1.0)
+    acc["fg"] += np.count_nonzero(g)
+    acc["hard"] += np.count_nonzero((tri == 255) & ~g) + np.count_nonzero((tri == 0) & g)
+    g8 = g.astype(np.uint8)
+    edge = (cv2.dilate(g8, K3) ^ cv2.erode(g8, K3)) > 0
+    acc["edge"] += np.count_nonzero(edge)
+    acc["edge_in"] += np.count_nonzero(edge & (tri == 128))
+    acc["unk"] += np.count_nonzero(tri == 128)
+
+
+def new_acc() -> dict:
+    return {"iou": [], "fg": 0, "hard": 0, "edge": 0, "edge_in": 0, "unk": 0, "frames": 0, "time": 0.0}
+
+
+def finish(acc: dict) -> dict:
+    fg = max(acc["fg"], 1)
+    return {
+        "iou": float(np.mean(acc["iou"])) if acc["iou"] else float("nan"),
+        "hard": acc["hard"] / fg,
+        "recall": acc["edge_in"] / max(acc["edge"], 1),
+        "unk": acc["unk"] / fg,
+        "fps": acc["frames"] / max(acc["time"], 1e-9),
+        "frames": acc["frames"],
+    }
+
+
+def read_gray(path: str) -> np.ndarray:
+    return cv2.imread(path, cv2.IMREAD_GRAYSCALE)
+
+
+def run_clip(data: Path, name: str, every: int, cfg: PropagateConfig, methods: list[str], tmp: Path) -> dict:
+    frames_dir = data / "DAVIS" / "JPEGImages" / "480p" / name
+    ann_dir = data / "DAVIS" / "Annotations" / "480p" / name
+    gts = sorted(ann_dir.glob("*.png"))
+    n = len(gts)
+    kf_idx = [0] if every == 0 else list(range(0, n, every))
+    kdir = tmp / f"{name}-{every}"
+    if kdir.exists():
+        shutil.rmtree(kdir)
+    kdir.mkdir(parents=True)
+    for k in kf_idx:
+        shutil.copy(gts[k], kdir / f"{k:06d}.png")
+    clip = open_clip(frames_dir)
+    keyframes = load_keyframes(kdir, clip.info)
+    kset = set(kf_idx)
+    gt_cache = {i: read_gray(str(gts[i])) for i in range(n) if i not in kset}
+    band8 = 8.0
+    out: dict = {}
+    if "vmatte" in methods:
+        acc = new_acc()
+        t0 = time.perf_counter()
+        prop = Propagator(clip, keyframes, cfg)
+        prop.prepare()
+        results = {}
+        for i in range(n):
+            tri, mask, _ = prop.result(i)
+            if i not in kset:
+                results[i] = (tri, mask)
+        acc["time"] = time.perf_counter() - t0
+        acc["frames"] = n
+        for i, (tri, mask) in results.items():
+            score(tri, mask, gt_cache[i], acc)
+        out["vmatte"] = finish(acc)
+        out["vmatte"]["mean_confidence"] = prop.summary()["mean_confidence"]
+        out["vmatte"]["suggested"] = prop.suggestions()
+        out["vmatte"]["scene_cuts"] = len(prop.cuts)
+        # does confidence rank frames by quality? (Spearman between confidence and IoU over scored frames)
+        ious = acc["iou"]
+        confs = [prop.confidence[i] for i in results]
+        if len(ious) > 2:
+            ra, rb = np.argsort(np.argsort(confs)), np.argsort(np.argsort(ious))
+            out["vmatte"]["conf_iou_spearman"] = float(np.corrcoef(ra, rb)[0, 1])
+    if "nearest" in methods:
+        acc = new_acc()
+        t0 = time.perf_counter()
+        kms = {k: read_gray(str(gts[k])) for k in kf_idx}
+        res = {}
+        for f in clip.frames(0, n - 1):
+            i = f.index
+            k = min(kf_idx, key=lambda k: (abs(k - i), k))
+            m = kms[k]
+            if i not in kset:
+                res[i] = (mask_to_trimap(m, band8), m)
+        acc["time"] = time.perf_counter() - t0
+        acc["frames"] = n
+        for i, (tri, m) in res.items():
+            score(tri, m, gt_cache[i], acc)
+        out["nearest"] = finish(acc)
+    if "forward" in methods:
+        acc = new_acc()
+        t0 = time.perf_counter()
+        flow = FlowPair(cfg.flow, clip.info.width, clip.info.height)
+        prev_gray = None
+        m = None
+        res = {}
+        first = read_gray(str(gts[kf_idx[0]]))
+        for f in clip.frames(0, n - 1):
+            i = f.index
+            gray = cv2.cvtColor(f.rgb, cv2.COLOR_RGB2GRAY)
+            if i in kset:
+                m = read_gray(str(gts[i]))
+            elif m is None:
+                res[i] = (mask_to_trimap(first, band8), first)
+            else:
+                back = flow.dis.calc(gray, prev_gray, None)
+                m = (flow.warp(m.astype(np.float32), back) >= 127.5).astype(np.uint8) * 255
+                res[i] = (mask_to_trimap(m, band8), m)
+            prev_gray = gray
+        acc["time"] = time.perf_counter() - t0
+        acc["frames"] = n
+        for i, (tri, mm) in res.items():
+            score(tri, mm, gt_cache[i], acc)
+        out["forward"] = finish(acc)
+    return out
+
+
+def parse_set(items: list[str]) -> dict:
+    out = {}
+    for it in items:
+        k, _, v = it.partition("=")
+        if v.lower() in ("true", "false"):
+            out[k] = v.lower() == "true"
+        else:
+            try:
+                out[k] = int(v)
+            except ValueError:
+                try:
+                    out[k] = float(v)
+                except ValueError:
+                    out[k] = v
+    return out
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default=str(DEFAULT_DATA))
+    ap.add_argument(
+        "--every", type=int, nargs="+", default=[10, 20, 0], help="keyframe spacing; 0 = first frame only"
+    )
+    ap.add_argument("--clips", nargs="*", default=None)
+    ap.add_argument("--methods", nargs="+", default=["vmatte", "nearest", "forward"])
+    ap.add_argument("--set", action="append", default=[], help="PropagateConfig override, e.g. snap=false")
+    ap.add_argument("--json", default=None, help="also write the JSON here")
+    args = ap.parse_args()
+    data = Path(args.data)
+    clips = args.clips or sorted(p.name for p in (data / "DAVIS" / "JPEGImages" / "480p").iterdir())
+    cfg = PropagateConfig(**parse_set(args.set))
+    tmp = Path(tempfile.mkdtemp(prefix="vmatte-bench-"))
+    report: dict = {
+        "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
+        "load_1min": os.getloadavg()[0],
+        "runs": {},
+    }
+    cols = ("iou", "hard", "recall", "unk", "fps")
+    try:
+        for every in args.every:
+            label = "first-frame" if every == 0 else f"every-{every}"
+            per = {}
+            for name in clips:
+                per[name] = run_clip(data, name, every, cfg, args.methods, tmp)
+                print(
+                    f"  {label:12s} {name:20s} "
+                    + "  ".join(
+                        f"{m}: iou {r['iou']:.3f} hard {r['hard']:.3f} rec {r['recall']:.3f} unk {r['unk']:.2f}"
+                        for m, r in per[name].items()
+                    ),
+                    flush=True,
+                )
+            mean = {m: {c: float(np.mean([per[n][m][c] for n in clips])) for c in cols} for m in args.methods}
+            report["runs"][label] = {"clips": per, "mean": mean}
+            print(f"\n{label} (mean over {len(clips)} clips, load avg {os.getloadavg()[0]:.1f})")
+            print(f"{'method':10s} {'IoU':>6s} {'hard':>6s} {'recall':>7s} {'unk':>6s} {'fps':>7s}")
+            for m in args.methods:
+                r = mean[m]
+                print(
+                    f"{m:10s} {r['iou']:6.3f} {r['hard']:6.3f} {r['recall']:7.3f} {r['unk']:6.2f} {r['fps']:7.1f}"
+                )
+            print(flush=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    report["load_1min_end"] = os.getloadavg()[0]
+    text = json.dumps(report, indent=1, default=float)
+    if args.json:
+        Path(args.json).write_text(text)
+    print(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

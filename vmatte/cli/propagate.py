@@ -1,0 +1,182 @@
+"""``vmatte propagate CLIP --masks DIR --out DIR``: trimaps and masks for every frame, no model loaded.
+
+Writes ``OUT/trimaps/NNNNNN.png`` (uint8 0/128/255), ``OUT/masks/NNNNNN.png`` (binary propagated masks, 0/255)
+and ``OUT/propagate.json`` (per-frame confidence, suggested keyframes, scene cuts, timings), then prints the
+frames where a new keyframe mask would help most. Artists use it to check trimaps before a long matting run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+
+def register(subs) -> None:
+    p = subs.add_parser(
+        "propagate",
+        help="propagate keyframe masks to trimaps and masks for every frame (no model; quick check before a run)",
+        description="Propagate keyframe masks through CLIP and write trimaps/, masks/ and propagate.json into --out.",
+    )
+    p.add_argument(
+        "input", metavar="CLIP", help="video file, folder of frames, or printf pattern (frames/%%06d.png)"
+    )
+    p.add_argument(
+        "--masks",
+        metavar="DIR",
+        required=True,
+        help="folder of keyframe masks named by frame number (000120.png)",
+    )
+    p.add_argument(
+        "--out", metavar="DIR", required=True, help="output folder (trimaps/, masks/, propagate.json)"
+    )
+    p.add_argument(
+        "--frames", metavar="START-END", default=None, help="only these clip frames (inclusive), e.g. 100-199"
+    )
+    p.add_argument(
+        "--config", metavar="FILE", default=None, help="TOML config file; its [propagate] table applies"
+    )
+    p.add_argument(
+        "--work-size",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="propagation working resolution, long side (default 640)",
+    )
+    p.add_argument(
+        "--band",
+        type=float,
+        default=None,
+        metavar="FRAC",
+        help="band half-width at keyframes, fraction of the short side (default 0.012)",
+    )
+    p.add_argument(
+        "--band-min",
+        type=float,
+        default=None,
+        metavar="FRAC",
+        help="narrowest adaptive band, fraction of the short side",
+    )
+    p.add_argument(
+        "--band-max",
+        type=float,
+        default=None,
+        metavar="FRAC",
+        help="widest adaptive band, fraction of the short side",
+    )
+    p.add_argument(
+        "--flow", choices=["ultrafast", "fast", "medium"], default=None, help="DIS optical flow preset"
+    )
+    p.add_argument(
+        "--no-snap", action="store_true", help="do not snap propagated edges to the image (guided filter)"
+    )
+    p.add_argument(
+        "--suggest", type=int, default=None, metavar="N", help="how many keyframe suggestions to report"
+    )
+    p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.set_defaults(func=main)
+
+
+def _overrides(args: argparse.Namespace) -> dict:
+    o = {}
+    for flag, key in (
+        ("work_size", "work_size"),
+        ("band", "band"),
+        ("band_min", "band_min"),
+        ("band_max", "band_max"),
+        ("flow", "flow"),
+        ("suggest", "suggest_keyframes"),
+    ):
+        v = getattr(args, flag)
+        if v is not None:
+            o[key] = v
+    if args.no_snap:
+        o["snap"] = False
+    return o
+
+
+def _write_png(path: Path, img) -> None:
+    import cv2
+
+    from vmatte.errors import OutputError
+
+    tmp = path.with_name(path.name + ".tmp.png")
+    if not cv2.imwrite(str(tmp), img, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
+        raise OutputError(
+            f"{path}: cannot write", hint="check the --out folder is writable and the disk has space"
+        )
+    os.replace(tmp, path)  # a killed job never leaves a plausible half-written PNG
+
+
+def main(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from vmatte.config import build_config, parse_frame_range
+    from vmatte.errors import ConfigError, OutputError
+    from vmatte.io.decode import open_clip
+    from vmatte.io.masks import load_keyframes
+    from vmatte.propagate import Propagator
+
+    t0 = time.perf_counter()
+    frame_range = parse_frame_range(args.frames or "")
+    cfg = build_config(config_file=args.config).propagate
+    try:
+        cfg = replace(cfg, **_overrides(args))
+    except ValueError as exc:
+        raise ConfigError(f"propagation options: {exc}", hint="see vmatte propagate --help") from None
+    clip = open_clip(args.input)
+    keyframes = load_keyframes(args.masks, clip.info)
+    for w in keyframes.warnings:
+        print(f"vmatte: warning: {w}", file=sys.stderr)
+    out = Path(args.out)
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"{out}: exists and is not a folder", hint="pass --out a folder")
+    if Path(args.masks).resolve() == out.resolve():
+        raise OutputError(f"{out}: is the masks folder", hint="write propagation results to another folder")
+    (out / "trimaps").mkdir(parents=True, exist_ok=True)
+    (out / "masks").mkdir(parents=True, exist_ok=True)
+
+    prop = Propagator(clip, keyframes, cfg, frame_range=frame_range)
+    total = prop.end - prop.start + 1
+    last = [0.0]
+
+    def progress(done: int, n: int) -> None:
+        now = time.perf_counter()
+        if not args.quiet and (now - last[0] > 2.0 or done == n):
+            last[0] = now
+            print(f"propagate: {done}/{n} frames", file=sys.stderr, flush=True)
+
+    prop.prepare(on_progress=progress)
+    tw = time.perf_counter()
+    for i in range(prop.start, prop.end + 1):
+        tri, mask, _conf = prop.result(i)
+        _write_png(out / "trimaps" / f"{i:06d}.png", tri)
+        _write_png(out / "masks" / f"{i:06d}.png", mask)
+    wall = time.perf_counter() - t0
+    report = prop.summary()
+    report["clip"] = str(args.input)
+    report["masks"] = str(args.masks)
+    report["timings_s"]["write_s"] = round(time.perf_counter() - tw, 3)
+    report["timings_s"]["total_s"] = round(wall, 3)
+    report["fps"] = round(total / max(wall, 1e-9), 2)
+    tmp = out / "propagate.json.tmp"
+    tmp.write_text(json.dumps(report, indent=1))
+    os.replace(tmp, out / "propagate.json")
+    conf = [c for c in report["confidence"] if c is not None]
+    print(f"propagate: {total} frames in {wall:.1f} s ({report['fps']:.1f} frames/s) → {out}")
+    print(
+        f"propagate: mean confidence {report['mean_confidence']}, lowest {min(conf):.3f}"
+        if conf
+        else "propagate: no frames"
+    )
+    if report["scene_cuts"]:
+        print(
+            f"propagate: scene cuts before frames {report['scene_cuts']} (masks are not carried across them)"
+        )
+    sug = report["suggested_keyframes"]
+    if sug:
+        print("propagate: a keyframe mask would help most on frames " + ", ".join(str(s) for s in sug))
+    return 0

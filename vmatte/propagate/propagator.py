@@ -1,0 +1,572 @@
+"""Per-clip trimap propagation from keyframe masks: bidirectional, flow-guided, alpha-aware.
+
+How it works (all at a bounded working resolution, ``cfg.work_size`` px on the long side):
+
+1. :meth:`Propagator.prepare` decodes the clip once. For every pair of consecutive frames it computes dense
+   OpenCV DIS flow both ways and a forward-backward consistency map (Sundaram et al. 2010: a pixel is
+   reliable when following the flow there and back returns to it).
+2. Forward chain: from each keyframe the mask travels forward as a soft *probability* (bilinear warps, so
+   uncertainty shows up as values between 0 and 1) with a per-pixel *reliability* that is multiplied by the
+   consistency at every step (occlusions and bad flow drop it to 0) and decays slowly with distance.
+3. Backward chain: when the next keyframe arrives, the frames since the previous one (kept compactly) get the
+   same from the other side, and the two are blended per pixel with weights reliability x temporal weight
+   (a frame next to keyframe B follows B). Before the first / after the last keyframe one direction is used.
+4. The blended probability is guided-filtered with the frame (edges snap to the image) and thresholded at 0.5
+   for the binary mask. The trimap is definite where every direction that has weight is sure (p >= ``sure``
+   or <= 1 - ``sure``); unknown where they disagree, and in a band around the mask boundary whose half-width
+   runs from ``band_min`` (reliable) to ``band_max`` (unreliable flow) per pixel.
+5. Per frame only a compact result is kept: the probability and the unknown map, 8 bit PNG-compressed at the
+   working resolution (a few kB). :meth:`push` upsamples to the frame's full size; keyframes are emitted
+   exactly as the user drew them.
+6. Alpha feedback (:meth:`observe`): the most recent matted alpha (up to ``max_feedback_lag`` frames old) is
+   warped to the pushed frame; where it is confidently 0 or 1, flow is consistent and it agrees with the
+   propagated mask, unknown pixels become definite. It never flips a definite label, never touches keyframes
+   and never narrows the band below ``band_min`` around the propagated boundary, so a matting error cannot
+   feed on itself: every trimap stays anchored to the keyframe propagation, never to an earlier alpha.
+
+Scene cuts (:class:`~vmatte.temporal.scenecut.SceneCutDetector`, threshold ``cfg.scene_cut``) stop both chains: a shot without a keyframe gets an
+all-unknown trimap and confidence 0 (and is suggested for a keyframe).
+
+This module never imports torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+
+from vmatte.errors import Interrupted, MaskError
+from vmatte.frame import TRIMAP_BG, TRIMAP_FG, TRIMAP_UNKNOWN, Frame
+from vmatte.io.masks import Keyframes
+from vmatte.propagate.config import PropagateConfig
+from vmatte.propagate.trimap import (
+    alpha_to_trimap,
+    band_radius_px,
+    guided_filter,
+    mask_to_trimap,
+    signed_distance,
+    trimap_to_probability,
+)
+from vmatte.temporal.scenecut import SceneCutDetector
+
+log = logging.getLogger(__name__)
+
+_PRESETS = {
+    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
+    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
+    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
+}
+_DECAY = 0.98  # reliability lost per chained step even where flow is consistent (drift grows with distance)
+_PNG = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+
+
+def _pack(a: np.ndarray) -> bytes:
+    ok, buf = cv2.imencode(".png", a, _PNG)
+    if not ok:  # pragma: no cover - OpenCV always encodes uint8 2-D arrays
+        raise RuntimeError("PNG encode failed")
+    return buf.tobytes()
+
+
+def _unpack(b: bytes) -> np.ndarray:
+    return cv2.imdecode(np.frombuffer(b, np.uint8), cv2.IMREAD_UNCHANGED)
+
+
+class _Scratch:
+    """Per-segment arrays (frames waiting for the next keyframe): in RAM up to ``budget`` bytes, then in an
+    anonymous temporary file, so a long gap between keyframes costs disk, not memory."""
+
+    def __init__(self, budget: int = 256 << 20) -> None:
+        self.budget = budget
+        self.ram: dict[int, tuple[np.ndarray, ...]] = {}
+        self.disk: dict[int, list[tuple[int, tuple, str]]] = {}
+        self.used = 0
+        self.file = None
+        self.end = 0
+
+    def put(self, key: int, *arrays: np.ndarray) -> None:
+        size = sum(a.nbytes for a in arrays)
+        if self.used + size <= self.budget:
+            self.ram[key] = arrays
+            self.used += size
+            return
+        if self.file is None:
+            self.file = tempfile.TemporaryFile(prefix="vmatte-prop-")  # noqa: SIM115 - closed in clear()
+        metas = []
+        for a in arrays:
+            a = np.ascontiguousarray(a)
+            os.pwrite(self.file.fileno(), a.tobytes(), self.end)
+            metas.append((self.end, a.shape, a.dtype.str))
+            self.end += a.nbytes
+        self.disk[key] = metas
+
+    def pop(self, key: int) -> tuple[np.ndarray, ...]:
+        if key in self.ram:
+            arrays = self.ram.pop(key)
+            self.used -= sum(a.nbytes for a in arrays)
+            return arrays
+        out = []
+        for off, shape, dt in self.disk.pop(key):
+            n = int(np.prod(shape)) * np.dtype(dt).itemsize
+            out.append(np.frombuffer(os.pread(self.file.fileno(), n, off), dt).reshape(shape))
+        return tuple(out)
+
+    def clear(self) -> None:
+        self.ram.clear()
+        self.disk.clear()
+        self.used = 0
+        if self.file is not None:
+            self.file.close()
+            self.file = None
+            self.end = 0
+
+
+class FlowPair:
+    """Dense DIS flow between two gray frames of one size, both ways, with forward-backward consistency.
+
+    Flows are (H, W, 2) float32 in px (x, y); consistency maps (H, W) float32 in [0, 1] (1 = the round trip
+    returns within tolerance, 0 = occluded / unreliable / leaves the frame).
+    """
+
+    def __init__(self, preset: str, width: int, height: int) -> None:
+        self.dis = cv2.DISOpticalFlow_create(_PRESETS[preset])
+        self.grid = np.dstack(
+            np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
+        )
+        self.size = (width, height)
+
+    def warp(self, img: np.ndarray, flow: np.ndarray) -> np.ndarray:
+        """Sample ``img`` (defined on the target of ``flow``) at x + flow(x): result on flow's own grid."""
+        return cv2.remap(img, self.grid + flow, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+
+    def consistency(self, flow: np.ndarray, back: np.ndarray) -> np.ndarray:
+        """Soft fb-consistency of ``flow`` (a→b, on a's grid) given ``back`` (b→a, on b's grid)."""
+        bw = self.warp(back, flow)
+        # explicit channel sums: numpy reductions over a length-2 last axis are several times slower
+        d = flow + bw
+        err = d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1]
+        mag = (
+            flow[..., 0] * flow[..., 0]
+            + flow[..., 1] * flow[..., 1]
+            + bw[..., 0] * bw[..., 0]
+            + bw[..., 1] * bw[..., 1]
+        )
+        tol = 0.01 * mag + 0.5  # Sundaram's threshold (px^2); soft ramp up to 4x it
+        c = np.clip((4.0 * tol - err) / (3.0 * tol), 0.0, 1.0)
+        target = self.grid + flow
+        w, h = self.size
+        outside = (
+            (target[..., 0] < 0) | (target[..., 0] > w - 1) | (target[..., 1] < 0) | (target[..., 1] > h - 1)
+        )
+        c[outside] = 0.0
+        # unreliable zones bleed a little: flow errors spread beyond the exact pixels that fail the check
+        return cv2.erode(c, np.ones((3, 3), np.uint8))
+
+    def compute(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Gray uint8 frames a, b → (flow a→b on a, flow b→a on b, consistency on a, consistency on b)."""
+        ab = self.dis.calc(a, b, None)
+        ba = self.dis.calc(b, a, None)
+        return ab, ba, self.consistency(ab, ba), self.consistency(ba, ab)
+
+
+class Propagator:
+    """Trimaps for every frame of one clip from its keyframe masks. See the module docstring for the method.
+
+    clip: an opened :class:`~vmatte.io.decode.Clip` (``clip.info`` gives size and frame count).
+    keyframes: validated :class:`~vmatte.io.masks.Keyframes` of that clip.
+    frame_range: (start, end) inclusive clip frames, or None for the whole clip. Propagation decodes from the
+        keyframe before ``start`` to the keyframe after ``end`` so a chunk gets the same trimaps as a full run.
+    cancel: a threading.Event; when set, :meth:`prepare` stops with :class:`~vmatte.errors.Interrupted`.
+    """
+
+    def __init__(
+        self,
+        clip,
+        keyframes: Keyframes,
+        cfg: PropagateConfig | None = None,
+        frame_range: tuple[int, int] | None = None,
+        cancel: threading.Event | None = None,
+    ) -> None:
+        self.clip = clip
+        self.keyframes = keyframes
+        self.cfg = cfg or PropagateConfig()
+        self.cancel = cancel
+        info = clip.info
+        self.width, self.height, n = int(info.width), int(info.height), int(info.frame_count)
+        if (keyframes.width, keyframes.height) != (self.width, self.height):
+            raise MaskError(
+                f"{keyframes.folder}: masks are {keyframes.width}x{keyframes.height} but the clip is {self.width}x{self.height}",
+                hint="export masks at clip resolution",
+            )
+        start, end = frame_range if frame_range is not None else (0, n - 1)
+        start, end = max(0, int(start)), min(n - 1, int(end))
+        if end < start:
+            raise MaskError(
+                f"frame range {frame_range} is outside the clip (0-{n - 1})",
+                hint="pass --frames within the clip",
+            )
+        self.start, self.end = start, end
+        kfs = keyframes.indices
+        before = [k for k in kfs if k <= start]
+        after = [k for k in kfs if k >= end]
+        self.lo = before[-1] if before else start
+        self.hi = after[0] if after else end
+        self.kf_in = [k for k in kfs if self.lo <= k <= self.hi]
+        s = min(1.0, self.cfg.work_size / max(self.width, self.height))
+        self.ww, self.wh = max(8, round(self.width * s)), max(8, round(self.height * s))
+        self.r_min = band_radius_px(self.cfg.band_min, self.ww, self.wh)
+        self.r_max = band_radius_px(self.cfg.band_max, self.ww, self.wh)
+        self.results: dict[int, tuple[bytes, bytes]] = {}
+        self.confidence: dict[int, float] = {}
+        self.cuts: list[int] = []
+        self.timings = {
+            "decode_s": 0.0,
+            "flow_s": 0.0,
+            "blend_s": 0.0,
+            "prepare_s": 0.0,
+            "push_s": 0.0,
+            "feedback_s": 0.0,
+        }
+        self.prepared = False
+        self._flow: FlowPair | None = None
+        self._fb: dict[str, object] = {}  # latest observed alpha for feedback
+        self.feedback_pixels = 0
+
+    # ---- helpers -------------------------------------------------------------------------------------------
+    def _gray(self, frame: Frame) -> np.ndarray:
+        g = cv2.cvtColor(frame.rgb_u8(), cv2.COLOR_RGB2GRAY)
+        if (g.shape[1], g.shape[0]) != (self.ww, self.wh):
+            g = cv2.resize(g, (self.ww, self.wh), interpolation=cv2.INTER_AREA)
+        return g
+
+    def _kf_prob(self, index: int) -> np.ndarray:
+        """Keyframe → (wh, ww) float32 foreground probability at working resolution."""
+        kind, arr = self.keyframes.get(index)
+        if kind == "trimap":
+            p = trimap_to_probability(arr)
+        elif kind == "binary":
+            p = arr.astype(np.float32) / 255.0
+        else:
+            p = arr
+        return cv2.resize(p, (self.ww, self.wh), interpolation=cv2.INTER_AREA)
+
+    def _check_cancel(self) -> None:
+        if self.cancel is not None and self.cancel.is_set():
+            raise Interrupted("propagation cancelled")
+
+    # ---- the cheap pass ------------------------------------------------------------------------------------
+    def prepare(self, on_progress: Callable[[int, int], None] | None = None) -> None:
+        """Decode frames ``lo..hi`` at working resolution, propagate both ways, keep compact results for
+        ``start..end``. on_progress(done, total) is called once per decoded frame."""
+        if self.prepared:
+            return
+        t0 = time.perf_counter()
+        cfg = self.cfg
+        self._flow = flow = FlowPair(cfg.flow, self.ww, self.wh)
+        kset = set(self.kf_in)
+        scratch = _Scratch()
+        total = self.hi - self.lo + 1
+        prev_gray = None
+        prev_kf = None  # index of the last keyframe seen (forward chain anchor)
+        pf = rf = None  # forward chain state: probability, reliability (float32 work res)
+        pending: list[int] = []  # frames since prev_kf waiting for the next keyframe
+        next_kf = {}
+        nk = None
+        for k in reversed(range(self.lo, self.hi + 1)):
+            if k in kset:
+                nk = k
+            next_kf[k] = nk
+        # histogram cut detector shared with the smoother; it sees every decoded frame in order, so a chunk run
+        # (which starts at the keyframe before its range) detects the same cuts as a full run
+        cuts = SceneCutDetector(cfg.scene_cut) if cfg.scene_cut > 0 else None
+        it = self.clip.frames(self.lo, self.hi)
+        td = time.perf_counter()
+        for done, frame in enumerate(it, start=1):
+            t = frame.index
+            gray = self._gray(frame)
+            cut = cuts.update(frame.rgb_u8()) if cuts is not None else False
+            self.timings["decode_s"] += time.perf_counter() - td
+            self._check_cancel()
+            if prev_gray is not None:
+                tf = time.perf_counter()
+                ab, ba, c_ab, c_ba = flow.compute(prev_gray, gray)
+                if cut:
+                    self.cuts.append(t)
+                    c_ab[:] = 0
+                    c_ba[:] = 0
+                self.timings["flow_s"] += time.perf_counter() - tf
+                # frame t-1's record is complete now that its flow to t is known
+                if pending and pending[-1] == t - 1:
+                    p_prev, r_prev, g_prev = scratch.pop(t - 1)
+                    scratch.put(
+                        t - 1, p_prev, r_prev, g_prev, ab.astype(np.float16), (c_ab * 255).astype(np.uint8)
+                    )
+                if pf is not None:
+                    pf = flow.warp(pf, ba)
+                    rf = flow.warp(rf, ba) * c_ba * _DECAY
+            if t in kset:
+                p_kf = self._kf_prob(t)
+                if pending:
+                    self._backward(pending, scratch, p_kf, prev_kf, t, flow)
+                    pending = []
+                    scratch.clear()
+                pf, rf, prev_kf = p_kf, np.ones_like(p_kf), t
+                if self.start <= t <= self.end:
+                    self._store_keyframe(t, p_kf)
+            elif next_kf.get(t) is not None:
+                # wait for the next keyframe: keep the forward state compactly
+                p_u8 = np.zeros_like(gray) if pf is None else np.clip(pf * 255 + 0.5, 0, 255).astype(np.uint8)
+                r_u8 = np.zeros_like(gray) if rf is None else np.clip(rf * 255 + 0.5, 0, 255).astype(np.uint8)
+                scratch.put(t, p_u8, r_u8, gray)
+                pending.append(t)
+            elif self.start <= t <= self.end:
+                tb = time.perf_counter()
+                self._finalize(t, gray, pf, rf, 1.0, None, None, 0.0)
+                self.timings["blend_s"] += time.perf_counter() - tb
+            prev_gray = gray
+            if on_progress is not None:
+                on_progress(done, total)
+            td = time.perf_counter()
+        scratch.clear()
+        missing = [i for i in range(self.start, self.end + 1) if i not in self.results]
+        if missing:
+            from vmatte.errors import InputError
+
+            raise InputError(
+                f"{self.clip.info.path}: decoding stopped before frame {missing[0]} (clip has fewer frames than its header says)",
+                hint="re-export the clip or pass --frames within the decodable range",
+            )
+        self.timings["prepare_s"] = time.perf_counter() - t0
+        self.prepared = True
+
+    def _backward(self, pending: list[int], scratch: _Scratch, p_kf, a, b, flow: FlowPair) -> None:
+        """Backward chain from keyframe b over ``pending`` (frames a+1..b-1, or lo..b-1 when a is None)."""
+        pb, rb = p_kf, np.ones_like(p_kf)
+        for t in reversed(pending):
+            self._check_cancel()
+            p_u8, r_u8, gray, ab, c_ab = scratch.pop(t)
+            tb = time.perf_counter()
+            ab = ab.astype(np.float32)
+            pb = flow.warp(pb, ab)
+            rb = flow.warp(rb, ab) * (c_ab.astype(np.float32) / 255.0) * _DECAY
+            if self.start <= t <= self.end:
+                pf = p_u8.astype(np.float32) / 255.0
+                rf = r_u8.astype(np.float32) / 255.0
+                if a is None:
+                    self._finalize(t, gray, None, None, 0.0, pb, rb, 1.0)
+                else:
+                    # linear temporal weights: the closer keyframe counts more (next to B, B wins 9:1 at gap 10)
+                    self._finalize(t, gray, pf, rf, float(b - t), pb, rb, float(t - a))
+            self.timings["blend_s"] += time.perf_counter() - tb
+
+    def _store_keyframe(self, t: int, p_kf: np.ndarray) -> None:
+        unk = np.zeros((self.wh, self.ww), np.uint8)
+        p = np.clip(p_kf * 255 + 0.5, 0, 255).astype(np.uint8)
+        self.results[t] = (_pack(p), _pack(unk))
+        self.confidence[t] = 1.0
+
+    def _finalize(self, t, gray, pf, rf, tw_f, pb, rb, tw_b) -> None:
+        """Blend the directions for frame t and store (probability, unknown) compactly. Arrays float32 work
+        res; tw_f / tw_b are the temporal weights of the forward / backward evidence (0 = absent)."""
+        cfg = self.cfg
+        zero = np.zeros((self.wh, self.ww), np.float32)
+        if pf is None:
+            pf, rf, tw_f = zero, zero, 0.0
+        if pb is None:
+            pb, rb, tw_b = zero, zero, 0.0
+        wf, wb = rf * tw_f, rb * tw_b
+        wsum = wf + wb
+        tw = tw_f + tw_b
+        # where neither direction is reliable fall back to the temporal-only blend (and mark it unknown below)
+        p_plain = (tw_f * pf + tw_b * pb) / max(tw, 1e-6)
+        p = np.where(wsum > 1e-3, (wf * pf + wb * pb) / np.maximum(wsum, 1e-6), p_plain)
+        rel = wsum / max(tw, 1e-6)  # reliability in [0, 1]
+        if cfg.snap:
+            rad = max(1, round(cfg.snap_radius * min(self.ww, self.wh)))
+            p = np.clip(
+                guided_filter(gray.astype(np.float32) / 255.0, p.astype(np.float32), rad, 1e-3), 0.0, 1.0
+            )
+        mask = p >= 0.5
+        d = signed_distance(mask)
+        # adaptive band: per-pixel radius from band_min (reliable) to band_max (unreliable); unreliability is
+        # spread a little so an occlusion next to the boundary widens the band where it meets the boundary
+        u = 1.0 - rel
+        k = max(3, int(2 * self.r_min) | 1)
+        u = cv2.dilate(u, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
+        radius = self.r_min + (self.r_max - self.r_min) * u
+        unknown = np.abs(d) <= radius
+        # definite only where every direction that carries weight is sure of the same label
+        sure = cfg.sure
+        has_f = wf > 0.05 * max(tw, 1e-6)
+        has_b = wb > 0.05 * max(tw, 1e-6)
+        fg_ok = (~has_f | (pf >= sure)) & (~has_b | (pb >= sure)) & (has_f | has_b)
+        bg_ok = (~has_f | (pf <= 1 - sure)) & (~has_b | (pb <= 1 - sure)) & (has_f | has_b)
+        near = np.abs(d) <= self.r_max
+        unknown |= near & ~np.where(mask, fg_ok, bg_ok)
+        if (tw_f == 0 and tw_b == 0) or not (has_f | has_b).any():
+            unknown[:] = True  # no evidence at all (a shot without a keyframe)
+        # per-frame confidence: reliability x agreement over the zone where the trimap matters
+        agree = 1.0 - np.where(has_f & has_b, np.abs(pf - pb), 0.0)
+        score = rel * agree
+        roi = near
+        conf = float(score[roi].mean()) if roi.any() else float(score.mean())
+        p_u8 = np.clip(p * 255 + 0.5, 0, 255).astype(np.uint8)
+        self.results[t] = (_pack(p_u8), _pack(unknown.astype(np.uint8) * 255))
+        self.confidence[t] = round(conf, 4)
+
+    # ---- results -------------------------------------------------------------------------------------------
+    def work_result(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """(probability uint8 0..255, unknown bool) at working resolution for a prepared frame."""
+        p, u = self.results[index]
+        return _unpack(p), _unpack(u) > 0
+
+    def result(self, index: int) -> tuple[np.ndarray, np.ndarray, float]:
+        """Full-resolution (trimap uint8 {0,128,255}, mask uint8 {0,255}, confidence) for a prepared frame.
+
+        Keyframes come back exactly as drawn (a trimap keyframe is that trimap; binary / alpha keyframes get
+        the ``band`` half-width around their boundary)."""
+        if not self.prepared:
+            self.prepare()
+        if index not in self.results:
+            raise KeyError(f"frame {index} is outside the prepared range {self.start}-{self.end}")
+        if index in self.keyframes:
+            return (*self._keyframe_full(index), 1.0)
+        p, unk = self.work_result(index)
+        size = (self.width, self.height)
+        if size != (self.ww, self.wh):
+            p = cv2.resize(p, size, interpolation=cv2.INTER_LINEAR)
+            unk = cv2.resize(unk.astype(np.uint8) * 255, size, interpolation=cv2.INTER_LINEAR) > 0
+        mask = p >= 128
+        tri = np.where(mask, TRIMAP_FG, TRIMAP_BG).astype(np.uint8)
+        tri[unk] = TRIMAP_UNKNOWN
+        return tri, (mask.astype(np.uint8) * 255), self.confidence[index]
+
+    def _keyframe_full(self, index: int) -> tuple[np.ndarray, np.ndarray]:
+        kind, arr = self.keyframes.get(index)
+        r = band_radius_px(self.cfg.band, self.width, self.height)
+        if kind == "trimap":
+            tri = arr
+            mask = trimap_to_probability(arr) >= 0.5
+        elif kind == "binary":
+            tri = mask_to_trimap(arr, r)
+            mask = arr > 0
+        else:
+            tri = alpha_to_trimap(arr, r)
+            mask = arr >= 0.5
+        return tri, mask.astype(np.uint8) * 255
+
+    # ---- streaming API for the runner ----------------------------------------------------------------------
+    def push(self, frame: Frame) -> list[Frame]:
+        """Frame (full-res rgb, clip order) → [frame with trimap, confidence, keyframe flag]. Prepares on first
+        use. Applies alpha feedback from :meth:`observe` when available."""
+        if not self.prepared:
+            self.prepare()
+        t0 = time.perf_counter()
+        t = frame.index
+        tri, _mask, conf = self.result(t)
+        is_kf = t in self.keyframes
+        if not is_kf and self.cfg.use_alpha_feedback and self._fb:
+            tri = self._apply_feedback(frame, tri)
+        self.timings["push_s"] += time.perf_counter() - t0
+        return [frame.replace(trimap=tri, confidence=float(conf), keyframe=is_kf)]
+
+    def flush(self) -> list[Frame]:
+        """Nothing is buffered by :meth:`push`; present for the stage protocol."""
+        return []
+
+    def observe(self, frame: Frame) -> None:
+        """Alpha feedback: remember ``frame.alpha`` (the pipeline's matte of ``frame.index``) as evidence for
+        later frames. Only the most recent alpha is kept (work resolution, 8 bit)."""
+        if frame.alpha is None or not self.cfg.use_alpha_feedback:
+            return
+        if self._fb and self._fb["index"] >= frame.index:
+            return
+        a = frame.alpha
+        if (a.shape[1], a.shape[0]) != (self.ww, self.wh):
+            a = cv2.resize(a, (self.ww, self.wh), interpolation=cv2.INTER_AREA)
+        self._fb = {
+            "index": frame.index,
+            "alpha": np.clip(a * 255 + 0.5, 0, 255).astype(np.uint8),
+            "gray": self._gray(frame),
+        }
+
+    def _apply_feedback(self, frame: Frame, tri: np.ndarray) -> np.ndarray:
+        """Turn unknown pixels definite where the warped latest alpha is sure, consistent and agrees."""
+        s = int(self._fb["index"])
+        t = frame.index
+        lag = t - s
+        if lag <= 0 or lag > self.cfg.max_feedback_lag or any(s < c <= t for c in self.cuts):
+            return tri
+        tf = time.perf_counter()
+        flow = self._flow or FlowPair(self.cfg.flow, self.ww, self.wh)
+        gray = self._gray(frame)
+        ts, _st, c_ts, _c_st = flow.compute(gray, self._fb["gray"])
+        # alpha of s sampled along flow t→s lands on t's grid; c_ts says where that flow is trustworthy
+        a = flow.warp(self._fb["alpha"].astype(np.float32) / 255.0, ts)
+        c = c_ts
+        p, unk = self.work_result(t)
+        mask = p >= 128
+        d = signed_distance(mask)
+        free = unk & (np.abs(d) > self.r_min) & (c > 0.9)
+        to_fg = free & mask & (a >= 0.98)
+        to_bg = free & ~mask & (a <= 0.02)
+        self.feedback_pixels += int(to_fg.sum() + to_bg.sum())
+        if not (to_fg.any() or to_bg.any()):
+            self.timings["feedback_s"] += time.perf_counter() - tf
+            return tri
+        lab = np.full((self.wh, self.ww), 0, np.uint8)
+        lab[to_fg] = 2
+        lab[to_bg] = 1
+        if (self.ww, self.wh) != (self.width, self.height):
+            lab = cv2.resize(lab, (self.width, self.height), interpolation=cv2.INTER_NEAREST)
+        tri = tri.copy()
+        # only unknown full-res pixels change: definite labels are never flipped
+        sel = tri == TRIMAP_UNKNOWN
+        tri[sel & (lab == 2)] = TRIMAP_FG
+        tri[sel & (lab == 1)] = TRIMAP_BG
+        self.timings["feedback_s"] += time.perf_counter() - tf
+        return tri
+
+    def suggestions(self, k: int | None = None) -> list[int]:
+        """Frames where a new keyframe mask would help most: lowest confidence first, at least
+        max(3, gap/4) frames from each other and from existing keyframes (gap = median keyframe spacing)."""
+        k = self.cfg.suggest_keyframes if k is None else k
+        kfs = self.keyframes.indices
+        gaps = np.diff(kfs) if len(kfs) > 1 else np.array([self.end - self.start + 1])
+        sep = max(3, int(np.median(gaps)) // 4)
+        picked: list[int] = []
+        for i, c in sorted(self.confidence.items(), key=lambda kv: (kv[1], kv[0])):
+            if len(picked) >= k or c >= 0.999:
+                break
+            if i in self.keyframes or any(abs(i - j) < sep for j in (*picked, *kfs)):
+                continue
+            picked.append(i)
+        return picked
+
+    def summary(self) -> dict:
+        """JSON-able report: per-frame confidence, suggested keyframes, scene cuts, timings (seconds)."""
+        frames = list(range(self.start, self.end + 1))
+        conf = [self.confidence.get(i) for i in frames]
+        valid = [c for c in conf if c is not None]
+        return {
+            "frames": [self.start, self.end],
+            "work_size": [self.ww, self.wh],
+            "keyframes": [k for k in self.keyframes.indices if self.start <= k <= self.end],
+            "keyframe_kinds": {
+                str(k): self.keyframes.kind(k) for k in self.keyframes.indices if self.start <= k <= self.end
+            },
+            "confidence": conf,
+            "mean_confidence": round(float(np.mean(valid)), 4) if valid else None,
+            "suggested_keyframes": self.suggestions(),
+            "scene_cuts": list(self.cuts),
+            "feedback_pixels": self.feedback_pixels,
+            "warnings": list(self.keyframes.warnings),
+            "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
+            "compact_bytes": int(sum(len(a) + len(b) for a, b in self.results.values())),
+        }

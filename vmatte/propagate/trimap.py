@@ -1,0 +1,92 @@
+"""Pure mask → trimap functions (numpy + OpenCV, no state). Used at keyframes and by the propagator.
+
+Conventions: masks are (H, W) uint8 {0, 255} or bool; probabilities (H, W) float32 in [0, 1]; trimaps (H, W)
+uint8 {0, 128, 255}; radii and distances in pixels of the array they apply to.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from vmatte.frame import TRIMAP_BG, TRIMAP_FG, TRIMAP_UNKNOWN
+
+
+def band_radius_px(fraction: float, width: int, height: int) -> float:
+    """A band half-width given as a fraction of the short side → pixels at this size (at least 1 px)."""
+    return max(1.0, fraction * min(width, height))
+
+
+def signed_distance(mask: np.ndarray) -> np.ndarray:
+    """(H, W) float32 distance in px from each pixel to the mask boundary (L2, 5x5 mask); positive inside.
+
+    A mask that is all foreground or all background has no boundary: the distance is +/- a large value.
+    """
+    m = (mask > 0).astype(np.uint8)
+    big = float(max(mask.shape) * 2)
+    if not m.any():
+        return np.full(mask.shape, -big, np.float32)
+    if m.all():
+        return np.full(mask.shape, big, np.float32)
+    inside = cv2.distanceTransform(m, cv2.DIST_L2, 5)
+    outside = cv2.distanceTransform(1 - m, cv2.DIST_L2, 5)
+    return inside - outside
+
+
+def mask_to_trimap(mask: np.ndarray, radius_px: float) -> np.ndarray:
+    """Binary mask → trimap with an unknown band of half-width ``radius_px`` around its boundary.
+
+    The band is centred on the boundary: pixels within ``radius_px`` of it on either side are unknown.
+    """
+    d = signed_distance(mask)
+    # boundary sits between the last inside pixel (d >= 1) and the first outside one (d <= -1)
+    out = np.where(d > 0, TRIMAP_FG, TRIMAP_BG).astype(np.uint8)
+    out[np.abs(d) <= radius_px] = TRIMAP_UNKNOWN
+    return out
+
+
+def alpha_to_trimap(alpha: np.ndarray, radius_px: float) -> np.ndarray:
+    """Soft alpha (float32 [0, 1]) → trimap: unknown where alpha is fractional or within ``radius_px`` of the
+    0.5 contour; definite elsewhere (by alpha >= 0.5)."""
+    tri = mask_to_trimap(alpha >= 0.5, radius_px)
+    soft = (alpha > 1.0 / 255.0) & (alpha < 254.0 / 255.0)
+    tri[soft] = TRIMAP_UNKNOWN
+    return tri
+
+
+def trimap_to_probability(trimap: np.ndarray) -> np.ndarray:
+    """Trimap → foreground probability: 1 in FG, 0 in BG, and in the unknown band the relative distance
+    ``d_bg / (d_bg + d_fg)`` so that the 0.5 level runs along the middle of the band (float32)."""
+    fg = trimap == TRIMAP_FG
+    bg = trimap == TRIMAP_BG
+    p = fg.astype(np.float32)
+    unk = ~(fg | bg)
+    if not unk.any():
+        return p
+    if not fg.any() or not bg.any():
+        p[unk] = 0.5 if (not fg.any() and not bg.any()) else (1.0 if fg.any() and not bg.any() else 0.0)
+        return p
+    d_fg = cv2.distanceTransform((~fg).astype(np.uint8), cv2.DIST_L2, 5)
+    d_bg = cv2.distanceTransform((~bg).astype(np.uint8), cv2.DIST_L2, 5)
+    p[unk] = d_bg[unk] / np.maximum(d_bg[unk] + d_fg[unk], 1e-6)
+    return p
+
+
+def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -> np.ndarray:
+    """He et al. guided filter with a gray guide (box filters, O(1) per pixel).
+
+    guide: (H, W) float32 in [0, 1]; src: (H, W) float32; radius in px; eps: regularisation (guide variance
+    units). Returns (H, W) float32: ``src`` smoothed but with edges snapped to edges of ``guide``.
+    """
+    k = (2 * radius + 1, 2 * radius + 1)
+
+    def box(x):
+        return cv2.boxFilter(x, cv2.CV_32F, k, borderType=cv2.BORDER_REFLECT)
+
+    mean_i = box(guide)
+    mean_p = box(src)
+    cov_ip = box(guide * src) - mean_i * mean_p
+    var_i = box(guide * guide) - mean_i * mean_i
+    a = cov_ip / (var_i + eps)
+    b = mean_p - a * mean_i
+    return box(a) * guide + box(b)
