@@ -18,7 +18,14 @@ class EngineConfig:
     precision: "auto" (bf16 on CUDA with bf16 support, fp16 on other CUDA, fp32 on CPU), "fp32", "fp16", "bf16".
     batch_size: frames per forward pass; 0 picks one from free device memory and frame size.
     compile: torch.compile the model (CUDA only pays off for long clips; compile time reported separately).
-    tile: long-side size in px above which frames are matted in overlapping tiles (0 = never tile).
+    tile: 0 = tile only frames that would not fit the device memory budget even at batch size 1 (never on CPU);
+        N = frames whose long side exceeds N px are matted in overlapping N-px tiles (feathered blend).
+    tile_overlap: px shared by neighbouring tiles.
+    hub_probe_timeout_s: the longest "auto"/"vitmatte" wait to learn whether the hub is reachable (0 = never probe).
+    fused_attention: run ViTDet attention through scaled_dot_product_attention with the relative position terms
+        folded into queries/keys (same result; no N x N score matrix, so large frames fit and run faster on GPU).
+    memory_budget_gb: cap this process's CUDA memory (0 = 90 % of what is free when the engine loads); batch size,
+        tiling and out-of-memory back-off keep the run inside it.
     """
 
     name: Literal["auto", "vitmatte", "classic"] = "auto"
@@ -30,9 +37,15 @@ class EngineConfig:
     tile: int = 0
     tile_overlap: int = 64
     hub_probe_timeout_s: float = 3.0
+    fused_attention: bool = True
+    memory_budget_gb: float = 0.0
 
     def __post_init__(self) -> None:
         if self.batch_size < 0:
             raise ValueError(f"batch_size must be >= 0, got {self.batch_size}")
         if self.tile < 0 or self.tile_overlap < 0:
             raise ValueError("tile and tile_overlap must be >= 0")
+        if self.tile and self.tile < 64:
+            raise ValueError(f"tile must be 0 (automatic) or >= 64 px, got {self.tile}")
+        if self.hub_probe_timeout_s < 0 or self.memory_budget_gb < 0:
+            raise ValueError("hub_probe_timeout_s and memory_budget_gb must be >= 0")

@@ -119,7 +119,26 @@ def random_model(name: str, seed: int = 0):
                 p = getattr(module, pname, None)
                 if isinstance(p, torch.nn.Parameter):
                     p.copy_(0.02 * torch.randn(p.shape, generator=g))
+        # Calibrate the last 1x1 conv so logits have std ~3 on a random input: with HF's small init every alpha
+        # sits at 0.50 +- 0.001 and a parity test could not tell a preprocessing bug from rounding noise.
+        x = torch.randn(1, 4, 64, 96, generator=g)
+        x[:, 3] = torch.rand(1, 64, 96, generator=g)
+        head = model.decoder.matting_head.matting_convs
+        raw = head(_decoder_features(model, x)) - head[-1].bias.view(1, -1, 1, 1)
+        k = 3.0 / max(float(raw.std()), 1e-12)
+        head[-1].weight.mul_(k)
+        head[-1].bias.fill_(-k * float(raw.mean()))
     return model
+
+
+def _decoder_features(model, pixel_values):
+    """(B, C, H, W) input of the matting head for ``pixel_values`` (B, 4, H, W)."""
+    features = model.backbone(pixel_values).feature_maps[-1]
+    dec = model.decoder
+    detail = dec.convstream(pixel_values)
+    for i, block in enumerate(dec.fusion_blocks):
+        features = block(features, detail[f"detailed_feature_map_{len(dec.fusion_blocks) - i - 1}"])
+    return features
 
 
 def save_random_model(directory: str | Path, name: str = "tiny", seed: int = 0) -> Path:

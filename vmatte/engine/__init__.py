@@ -1,0 +1,89 @@
+"""Matting engines: frames with a trimap in, frames with alpha out (see ``base.py`` for the protocol).
+
+    load_engine(cfg, on_warning=print) -> Engine    # "auto" | "vitmatte" | "classic"
+    resolve_weights(model) -> WeightsSource | None  # where ViTMatte weights would come from (cheap, no torch)
+    device_summary() -> dict                        # torch / CUDA state for ``vmatte info``
+
+Importing this package does not import torch (the CLI imports it); engines import torch when they are built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from vmatte.engine.base import BatchingEngine, Engine, FakeEngine
+from vmatte.engine.config import DEFAULT_MODEL, EngineConfig
+from vmatte.engine.weights import GET_VITMATTE_HINT, WeightsSource, resolve_weights, unavailable_message
+from vmatte.errors import ModelError, UsageError
+
+__all__ = [
+    "DEFAULT_MODEL",
+    "BatchingEngine",
+    "Engine",
+    "EngineConfig",
+    "FakeEngine",
+    "WeightsSource",
+    "device_summary",
+    "load_engine",
+    "resolve_weights",
+]
+
+
+def load_engine(
+    cfg: EngineConfig | None = None, *, on_warning: Callable[[str], None] | None = None
+) -> BatchingEngine:
+    """Build the engine ``cfg`` asks for.
+
+    "auto": ViTMatte when its weights resolve (local path, HF cache, or the hub answers a short probe), else the
+    classic engine with exactly one warning (through ``on_warning``) saying how to get ViTMatte.
+    "vitmatte": never falls back; raises ModelError at once when weights cannot be had (no 40 s hub retries).
+    "classic": closed-form matting, no weights.
+    """
+    cfg = cfg or EngineConfig()
+    if cfg.name == "classic":
+        return _classic(cfg)
+    if cfg.name not in ("auto", "vitmatte"):
+        raise UsageError(f"unknown engine '{cfg.name}'", hint="use auto, vitmatte or classic")
+    source = resolve_weights(cfg.model, probe_timeout_s=cfg.hub_probe_timeout_s)
+    if source is None:
+        reason = unavailable_message(cfg.model)
+        if cfg.name == "vitmatte":
+            raise ModelError(reason, hint=GET_VITMATTE_HINT)
+        if on_warning is not None:
+            on_warning(f"{reason}: using the classic (closed-form) engine; for ViTMatte {GET_VITMATTE_HINT}")
+        return _classic(cfg)
+    return _vitmatte(cfg, source)
+
+
+def _classic(cfg: EngineConfig) -> BatchingEngine:
+    from vmatte.engine.classic import ClassicEngine
+
+    return ClassicEngine()
+
+
+def _vitmatte(cfg: EngineConfig, source: WeightsSource) -> BatchingEngine:
+    from vmatte.engine.vitmatte import VitMatteEngine
+    from vmatte.engine.weights import load_model
+
+    model = load_model(source)
+    return VitMatteEngine(
+        model,
+        device=cfg.device,
+        precision=cfg.precision,
+        batch_size=cfg.batch_size,
+        tile=cfg.tile,
+        tile_overlap=cfg.tile_overlap,
+        compile=cfg.compile,
+        fused_attention=cfg.fused_attention,
+        memory_budget_gb=cfg.memory_budget_gb,
+        source=source.describe(),
+    )
+
+
+def device_summary() -> dict:
+    """torch / CUDA state (versions, GPUs with free memory, bf16 support); {"torch": None} if torch is missing."""
+    try:
+        from vmatte.engine.cuda import describe_devices
+    except ImportError as exc:
+        return {"torch": None, "error": str(exc)}
+    return describe_devices()

@@ -1,0 +1,227 @@
+"""The only module that touches CUDA streams, events and pinned host memory.
+
+:class:`DeviceRunner` moves a batch through three stages on three CUDA streams so that, with two batches in
+flight (``BatchingEngine.max_in_flight = 2``), the upload of batch k+1 and the download of batch k-1 overlap the
+compute of batch k::
+
+    h2d stream      [up k+1]            [up k+2]
+    compute stream  [  compute k      ][  compute k+1    ]
+    d2h stream                [down k-1]          [down k]
+
+Each stage waits on the previous stage's event, never on the host. Host buffers are page-locked (pinned) and
+recycled through a small pool keyed by shape, so uploads/downloads are true async DMA and no pinned memory is
+allocated per frame. On the CPU the very same code runs with no-op streams and wall-clock events, so the
+bookkeeping (pool recycling, ordering, timing) is exercised by CI without a GPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+
+
+class _NullStream:
+    """Stands in for ``torch.cuda.Stream`` on the CPU: work is synchronous, so ordering is already implied."""
+
+    def wait_event(self, event: Any) -> None:
+        pass
+
+    def synchronize(self) -> None:
+        pass
+
+
+class _WallEvent:
+    """Stands in for ``torch.cuda.Event(enable_timing=True)`` on the CPU: records host time at ``record()``."""
+
+    def __init__(self) -> None:
+        self.t: float | None = None
+
+    def record(self, stream: Any = None) -> None:
+        self.t = time.perf_counter()
+
+    def query(self) -> bool:
+        return self.t is not None
+
+    def synchronize(self) -> None:
+        pass
+
+    def elapsed_time(self, end: _WallEvent) -> float:
+        """Milliseconds from this event to ``end`` (same unit as CUDA events)."""
+        return 1000.0 * ((end.t or 0.0) - (self.t or 0.0))
+
+
+@dataclass
+class Ticket:
+    """One submitted batch. ``result`` is filled by :meth:`DeviceRunner.wait`."""
+
+    out_host: torch.Tensor  # pinned (B, ...) float32 receiving the result
+    done: Any  # event: download finished
+    compute_start: Any
+    compute_end: Any
+    n: int
+    meta: dict = field(default_factory=dict)
+
+
+class DeviceRunner:
+    """Upload → compute → download with overlap on CUDA; the same logic, synchronously, on the CPU.
+
+    Usage::
+
+        buf = runner.host_buffer((B, H, W, 4), torch.uint8)   # pinned; fill buf.numpy()
+        t = runner.submit(buf, fn)        # fn: device tensor (B, H, W, 4) uint8 -> device tensor (B, h, w) float
+        ...                               # submit more (they queue on the streams)
+        alphas = runner.wait(t)           # (B, h, w) float32 numpy, owned by the caller
+
+    ``compute_s`` sums device time spent inside ``fn`` (CUDA events, so it is GPU-busy time, not host time).
+    """
+
+    def __init__(self, device: torch.device | str) -> None:
+        self.device = torch.device(device)
+        self.is_cuda = self.device.type == "cuda"
+        if self.is_cuda:
+            self.h2d: Any = torch.cuda.Stream(self.device)
+            self.compute: Any = torch.cuda.Stream(self.device)
+            self.d2h: Any = torch.cuda.Stream(self.device)
+        else:
+            self.h2d = self.compute = self.d2h = _NullStream()
+        self._free: dict[tuple, list[torch.Tensor]] = {}
+        self._busy: list[tuple[torch.Tensor, Any]] = []  # (buffer, event after which it may be reused)
+        self.pinned_bytes = 0
+        self.compute_s = 0.0
+        self.batches = 0
+
+    # -- streams and events ---------------------------------------------------------------------------------
+    def _event(self, timing: bool = False) -> Any:
+        return torch.cuda.Event(enable_timing=timing) if self.is_cuda else _WallEvent()
+
+    def _on(self, stream: Any):
+        return torch.cuda.stream(stream) if self.is_cuda else contextlib.nullcontext()
+
+    # -- pinned host buffers ----------------------------------------------------------------------------------
+    def host_buffer(self, shape: tuple[int, ...], dtype: torch.dtype = torch.uint8) -> torch.Tensor:
+        """A host tensor of ``shape``/``dtype`` (page-locked on CUDA), recycled once its last transfer finished."""
+        still_busy = []
+        for buf, ev in self._busy:
+            if ev.query():
+                self._free.setdefault((tuple(buf.shape), buf.dtype), []).append(buf)
+            else:
+                still_busy.append((buf, ev))
+        self._busy = still_busy
+        key = (tuple(shape), dtype)
+        if self._free.get(key):
+            return self._free[key].pop()
+        buf = torch.empty(shape, dtype=dtype, pin_memory=self.is_cuda)
+        self.pinned_bytes += buf.numel() * buf.element_size() if self.is_cuda else 0
+        return buf
+
+    def _release_after(self, buf: torch.Tensor, event: Any) -> None:
+        self._busy.append((buf, event))
+
+    def trim(self) -> None:
+        """Drop pooled host buffers (e.g. when the frame size changes between clips)."""
+        self._free.clear()
+        self.pinned_bytes = sum(b.numel() * b.element_size() for b, _ in self._busy) if self.is_cuda else 0
+
+    # -- the pipeline -----------------------------------------------------------------------------------------
+    def submit(self, host_in: torch.Tensor, fn: Callable[[torch.Tensor], torch.Tensor], **meta) -> Ticket:
+        """Queue upload of ``host_in``, ``fn`` on the compute stream, and the download of its result.
+
+        Exceptions raised by ``fn`` while queueing (e.g. ``torch.OutOfMemoryError``) propagate to the caller
+        with nothing left queued that refers to the failed batch's output.
+        """
+        uploaded = self._event()
+        with self._on(self.h2d):
+            dev_in = host_in.to(self.device, non_blocking=True)
+            uploaded.record(self.h2d)
+        self._release_after(host_in, uploaded)
+
+        self.compute.wait_event(uploaded)
+        start, end = self._event(timing=True), self._event(timing=True)
+        with self._on(self.compute):
+            if self.is_cuda:
+                # dev_in was allocated on the h2d stream: tell the caching allocator it is used on this one too
+                dev_in.record_stream(self.compute)
+            start.record(self.compute)
+            out = fn(dev_in)
+            end.record(self.compute)
+        del dev_in
+
+        self.d2h.wait_event(end)
+        out_host = self.host_buffer(tuple(out.shape), torch.float32)
+        done = self._event()
+        with self._on(self.d2h):
+            if self.is_cuda:
+                out.record_stream(self.d2h)
+            out_host.copy_(out, non_blocking=True)
+            done.record(self.d2h)
+        self.batches += 1
+        return Ticket(out_host, done, start, end, int(out.shape[0]), dict(meta))
+
+    def wait(self, ticket: Ticket) -> np.ndarray:
+        """Block until ``ticket``'s result is on the host; return it as an owned float32 numpy array."""
+        ticket.done.synchronize()
+        self.compute_s += ticket.compute_start.elapsed_time(ticket.compute_end) / 1000.0
+        result = ticket.out_host.numpy().copy()
+        self._release_after(ticket.out_host, ticket.done)
+        return result
+
+    # -- memory -------------------------------------------------------------------------------------------------
+    def after_oom(self) -> None:
+        """Return cached blocks to the driver after an out-of-memory error so a smaller retry can succeed."""
+        if self.is_cuda:
+            self.compute.synchronize()
+            torch.cuda.empty_cache()
+
+    def free_bytes(self) -> int | None:
+        """Free device memory in bytes (None on the CPU, where the OS decides)."""
+        if not self.is_cuda:
+            return None
+        free, _total = torch.cuda.mem_get_info(self.device)
+        return int(free)
+
+    def synchronize(self) -> None:
+        if self.is_cuda:
+            torch.cuda.synchronize(self.device)
+
+
+def cap_process_memory(device: torch.device, budget_bytes: int) -> None:
+    """Make the CUDA caching allocator refuse allocations beyond ``budget_bytes`` on ``device`` (raises OOM,
+    which the engine's back-off and tiling then handle), so a run provably stays inside a memory budget."""
+    if device.type != "cuda" or budget_bytes <= 0:
+        return
+    total = torch.cuda.get_device_properties(device).total_memory
+    torch.cuda.set_per_process_memory_fraction(min(1.0, budget_bytes / total), device)
+
+
+def describe_devices() -> dict[str, Any]:
+    """torch / CUDA state for ``vmatte info``."""
+    info: dict[str, Any] = {
+        "torch": torch.__version__,
+        "cuda_build": torch.version.cuda,
+        "cuda_available": torch.cuda.is_available(),
+        "cpu_threads": torch.get_num_threads(),
+        "cpu_bf16_autocast": True,
+    }
+    if torch.cuda.is_available():
+        gpus = []
+        for i in range(torch.cuda.device_count()):
+            p = torch.cuda.get_device_properties(i)
+            free, total = torch.cuda.mem_get_info(i)
+            gpus.append(
+                {
+                    "index": i,
+                    "name": p.name,
+                    "capability": f"{p.major}.{p.minor}",
+                    "memory_total_gb": round(total / 2**30, 2),
+                    "memory_free_gb": round(free / 2**30, 2),
+                    "bf16": bool(torch.cuda.is_bf16_supported()),
+                }
+            )
+        info["gpus"] = gpus
+    return info

@@ -1,0 +1,425 @@
+"""The ViTMatte engine: transformers' ``VitMatteForImageMatting`` behind the batching push/flush protocol.
+
+Per batch (frames of one size, all with unknown pixels):
+
+    host: pack rgb (H, W, 3) uint8 + trimap (H, W) uint8 → pinned (B, H, W, 4) uint8   [DeviceRunner.host_buffer]
+    h2d stream: upload 4 bytes/px (not 16 bytes/px of float32)
+    compute stream: preprocess on the device (the numbers of VitMatteImageProcessor: rgb/255, (x-0.5)/0.5; trimap/255
+        as channel 4, not normalised; zero-pad bottom/right to a multiple of 32) → model under autocast → sigmoid
+        alphas (B, 1, Hp, Wp) → crop to (B, H, W) float32
+    d2h stream: download into a pinned buffer; the host copies it out and clamps to the trimap (base class)
+
+Frames too large for the memory budget are matted in overlapping tiles (feathered blend); tiles with no unknown
+pixels skip the model. Out-of-memory halves the batch and retries the same frames (none lost); at batch size 1 it
+switches to tiles, halving the tile size down to 256 px before giving up with :class:`~vmatte.errors.OutOfMemory`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vmatte.engine.base import BatchingEngine
+from vmatte.engine.cuda import DeviceRunner, Ticket, cap_process_memory
+from vmatte.errors import DeviceError, OutOfMemory
+from vmatte.frame import TRIMAP_UNKNOWN, Frame
+
+SIZE_DIVISOR = 32  # VitMatteImageProcessor.size_divisor: ViT patch 16 x decoder's stride-2 stages
+MIN_TILE = 256
+MAX_AUTO_BATCH = 16
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
+
+
+# -- preprocessing -------------------------------------------------------------------------------------------
+def padded_size(h: int, w: int, divisor: int = SIZE_DIVISOR) -> tuple[int, int]:
+    return h + (-h) % divisor, w + (-w) % divisor
+
+
+def preprocess(packed: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+    """(B, H, W, 4) uint8 [rgb, trimap] → (B, 4, Hp, Wp) float32 model input, Hp/Wp padded up to multiples of 32.
+
+    Same numbers as ``VitMatteImageProcessor``: rgb rescaled by 1/255 then normalised with mean = std = 0.5 (→ [-1, 1]);
+    trimap rescaled by 1/255 (→ {0, 0.502, 1}) and not normalised; zero padding on the bottom/right (after
+    normalisation, as the processor does).
+    """
+    _, h, w, _ = packed.shape
+    x = packed.permute(0, 3, 1, 2).to(torch.float32) * (1.0 / 255.0)
+    x = torch.cat([(x[:, :3] - 0.5) / 0.5, x[:, 3:]], dim=1)
+    hp, wp = padded_size(h, w)
+    if (hp, wp) != (h, w):
+        x = F.pad(x, (0, wp - w, 0, hp - h))
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    return x
+
+
+# -- tiling --------------------------------------------------------------------------------------------------
+def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
+    """Start offsets of tiles of size ``tile`` covering [0, length) with at least ``overlap`` px shared."""
+    if length <= tile:
+        return [0]
+    stride = max(1, tile - overlap)
+    n = math.ceil((length - tile) / stride) + 1
+    return [round(i * (length - tile) / (n - 1)) for i in range(n)]
+
+
+def feather(length: int, start: int, size: int, total: int, overlap: int) -> np.ndarray:
+    """1-D blend weights (size,) float32: linear ramps over ``overlap`` px on sides that meet another tile,
+    flat 1 at the frame border. Weights stay > 0 so every covered pixel has a defined average."""
+    w = np.ones(size, np.float32)
+    ramp = max(1, min(overlap, size // 2))
+    r = (np.arange(ramp, dtype=np.float32) + 1.0) / (ramp + 1.0)
+    if start > 0:
+        w[:ramp] = np.minimum(w[:ramp], r)
+    if start + size < total:
+        w[size - ramp :] = np.minimum(w[size - ramp :], r[::-1])
+    return w
+
+
+@dataclass
+class _TiledFrame:
+    frame: Frame
+    boxes: list[tuple[int, int, int, int]]  # (y0, x0, th, tw) of tiles that went to the model
+    tickets: list[Ticket]
+    tile: int
+    overlap: int
+
+
+# -- the engine ----------------------------------------------------------------------------------------------
+def _is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"unknown device '{name}'", hint="use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"device '{name}' requested but CUDA is not available (torch {torch.__version__})",
+                hint="use --device cpu, or install a CUDA build of torch on a machine with a GPU",
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(f"device '{name}' does not exist: {torch.cuda.device_count()} GPU(s) visible")
+    elif dev.type != "cpu":
+        raise DeviceError(f"device type '{dev.type}' is not supported", hint="use auto, cpu, cuda or cuda:N")
+    return dev
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    if precision == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    return _DTYPES[precision]
+
+
+class VitMatteEngine(BatchingEngine):
+    """ViTMatte on CPU or CUDA. Construct with a loaded fp32 ``VitMatteForImageMatting`` (see ``load_engine``).
+
+    Args:
+        model: eval-mode ``VitMatteForImageMatting`` (moved to ``device`` here).
+        device: "auto", "cpu", "cuda", "cuda:N".
+        precision: "auto" | "fp32" | "fp16" | "bf16": autocast dtype (weights stay fp32, so fp32 is always exact).
+        batch_size: frames per forward; 0 = from free device memory and frame size (1 on CPU).
+        tile: 0 = tile only frames that do not fit the memory budget (never on CPU); N = tile frames whose long side
+            exceeds N px into N-px tiles.
+        tile_overlap: px shared by neighbouring tiles (feathered).
+        compile: ``torch.compile`` the model; first-call time per shape is reported as ``compile_s``.
+        fused_attention: fold relative position terms into SDPA (see ``attention.py``); None = on.
+        channels_last: NHWC convolutions; None = on for CUDA.
+        memory_budget_gb: cap this process's CUDA memory (0 = 90 % of what is free at load time).
+        source: a description of where the weights came from (for ``describe``).
+    """
+
+    name = "vitmatte"
+
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        device: str = "auto",
+        precision: str = "auto",
+        batch_size: int = 0,
+        tile: int = 0,
+        tile_overlap: int = 64,
+        compile: bool = False,
+        fused_attention: bool | None = None,
+        channels_last: bool | None = None,
+        memory_budget_gb: float = 0.0,
+        source: str = "",
+    ) -> None:
+        super().__init__()
+        self.device = resolve_device(device)
+        self.dtype = resolve_precision(precision, self.device)
+        self.runner = DeviceRunner(self.device)
+        # on CUDA two batches are in flight so copies of one overlap the compute of the other
+        self.max_in_flight = 2 if self.runner.is_cuda else 1
+        self.requested_batch_size = batch_size
+        self.batch_size = batch_size or 1
+        self.tile = tile
+        self.tile_overlap = tile_overlap
+        self.source = source
+        self.fused_attention = True if fused_attention is None else fused_attention
+        self.channels_last = self.runner.is_cuda if channels_last is None else channels_last
+        self.compile = compile
+        self.compile_s = 0.0
+        self.oom_backoffs = 0
+        self.tiles_run = 0
+        self.tiles_skipped = 0
+        self.fault_hook: Callable[[int], None] | None = None  # called with the batch size before each forward
+        self._seen_shapes: set[tuple[int, ...]] = set()
+        self._auto_tile: dict[tuple[int, int], int] = {}  # frame size → tile size forced by OOM / budget
+        self._sized_for: tuple[int, int] | None = None
+
+        self.model = model.eval().to(self.device)
+        if self.fused_attention:
+            from vmatte.engine.attention import use_fused_attention
+
+            use_fused_attention(self.model)
+        if self.channels_last:
+            self.model = self.model.to(memory_format=torch.channels_last)
+        self.n_params = sum(p.numel() for p in self.model.parameters())
+        self._forward_model: Callable[..., Any] = self.model
+        if compile:
+            self._forward_model = torch.compile(self.model, dynamic=False)
+
+        free = self.runner.free_bytes()
+        if memory_budget_gb > 0:
+            self.budget_bytes = int(memory_budget_gb * 2**30)
+            cap_process_memory(self.device, self.budget_bytes)
+        else:
+            self.budget_bytes = int(0.9 * free) if free is not None else 0
+
+    # -- sizing ---------------------------------------------------------------------------------------------
+    def bytes_per_frame(self, h: int, w: int) -> int:
+        """Rough peak activation bytes for one (h, w) frame (padded): decoder maps dominate; unfused global
+        attention adds heads x N^2 scores three times over (scores, biased scores, probabilities)."""
+        hp, wp = padded_size(h, w)
+        act = 4 if self.dtype == torch.float32 else 2
+        cfg = self.model.config
+        hidden = cfg.hidden_size
+        heads = cfg.backbone_config.num_attention_heads
+        n = (hp // 16) * (wp // 16)
+        decoder = 400 * hp * wp * act
+        backbone = 24 * hidden * n * act
+        attention = 0 if self.fused_attention else 3 * heads * n * n * 4
+        return int(decoder + backbone + attention + hp * wp * 24)  # + input, padded copy, output
+
+    def _plan_size(self, h: int, w: int) -> None:
+        """Pick batch size (and a tile size when one frame would not fit) for frames of (h, w)."""
+        if self._sized_for == (h, w):
+            return
+        self._sized_for = (h, w)
+        if self.requested_batch_size:
+            self.batch_size = self.requested_batch_size
+            return
+        if not self.runner.is_cuda:
+            self.batch_size = 1  # CPU: batching adds memory, not throughput
+            return
+        budget = self.budget_bytes - sum(p.numel() * p.element_size() for p in self.model.parameters())
+        per = self.bytes_per_frame(h, w)
+        if per > budget and self.tile == 0 and (h, w) not in self._auto_tile:
+            tile = 2048
+            while tile > MIN_TILE and self.bytes_per_frame(min(h, tile), min(w, tile)) > budget:
+                tile //= 2
+            self._auto_tile[(h, w)] = tile
+        tile = self._tile_for(h, w)
+        if tile:
+            per = self.bytes_per_frame(min(h, tile), min(w, tile))
+        self.batch_size = int(max(1, min(MAX_AUTO_BATCH, budget // max(per, 1))))
+
+    def _tile_for(self, h: int, w: int) -> int:
+        """Tile size for frames of (h, w), or 0 to run them whole."""
+        forced = self._auto_tile.get((h, w), 0)
+        if forced:
+            return forced
+        if self.tile and max(h, w) > self.tile:
+            return self.tile
+        return 0
+
+    # -- one forward ----------------------------------------------------------------------------------------
+    def _infer(self, packed: torch.Tensor) -> torch.Tensor:
+        """(B, H, W, 4) uint8 on the device → (B, H, W) float32 alphas on the device (runs on the compute stream)."""
+        b, h, w, _ = packed.shape
+        x = preprocess(packed, self.channels_last)
+        if self.fault_hook is not None:
+            self.fault_hook(b)
+        first = self.compile and tuple(x.shape) not in self._seen_shapes
+        t0 = time.perf_counter()
+        with (
+            torch.inference_mode(),
+            torch.autocast(self.device.type, self.dtype, enabled=self.dtype != torch.float32),
+        ):
+            alphas = self._forward_model(pixel_values=x).alphas
+        if first:
+            self._seen_shapes.add(tuple(x.shape))
+            self.runner.synchronize()
+            self.compile_s += time.perf_counter() - t0
+        return alphas[:, 0, :h, :w].float()
+
+    def _submit(self, items: list[tuple[np.ndarray, np.ndarray]], **meta) -> list[Ticket]:
+        """Run (rgb u8 (h, w, 3), trimap u8 (h, w)) items of one size in chunks of ``batch_size``, halving the
+        batch on out-of-memory and retrying the same items. Raises ``_TooLarge`` when even one item fails."""
+        tickets: list[Ticket] = []
+        i = 0
+        h, w = items[0][1].shape
+        while i < len(items):
+            b = max(1, min(self.batch_size, len(items) - i))
+            buf = self.runner.host_buffer((b, h, w, 4), torch.uint8)
+            arr = buf.numpy()
+            for j, (rgb, tri) in enumerate(items[i : i + b]):
+                arr[j, :, :, :3] = rgb
+                arr[j, :, :, 3] = tri
+            try:
+                tickets.append(self.runner.submit(buf, self._infer, first=i, **meta))
+            except Exception as exc:
+                if not _is_oom(exc):
+                    raise
+                del exc
+                self.runner.after_oom()
+                self.oom_backoffs += 1
+                if b == 1:
+                    raise _TooLarge() from None
+                self.batch_size = max(1, b // 2)
+                continue
+            i += b
+        return tickets
+
+    # -- BatchingEngine hooks -----------------------------------------------------------------------------------
+    def _launch(self, frames: list[Frame]) -> Any:
+        parts: list[tuple[str, Any]] = []
+        # frames of one batch share a size (one clip); group defensively if a caller mixes sizes
+        groups: dict[tuple[int, int], list[Frame]] = {}
+        for f in frames:
+            groups.setdefault((f.height, f.width), []).append(f)
+        order = {id(f): k for k, f in enumerate(frames)}  # output position of each frame
+        for (h, w), group in groups.items():
+            self._plan_size(h, w)
+            if not self._tile_for(h, w):
+                try:
+                    items = [(f.rgb_u8(), f.trimap) for f in group]
+                    parts.append(("whole", (group, self._submit(items))))
+                    continue
+                except _TooLarge:
+                    self._auto_tile[(h, w)] = self._shrink_tile(h, w)
+            for f in group:
+                parts.append(("tiled", self._launch_tiled(f)))
+        return parts, order, len(frames)
+
+    def _collect(self, handle: Any) -> list[np.ndarray]:
+        parts, order, n = handle
+        out: list[np.ndarray | None] = [None] * n
+        for kind, payload in parts:
+            if kind == "whole":
+                group, tickets = payload
+                alphas = [a for t in tickets for a in self.runner.wait(t)]
+                for f, a in zip(group, alphas):
+                    out[order[id(f)]] = a
+            else:
+                out[order[id(payload.frame)]] = self._blend(payload)
+        return out  # type: ignore[return-value]
+
+    # -- tiles ----------------------------------------------------------------------------------------------------
+    def _shrink_tile(self, h: int, w: int) -> int:
+        current = self._tile_for(h, w) or max(h, w)
+        tile = 1 << (max(current // 2, 1).bit_length() - 1)  # a power of two below the current size
+        tile = min(tile, 2048)
+        if current <= MIN_TILE or tile < MIN_TILE:
+            raise OutOfMemory(
+                f"out of {self.device} memory matting a {w}x{h} frame even in {MIN_TILE} px tiles at batch size 1",
+                hint="free GPU memory (other processes?), lower --memory-budget pressure, or use --device cpu",
+            )
+        return tile
+
+    def _launch_tiled(self, frame: Frame) -> _TiledFrame:
+        h, w = frame.height, frame.width
+        while True:
+            tile = self._tile_for(h, w)
+            th, tw = min(h, tile), min(w, tile)
+            rgb, tri = frame.rgb_u8(), frame.trimap
+            boxes, items = [], []
+            for y0 in tile_starts(h, th, self.tile_overlap):
+                for x0 in tile_starts(w, tw, self.tile_overlap):
+                    t = tri[y0 : y0 + th, x0 : x0 + tw]
+                    if not (t == TRIMAP_UNKNOWN).any():
+                        self.tiles_skipped += 1  # fully known: the trimap already is the answer here
+                        continue
+                    boxes.append((y0, x0, th, tw))
+                    items.append((rgb[y0 : y0 + th, x0 : x0 + tw], t))
+            try:
+                tickets = self._submit(items, frame=frame.index)
+            except _TooLarge:
+                self._auto_tile[(h, w)] = self._shrink_tile(h, w)
+                continue
+            self.tiles_run += len(items)
+            return _TiledFrame(frame, boxes, tickets, tile, self.tile_overlap)
+
+    def _blend(self, job: _TiledFrame) -> np.ndarray:
+        """Feathered average of tile alphas → (H, W) float32; pixels no tile covered take the trimap's value."""
+        h, w = job.frame.height, job.frame.width
+        acc = np.zeros((h, w), np.float32)
+        wsum = np.zeros((h, w), np.float32)
+        alphas = [a for t in job.tickets for a in self.runner.wait(t)]
+        for (y0, x0, th, tw), a in zip(job.boxes, alphas):
+            wt = np.outer(feather(h, y0, th, h, job.overlap), feather(w, x0, tw, w, job.overlap))
+            acc[y0 : y0 + th, x0 : x0 + tw] += a * wt
+            wsum[y0 : y0 + th, x0 : x0 + tw] += wt
+        covered = wsum > 0
+        out = (job.frame.trimap == 255).astype(np.float32)
+        out[covered] = acc[covered] / wsum[covered]
+        return out
+
+    # -- protocol extras ----------------------------------------------------------------------------------------
+    def close(self) -> None:
+        super().close()
+        self.runner.trim()
+        self.model = None  # type: ignore[assignment]
+        self._forward_model = None  # type: ignore[assignment]
+        if self.runner.is_cuda:
+            torch.cuda.empty_cache()
+
+    def describe(self) -> dict[str, Any]:
+        d = super().describe()
+        d.update(
+            {
+                "weights": self.source,
+                "params_m": round(self.n_params / 1e6, 2),
+                "device": str(self.device),
+                "precision": {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[
+                    self.dtype
+                ],
+                "fused_attention": self.fused_attention,
+                "channels_last": self.channels_last,
+                "compile": self.compile,
+                "compile_s": round(self.compile_s, 3),
+                "tile": self.tile,
+                "auto_tiles": {f"{w}x{h}": t for (h, w), t in self._auto_tile.items()},
+                "tiles_run": self.tiles_run,
+                "tiles_skipped": self.tiles_skipped,
+                "oom_backoffs": self.oom_backoffs,
+                "frames_matted": self.frames_matted,
+                "frames_trivial": self.frames_trivial,
+                "device_compute_s": round(self.runner.compute_s, 3),
+                "pinned_mb": round(self.runner.pinned_bytes / 2**20, 1),
+            }
+        )
+        return d
+
+
+class _TooLarge(Exception):
+    """Internal: one item does not fit at batch size 1 (the caller switches to / shrinks tiles)."""
