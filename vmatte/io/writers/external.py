@@ -135,6 +135,8 @@ class FfmpegWriter:
         else:
             out_kwargs["vsync"] = "passthrough"
         out_kwargs["copyts"] = None
+        # encode in the input's time base: the default 1/frame-rate would round VFR timestamps onto a grid
+        out_kwargs["enc_time_base"] = "-1"
         # ffmpeg-python takes each option once: spell the same -metadata target several ways
         out_kwargs["metadata"] = f"comment={comment_for(cfg)}"
         if cfg.content == "rgba":

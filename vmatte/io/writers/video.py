@@ -153,6 +153,7 @@ class AudioPump:
             self._decode = True
             self.note = f"audio '{name}' cannot go into {spec.ext} as-is: re-encoded to {spec.audio_fallback}"
         self._out = out
+        self._no_negative = spec.ext in (".mkv", ".webm")
         self._packets = self._in.demux(a_in)
         self._pending = None
         self._done = False
@@ -184,6 +185,10 @@ class AudioPump:
             # a packet straddling the chunk start is kept: a few ms early beats a gap
             dur = float((p.duration or 0) * self._tb)
             if t + dur <= self.start_s:
+                continue
+            if t < 0 and self._no_negative:
+                # AAC priming packets sit before 0; Matroska would shift EVERY stream to make them
+                # non-negative, moving the video off its input times. Dropping ~20 ms of pre-roll is the lesser harm.
                 continue
             if self._decode:
                 for af in p.decode():
