@@ -26,6 +26,41 @@ from vmatte.pipeline.threads import Cancelled, Prefetch, Sink, run_in_thread
 ProgressFn = Callable[[dict[str, Any]], None]
 
 
+def smoothing_context(smooth_cfg) -> tuple[int, int, str]:
+    """(warm-up frames before a range, look-ahead frames after it, where the figures came from) of the
+    temporal smoother: its output for frame t depends on raw alpha of frames t - warm-up .. t + look-ahead."""
+    if not smooth_cfg.enabled:
+        return 0, 0, "smoothing disabled"
+    try:
+        from vmatte.temporal.smooth import TemporalSmoother
+
+        sm = TemporalSmoother(smooth_cfg)
+        return int(sm.warmup_frames), int(sm.lookahead), "TemporalSmoother.warmup_frames / .lookahead"
+    except (ImportError, AttributeError):  # smoother not importable here: its config states the window
+        return int(smooth_cfg.lookbehind), int(smooth_cfg.lookahead), "SmoothConfig.lookbehind / .lookahead (fallback)"
+
+
+def context_range(
+    start: int, end: int, frame_count: int, keyframes: list[int], config: RunConfig
+) -> tuple[int, int]:
+    """Inclusive (first, last) clip frames a run of ``start..end`` must decode, matte and smooth so that its
+    output equals the same frames of a whole-clip run (outputs outside ``start..end`` are dropped).
+
+    - smoothing: ``warm-up`` frames before and ``look-ahead`` frames after (a finite window);
+    - alpha feedback (``propagate.use_alpha_feedback``): the trimap of a frame depends on the matte of the frame
+      before it, back to the last keyframe (keyframe trimaps are fixed), so matting starts at the keyframe at or
+      before the smoothing warm-up (frame 0 when there is none). The chain also restarts engine batches at every
+      keyframe (see ``_Chain.push``) so batch boundaries, and hence which alpha a trimap sees, match.
+    """
+    warmup, lookahead, _ = smoothing_context(config.smooth)
+    first = max(0, start - warmup)
+    last = min(frame_count - 1, end + lookahead)
+    if config.propagate.use_alpha_feedback:
+        before = [k for k in keyframes if k <= first]
+        first = before[-1] if before else 0
+    return first, last
+
+
 def resolve_range(text: str, frame_count: int, path: str) -> tuple[int, int]:
     """``--frames`` text → inclusive (start, end) inside the clip; the whole clip when empty."""
     rng = parse_frame_range(text)
@@ -55,7 +90,15 @@ class _Chain:
         trimapped = self.propagator.push(frame)
         self.times.propagate += time.perf_counter() - t
         for f in trimapped:
+            if not f.keyframe:
+                self._matte(self.engine.push, f)
+                continue
+            # a keyframe is matted alone and observed before the next frame is trimapped: alpha feedback then
+            # sees the same mattes whether the run started at frame 0 or at this keyframe (a farm chunk, see
+            # context_range), so chunks join exactly. Costs one short batch per keyframe.
+            self._matte(lambda _: self.engine.flush(), None)
             self._matte(self.engine.push, f)
+            self._matte(lambda _: self.engine.flush(), None)
 
     def flush(self) -> None:
         t = time.perf_counter()
@@ -187,8 +230,17 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
     report.outputs = [str(p) for p in finals]
     report.times.probe = time.perf_counter() - t
 
+    # A chunk (--frames) must reproduce a single run: decode, propagate, matte and smooth the context its
+    # frames depend on (see context_range) and drop the outputs outside start..end.
+    smoother = None
+    if config.smooth.enabled:
+        from vmatte.temporal.smooth import TemporalSmoother
+
+        smoother = TemporalSmoother(config.smooth)
+    decode_start, decode_end = context_range(start, end, info.frame_count, list(keyframes.indices), config)
+
     # 2. propagation pass (worker thread) while the engine loads (main thread owns the model/GPU)
-    propagator = Propagator(clip, keyframes, config.propagate, frame_range=(start, end), cancel=cancel)
+    propagator = Propagator(clip, keyframes, config.propagate, frame_range=(decode_start, decode_end), cancel=cancel)
     t = time.perf_counter()
 
     def prepare() -> None:
@@ -207,15 +259,6 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
         join_prepare()  # always join: no thread is left running, its error surfaces here
     report.times.propagate_prepare = time.perf_counter() - t
     report.engine = dict(engine.describe())
-
-    smoother = None
-    warmup = 0
-    if config.smooth.enabled:
-        from vmatte.temporal.smooth import TemporalSmoother
-
-        smoother = TemporalSmoother(config.smooth)
-        warmup = int(getattr(smoother, "warmup_frames", 0))
-    decode_start = max(0, start - warmup)  # warm-up frames make a chunk's smoothing equal a full run's
 
     # 3. stream
     batch = max(1, int(getattr(engine, "batch_size", 1) or 1))
@@ -241,7 +284,7 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
         sink = Sink(_Output(writers, needs_fg, report, progress_written), depth=depth, cancel=cancel, name="encode")
 
         def emit(frame: Frame) -> None:
-            if frame.index < start:  # smoothing warm-up frame of a chunk: not ours to write
+            if frame.index < start or frame.index > end:  # smoothing context of a chunk: not ours to write
                 return
             if cancel.is_set():
                 raise Cancelled()
@@ -251,7 +294,7 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
 
         chain = _Chain(propagator, engine, smoother, emit, report)
         corrupt: list[int] = []
-        frames = clip.frames(decode_start, end, max_corrupt=config.pipeline.max_corrupt_frames, corrupt=corrupt)
+        frames = clip.frames(decode_start, decode_end, max_corrupt=config.pipeline.max_corrupt_frames, corrupt=corrupt)
         with Prefetch(frames, depth=depth, cancel=cancel, name="decode") as decoded:
             t_wait = time.perf_counter()
             for frame in decoded:
