@@ -1,0 +1,168 @@
+"""Encoder throughput per output preset at 1920x1080: frames/s with all cores, table + JSON.
+
+Frames are a synthetic 1080p scene (textured background, soft fur-like alpha) rendered once and cycled, so
+the time measured is the writer's: pixel preparation (RGB→YUV, quantisation, premultiplication), encoding and
+muxing, up to the final rename. Decontamination is left out of the per-preset rows (the runner estimates
+the foreground once per frame for all outputs) and timed on its own in a separate row.
+
+Usage: python scripts/bench_encoders.py [--frames 20] [--size 1920x1080] [--presets a,b] [--json /tmp/enc.json]
+Outputs go to a temporary folder under /tmp and are deleted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import shutil
+import sys
+import tempfile
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from vmatte.config import build_config, list_presets  # noqa: E402
+from vmatte.frame import Frame  # noqa: E402
+from vmatte.io.compose import estimate_foreground  # noqa: E402
+from vmatte.io.decode import ClipInfo  # noqa: E402
+from vmatte.io.encode import open_writer  # noqa: E402
+from vmatte.testing import Scene  # noqa: E402
+
+DEFAULT_PRESETS = [
+    "prores4444",
+    "webm-alpha",
+    "qtrle",
+    "png-mov",
+    "ffv1",
+    "png-seq",
+    "png16-seq",
+    "exr-seq",
+    "matte",
+    "matte-png",
+    "comp-green",
+    "comp-black",
+]
+
+
+def make_frames(w: int, h: int, distinct: int = 3) -> list[tuple[np.ndarray, np.ndarray]]:
+    scene = Scene(width=w, height=h, frames=distinct * 4, speed=8.0)
+    return [(scene.rgb(t), scene.alpha(t)) for t in range(0, distinct * 4, 4)]
+
+
+def bench_preset(name: str, pool, n: int, info: ClipInfo, tmp: Path, threads: int) -> list[dict]:
+    cfg = build_config(preset=name, overrides={"input": info.path, "output": {"decontaminate": False}})
+    rows = []
+    for k, out in enumerate(cfg.outputs):
+        seq = out.format in ("png", "exr")
+        path = tmp / f"{name}-{k}" / ("f.%06d" + ("." + out.format) if seq else "out")
+        ext = {
+            "prores4444": ".mov",
+            "vp9": ".webm",
+            "qtrle": ".mov",
+            "png-mov": ".mov",
+            "ffv1": ".mkv",
+            "h264": ".mp4",
+        }
+        out = dataclasses.replace(out, path=str(path) if seq else str(path) + ext[out.format])
+        w = open_writer(out, info, overwrite=True, threads=threads)
+        t = time.perf_counter()
+        for i in range(n):
+            rgb, a = pool[i % len(pool)]
+            w.write(Frame(index=i, pts=i, time_base=info.time_base, rgb=rgb, alpha=a))
+        w.close()
+        dt = time.perf_counter() - t
+        size = sum(f.stat().st_size for f in (tmp / f"{name}-{k}").rglob("*") if f.is_file())
+        rows.append(
+            {
+                "preset": name,
+                "output": k,
+                "format": out.format,
+                "content": out.content,
+                "frames": n,
+                "fps": n / dt,
+                "s_per_frame": dt / n,
+                "threads": threads,
+                "mb_per_frame": size / n / 1e6,
+            }
+        )
+        shutil.rmtree(tmp / f"{name}-{k}", ignore_errors=True)
+    return rows
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--frames", type=int, default=20)
+    ap.add_argument("--size", default="1920x1080")
+    ap.add_argument("--presets", default=",".join(DEFAULT_PRESETS))
+    ap.add_argument("--threads", type=int, default=0, help="encoder threads (0 = all cores)")
+    ap.add_argument("--json", type=Path, default=None)
+    args = ap.parse_args(argv)
+    w, h = (int(x) for x in args.size.lower().split("x"))
+    threads = args.threads or os.cpu_count() or 1
+    known = list_presets()
+    names = [p for p in args.presets.split(",") if p]
+    for p in names:
+        if p not in known:
+            ap.error(f"unknown preset {p!r}; known: {', '.join(known)}")
+    pool = make_frames(w, h)
+    info = ClipInfo(
+        path="/tmp/vmatte-bench-input.mov",
+        kind="video",
+        width=w,
+        height=h,
+        frame_count=args.frames,
+        time_base=Fraction(1, 24),
+        rate=Fraction(24),
+    )
+    tmp = Path(tempfile.mkdtemp(prefix="vmatte-bench-enc-", dir="/tmp"))
+    rows: list[dict] = []
+    try:
+        for name in names:
+            rows += bench_preset(name, pool, args.frames, info, tmp, threads)
+            r = rows[-1]
+            print(f"  {name}: {r['fps']:.2f} fps", file=sys.stderr)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    # decontamination (once per frame in a run, shared by all outputs)
+    rgb, a = pool[0]
+    estimate_foreground(rgb[:8, :8].astype(np.float32) / 255, np.full((8, 8), 0.5, np.float32))  # JIT warm-up
+    t = time.perf_counter()
+    reps = max(1, min(5, args.frames // 4))
+    for _ in range(reps):
+        estimate_foreground(rgb.astype(np.float32) / 255, a)
+    deco_s = (time.perf_counter() - t) / reps
+
+    print(
+        f"\nencoder throughput at {w}x{h}, {args.frames} frames, {threads} threads (cpu_count={os.cpu_count()})"
+    )
+    print(
+        f"{'preset':<18} {'format':<11} {'content':<10} {'fps':>7} {'s/frame':>8} {'threads':>7} {'MB/frame':>9}"
+    )
+    for r in rows:
+        print(
+            f"{r['preset']:<18} {r['format']:<11} {r['content']:<10} {r['fps']:>7.2f} {r['s_per_frame']:>8.3f} {r['threads']:>7} {r['mb_per_frame']:>9.2f}"
+        )
+    print(f"{'decontaminate':<18} {'-':<11} {'-':<10} {1 / deco_s:>7.2f} {deco_s:>8.3f} {'1':>7} {'-':>9}")
+    out = {
+        "size": [w, h],
+        "frames": args.frames,
+        "threads": threads,
+        "cpu_count": os.cpu_count(),
+        "rows": rows,
+        "decontaminate_s_per_frame": deco_s,
+    }
+    text = json.dumps(out, indent=1)
+    print(text)
+    if args.json:
+        args.json.write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
