@@ -168,3 +168,52 @@ def test_iter_alpha_gray_matte_video_and_sequence(tmp_path, scene):
     assert [p for _, p, _ in iter_alpha(tmp_path / "m")] == [7, 8, 9]
     with pytest.raises(Exception, match="no such file"):
         list(iter_alpha(tmp_path / "none.mov"))
+
+
+def test_exr_sequence_reads_back_as_input(tmp_path, scene):
+    """Our linear EXR, fed back in as a clip, decodes to the colour that went out (sRGB curve inverted)."""
+    clip = open_clip(write_vfr_clip(tmp_path / "in.mp4", scene, [0, 40, 80]))
+    frames = with_alpha(clip.frames(), scene)
+    cfg = OutputConfig(
+        path=str(tmp_path / "e" / "e.%04d.exr"), format="exr", bit_depth=32, decontaminate=False
+    )
+    write_all(open_writer(cfg, clip.info), frames)
+    back = open_clip(cfg.path)
+    assert back.info.kind == "sequence" and back.info.frame_count == 3 and back.info.bit_depth == 16
+    for f, g in zip(frames, back.frames()):
+        assert np.abs(f.rgb_float() - g.rgb_float()).max() <= 1e-4
+
+
+def test_colour_tags_carried_into_outputs(tmp_path, scene):
+    """A BT.709-tagged, limited-range source: YUV outputs carry its tags and convert with its matrix."""
+    import av
+
+    path = tmp_path / "tagged.mkv"
+    with av.open(str(path), "w") as out:
+        s = out.add_stream("ffv1", rate=24)
+        s.width, s.height, s.pix_fmt = scene.width, scene.height, "yuv444p"
+        cc = s.codec_context
+        cc.color_range, cc.color_primaries, cc.color_trc, cc.colorspace = 1, 1, 1, 1
+        for t in range(2):
+            vf = av.VideoFrame.from_ndarray(scene.rgb(t), format="rgb24").reformat(
+                format="yuv444p", dst_colorspace="itu709", dst_color_range=1
+            )
+            for p in s.encode(vf):
+                out.mux(p)
+        for p in s.encode(None):
+            out.mux(p)
+    clip = open_clip(path)
+    assert clip.info.color == {"color_range": 1, "color_primaries": 1, "color_trc": 1, "colorspace": 1}
+    frames = with_alpha(clip.frames(), scene)
+    # the decoder honoured the BT.709 matrix: colours match the scene within YUV rounding
+    assert np.abs(frames[0].rgb_float() - scene.rgb(0) / 255).max() <= 3 / 255
+    out = write_all(
+        open_writer(OutputConfig(path=str(tmp_path / "o.mov"), decontaminate=False), clip.info), frames
+    )
+    with av.open(str(out)) as c:
+        v = c.streams.video[0].codec_context
+        assert (v.color_range, v.color_primaries, v.color_trc, v.colorspace) == (1, 1, 1, 1)
+    from vmatte.io.readback import iter_rgba
+
+    for (_, _, rgba), f in zip(iter_rgba(out), frames):
+        assert np.abs(rgba[..., :3] - f.rgb_float()).max() <= 3 / 255

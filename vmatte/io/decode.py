@@ -118,14 +118,37 @@ def _sequence_files(path: str) -> list[str] | None:
     return None
 
 
+def _read_exr(path: str) -> np.ndarray:
+    """(H, W, 3) float32 RGB of an OpenEXR file, values as stored (linear), via FFmpeg's exr decoder.
+
+    PyAV rather than OpenCV: the OpenCV wheel reads EXR only when OPENCV_IO_ENABLE_OPENEXR was set before
+    it was first imported, which a library cannot promise."""
+    import av
+
+    try:
+        with av.open(path) as c:
+            vf = next(c.decode(video=0))
+    except (av.error.FFmpegError, StopIteration, OSError) as exc:
+        raise InputError(
+            f"{path}: cannot read EXR ({exc})", hint="check the file is a valid OpenEXR image"
+        ) from None
+    if vf.format.name.startswith(("gray", "ya")):
+        g = vf.reformat(format="grayf32le").to_ndarray().astype(np.float32)
+        return np.repeat(g[..., None], 3, axis=2)
+    return vf.reformat(format="gbrapf32le").to_ndarray()[..., :3].astype(np.float32)
+
+
 def _read_image(path: str) -> np.ndarray:
-    """Read an image file → (H, W, 3) uint8 or uint16 RGB. Raises InputError naming the file."""
+    """Read an image file → (H, W, 3) uint8 or uint16 RGB. Raises InputError naming the file.
+
+    Float EXR (linear light) is display-encoded with the sRGB curve into uint16, the inverse of what the
+    EXR writer applies, so EXR in → EXR out round-trips."""
     import cv2
 
-    flags = cv2.IMREAD_UNCHANGED
     if path.lower().endswith(".exr"):
-        os.environ.setdefault("OPENCV_IO_ENABLE_OPENEXR", "1")
-    img = cv2.imread(path, flags)
+        img = _read_exr(path)[:, :, ::-1]  # to BGR like cv2, flipped back below
+    else:
+        img = cv2.imread(path, cv2.IMREAD_UNCHANGED)
     if img is None:
         raise InputError(f"{path}: cannot read image", hint="check the file is a valid image")
     if img.dtype == np.float32 or img.dtype == np.float16:
