@@ -24,6 +24,8 @@ class PropagateConfig:
     snap_radius: guided filter radius, fraction of the working short side.
     sure: probability a pixel needs (>= sure or <= 1 - sure) in every weighted direction to be definite.
     max_feedback_lag: alpha older than this many frames is not used as evidence.
+    layer_radius: foreground-layer flow: near and outside the mask the flow is replaced by the object's own
+        motion, extrapolated from the mask interior eroded by this fraction of the short side (0 = raw flow).
     scene_cut: colour-histogram distance (total variation, 0-1, see vmatte.temporal.scenecut) between
         consecutive frames above which propagation does not carry masks across (0 disables).
     """
@@ -40,6 +42,7 @@ class PropagateConfig:
     sure: float = 0.9
     max_feedback_lag: int = 8
     scene_cut: float = 0.3
+    layer_radius: float = 0.012
 
     def __post_init__(self) -> None:
         if self.work_size < 64:

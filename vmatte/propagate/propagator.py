@@ -168,6 +168,37 @@ class FlowPair:
         # unreliable zones bleed a little: flow errors spread beyond the exact pixels that fail the check
         return cv2.erode(c, np.ones((3, 3), np.uint8))
 
+    def layer_flow(self, p_est: np.ndarray, flow: np.ndarray, c: np.ndarray, radius: float) -> np.ndarray:
+        """The foreground's own motion, extended past its boundary (float32 (H, W, 2) px).
+
+        DIS flow is smooth across motion boundaries, so at the edge of a moving object it blends the object's
+        motion with the background's and a warped mask edge lags behind. The object is the front layer: a
+        pixel is foreground at the target exactly when its source *under the object's motion* was foreground.
+        So the flow near and outside the estimated mask ``p_est`` (target grid) is replaced by a normalised
+        convolution of the flow over the mask interior (eroded by ``radius`` px, weighted by consistency
+        ``c``); deep inside the mask the raw flow is kept (limbs move on their own)."""
+        m = (p_est > 0.5).astype(np.uint8)
+        k = max(1, round(radius))
+        interior = cv2.erode(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
+        if interior.sum() < 16:
+            return flow
+        w = interior.astype(np.float32) * c
+        sigma = 2.0 * k
+        den = cv2.GaussianBlur(w, (0, 0), sigma)
+        num = cv2.GaussianBlur(flow * w[..., None], (0, 0), sigma)
+        ok = den > 1e-3
+        ext = np.where(ok[..., None], num / np.maximum(den, 1e-6)[..., None], flow)
+        return np.where(interior[..., None] > 0, flow, ext).astype(np.float32)
+
+    def warp_layer(self, p: np.ndarray, r: np.ndarray, flow: np.ndarray, c: np.ndarray, radius: float):
+        """Warp probability ``p`` and reliability ``r`` (source grid) along ``flow`` (target grid) with the
+        foreground-layer correction of :meth:`layer_flow` (radius <= 0: plain warp). Returns (p, r) float32."""
+        p1 = self.warp(p, flow)
+        if radius > 0:
+            flow = self.layer_flow(p1, flow, c, radius)
+            p1 = self.warp(p, flow)
+        return p1, self.warp(r, flow)
+
     def compute(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Gray uint8 frames a, b → (flow a→b on a, flow b→a on b, consistency on a, consistency on b)."""
         ab = self.dis.calc(a, b, None)
@@ -222,6 +253,7 @@ class Propagator:
         self.ww, self.wh = max(8, round(self.width * s)), max(8, round(self.height * s))
         self.r_min = band_radius_px(self.cfg.band_min, self.ww, self.wh)
         self.r_max = band_radius_px(self.cfg.band_max, self.ww, self.wh)
+        self.layer_r = self.cfg.layer_radius * min(self.ww, self.wh) if self.cfg.layer_radius > 0 else 0.0
         self.results: dict[int, tuple[bytes, bytes]] = {}
         self.confidence: dict[int, float] = {}
         self.cuts: list[int] = []
@@ -308,8 +340,8 @@ class Propagator:
                         t - 1, p_prev, r_prev, g_prev, ab.astype(np.float16), (c_ab * 255).astype(np.uint8)
                     )
                 if pf is not None:
-                    pf = flow.warp(pf, ba)
-                    rf = flow.warp(rf, ba) * c_ba * _DECAY
+                    pf, rf = flow.warp_layer(pf, rf, ba, c_ba, self.layer_r)
+                    rf = rf * c_ba * _DECAY
             if t in kset:
                 p_kf = self._kf_prob(t)
                 if pending:
@@ -353,8 +385,9 @@ class Propagator:
             p_u8, r_u8, gray, ab, c_ab = scratch.pop(t)
             tb = time.perf_counter()
             ab = ab.astype(np.float32)
-            pb = flow.warp(pb, ab)
-            rb = flow.warp(rb, ab) * (c_ab.astype(np.float32) / 255.0) * _DECAY
+            c = c_ab.astype(np.float32) / 255.0
+            pb, rb = flow.warp_layer(pb, rb, ab, c, self.layer_r)
+            rb = rb * c * _DECAY
             if self.start <= t <= self.end:
                 pf = p_u8.astype(np.float32) / 255.0
                 rf = r_u8.astype(np.float32) / 255.0

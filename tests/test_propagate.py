@@ -1,0 +1,337 @@
+"""Trimap propagation on synthetic clips with known motion and exact ground-truth alpha."""
+
+from __future__ import annotations
+
+import threading
+
+import cv2
+import numpy as np
+import pytest
+
+from vmatte.errors import Interrupted
+from vmatte.frame import Frame
+from vmatte.io.decode import open_clip
+from vmatte.io.masks import load_keyframes
+from vmatte.propagate import FlowPair, PropagateConfig, Propagator
+from vmatte.propagate.propagator import _Scratch
+from vmatte.propagate.trimap import band_radius_px, mask_to_trimap, signed_distance, trimap_to_probability
+from vmatte.testing import Scene, write_masks, write_sequence
+
+
+class RigidScene(Scene):
+    """Scene whose foreground texture moves with the blob (in ``Scene`` the texture offset is clipped to the
+    frame for the first ~0.08*width/speed frames, so the blob's silhouette moves over a still texture and
+    optical flow, which follows texture, cannot see the motion)."""
+
+    def foreground(self, t: int) -> np.ndarray:
+        h, w = self.height, self.width
+        if not hasattr(self, "_fg_rigid"):
+            object.__setattr__(self, "_fg_rigid", self._noise(h, w, 4, self.seed + 7))
+        (cx, cy), (c0x, c0y) = self.center(t), self.center(0)
+        shift = np.float32([[1, 0, cx - c0x], [0, 1, cy - c0y]])
+        n = cv2.warpAffine(self._fg_rigid, shift, (w, h), borderMode=cv2.BORDER_REFLECT)
+        return np.stack([0.85 - 0.3 * n, 0.55 - 0.25 * n, 0.2 + 0.2 * n], axis=-1).astype(np.float32)
+
+
+SCENE = RigidScene(width=160, height=96, frames=21, speed=2.5, fur=0.05)
+KF = [0, 10, 20]
+
+
+@pytest.fixture(scope="module")
+def seq(tmp_path_factory):
+    return write_sequence(tmp_path_factory.mktemp("seq") / "frames", SCENE)
+
+
+@pytest.fixture(scope="module")
+def kf_dir(tmp_path_factory):
+    return write_masks(tmp_path_factory.mktemp("kf") / "masks", SCENE, KF)
+
+
+@pytest.fixture(scope="module")
+def full_run(seq, kf_dir):
+    clip = open_clip(seq)
+    prop = Propagator(clip, load_keyframes(kf_dir, clip.info), PropagateConfig())
+    prop.prepare()
+    return prop
+
+
+def gt_mask(t: int, scene: Scene = SCENE) -> np.ndarray:
+    return scene.alpha(t) >= 0.5
+
+
+def test_definite_labels_are_right_and_mask_follows_motion(full_run):
+    for t in range(SCENE.frames):
+        tri, mask, conf = full_run.result(t)
+        a = SCENE.alpha(t)
+        # no definite label contradicts the true matte (hard error 0), and the mask tracks the moving blob
+        assert not np.any((tri == 255) & (a <= 0.0)), t
+        assert not np.any((tri == 0) & (a >= 1.0)), t
+        m, g = mask > 0, gt_mask(t)
+        assert (m & g).sum() / (m | g).sum() > 0.93, t
+        assert 0.0 <= conf <= 1.0
+    assert [full_run.confidence[k] for k in KF] == [1.0, 1.0, 1.0]
+    assert max(full_run.confidence[t] for t in range(1, 10)) <= 1.0
+
+
+def test_keyframes_are_exact(seq, tmp_path):
+    clip = open_clip(seq)
+    masks = tmp_path / "m"
+    masks.mkdir()
+    # frame 0 binary, frame 10 trimap, frame 20 soft alpha
+    cv2.imwrite(str(masks / "000000.png"), SCENE.mask(0))
+    tri = np.full((SCENE.height, SCENE.width), 128, np.uint8)
+    a10 = SCENE.alpha(10)
+    tri[a10 <= 0] = 0
+    tri[a10 >= 1] = 255
+    cv2.imwrite(str(masks / "000010.png"), tri)
+    cv2.imwrite(str(masks / "000020.png"), np.clip(SCENE.alpha(20) * 255 + 0.5, 0, 255).astype(np.uint8))
+    cfg = PropagateConfig()
+    prop = Propagator(clip, load_keyframes(masks, clip.info), cfg)
+    t0, m0, _c0 = prop.result(0)
+    np.testing.assert_array_equal(m0, SCENE.mask(0))
+    np.testing.assert_array_equal(
+        t0, mask_to_trimap(SCENE.mask(0), band_radius_px(cfg.band, SCENE.width, SCENE.height))
+    )
+    t10, _, _ = prop.result(10)
+    np.testing.assert_array_equal(t10, tri)  # a trimap keyframe stays that trimap
+    t20, _, _ = prop.result(20)
+    a20 = np.clip(SCENE.alpha(20) * 255 + 0.5, 0, 255).astype(np.uint8)
+    assert np.all(t20[a20 == 255] != 0) and np.all(t20[a20 == 0] != 255)
+    assert np.all(t20[(a20 > 0) & (a20 < 255)] == 128)
+    frames = [prop.push(f)[0] for f in clip.frames(0, 20)] + prop.flush()
+    assert [f.index for f in frames] == list(range(21))
+    assert [f.index for f in frames if f.keyframe] == KF
+    assert all(f.confidence == 1.0 for f in frames if f.keyframe)
+    np.testing.assert_array_equal(frames[10].trimap, tri)
+
+
+def test_band_scales_with_resolution(tmp_path):
+    """Same scene at 1x and 2x: band radii double, so the unknown area grows ~4x (width x perimeter)."""
+    areas = []
+    for s in (1, 2):
+        sc = RigidScene(width=96 * s, height=64 * s, frames=7, speed=1.5 * s, fur=0.05)
+        clip = open_clip(write_sequence(tmp_path / f"s{s}", sc))
+        kf = load_keyframes(write_masks(tmp_path / f"k{s}", sc, [0, 6]), clip.info)
+        prop = Propagator(clip, kf, PropagateConfig(work_size=1000))
+        prop.prepare()
+        assert prop.r_min == pytest.approx(band_radius_px(0.006, 96 * s, 64 * s))
+        areas.append(sum(int((prop.result(t)[0] == 128).sum()) for t in (0, 3)))
+    assert 3.0 < areas[1] / areas[0] < 5.5, areas
+
+
+def test_band_limits_and_boundary_cover(full_run):
+    """Every propagated boundary pixel is unknown (>= band_min); nothing farther than band_max is."""
+    for t in (3, 5, 14):
+        p, unk = full_run.work_result(t)
+        d = signed_distance(p >= 128)
+        assert np.all(unk[np.abs(d) <= full_run.r_min])
+        assert not np.any(unk & (np.abs(d) > full_run.r_max + 1.5))
+
+
+def test_band_widens_where_flow_is_unreliable(seq, kf_dir):
+    """Frames farther from the keyframes get a wider band than frames next to them."""
+    clip = open_clip(seq)
+    prop = Propagator(clip, load_keyframes(kf_dir, clip.info), PropagateConfig())
+    prop.prepare()
+    near = (prop.work_result(1)[1].sum() + prop.work_result(19)[1].sum()) / 2
+    mid = prop.work_result(5)[1].sum()
+    assert mid > near
+    assert prop.confidence[5] < prop.confidence[1]
+
+
+def test_frame_next_to_keyframe_follows_it(seq, tmp_path):
+    """Keyframe 10 claims an extra static square: frame 9 (next to 10) has it, frame 1 (next to 0) does not."""
+    clip = open_clip(seq)
+    masks = tmp_path / "m"
+    write_masks(masks, SCENE, [0])
+    m10 = SCENE.mask(10).copy()
+    m10[70:90, 130:150] = 255  # background region the blob never reaches
+    cv2.imwrite(str(masks / "000010.png"), m10)
+    prop = Propagator(clip, load_keyframes(masks, clip.info), PropagateConfig())
+    prop.prepare()
+    _, m9, _ = prop.result(9)
+    _, m1, _ = prop.result(1)
+    # background pans 1 px/frame to the left: the square sits ~1 px right at frame 9, ~9 px at frame 1
+    assert m9[72:88, 133:149].mean() > 200
+    assert m1[72:88, 141:149].mean() < 60
+    # the disagreement is never labelled definite on the frame in the middle
+    tri5, _, _ = prop.result(5)
+    assert np.all(tri5[74:86, 140:146] == 128)
+
+
+def test_fb_consistency_flags_occlusion():
+    """A textured square moves 6 px right over a static textured background: the strip it uncovers has no
+    match in the previous frame (low consistency); the background far away is consistent."""
+    rng = np.random.default_rng(0)
+    bg = cv2.GaussianBlur(rng.integers(0, 255, (96, 128), dtype=np.uint8), (5, 5), 1.5)
+    sq = cv2.GaussianBlur(rng.integers(0, 255, (40, 40), dtype=np.uint8), (5, 5), 1.5)
+    a, b = bg.copy(), bg.copy()
+    a[28:68, 40:80] = sq
+    b[28:68, 46:86] = sq
+    fp = FlowPair("medium", 128, 96)
+    _ab, ba, _c_ab, c_ba = fp.compute(a, b)
+    uncovered = c_ba[32:64, 41:45]  # on b's grid: background in b, square in a
+    assert uncovered.mean() < 0.5
+    assert c_ba[5:20, 5:30].mean() > 0.9
+    assert abs(float(np.median(ba[35:60, 55:80, 0])) + 6) < 1.0  # flow b→a on the square is -6 px
+
+
+def test_occluded_region_is_unknown_not_wrong(tmp_path):
+    """A static occluder passes in front of the object between the keyframes: no definite label there is wrong."""
+    sc = RigidScene(width=128, height=80, frames=11, speed=3.0, fur=0.05)
+    d = tmp_path / "occ"
+    d.mkdir()
+    truth = []
+    for t in range(sc.frames):
+        rgb = sc.rgb(t).copy()
+        x = 20 + 8 * t  # a dark bar sweeping right across the picture
+        rgb[:, x : x + 10] = (30, 30, 30)
+        a = sc.alpha(t).copy()
+        a[:, x : x + 10] = 0.0
+        truth.append(a)
+        cv2.imwrite(str(d / f"{t:06d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+        if t in (0, 10):
+            (tmp_path / "k").mkdir(exist_ok=True)
+            cv2.imwrite(str(tmp_path / "k" / f"{t:06d}.png"), np.where(a >= 0.5, 255, 0).astype(np.uint8))
+    clip = open_clip(d)
+    prop = Propagator(clip, load_keyframes(tmp_path / "k", clip.info), PropagateConfig())
+    prop.prepare()
+    bad = 0
+    fg = 0
+    for t in range(1, 10):
+        tri, _, _ = prop.result(t)
+        a = truth[t]
+        bad += int(((tri == 255) & (a <= 0)).sum() + ((tri == 0) & (a >= 1)).sum())
+        fg += int((a >= 0.5).sum())
+    assert bad / fg < 0.01, bad / fg
+
+
+def test_frame_range_matches_full_run(seq, kf_dir, full_run):
+    clip = open_clip(seq)
+    kf = load_keyframes(kf_dir, clip.info)
+    for rng in ((12, 15), (3, 4), (20, 20)):
+        part = Propagator(clip, kf, PropagateConfig(), frame_range=rng)
+        part.prepare()
+        assert sorted(part.results) == list(range(rng[0], rng[1] + 1))
+        for t in range(rng[0], rng[1] + 1):
+            np.testing.assert_array_equal(part.result(t)[0], full_run.result(t)[0])
+            assert part.confidence[t] == full_run.confidence[t]
+
+
+def test_before_first_and_after_last_keyframe(seq, tmp_path):
+    clip = open_clip(seq)
+    kf = load_keyframes(write_masks(tmp_path / "m", SCENE, [6, 14]), clip.info)
+    prop = Propagator(clip, kf, PropagateConfig())
+    prop.prepare()
+    for t in (0, 3, 17, 20):
+        _, m, _ = prop.result(t)
+        g = gt_mask(t)
+        assert ((m > 0) & g).sum() / ((m > 0) | g).sum() > 0.9, t
+
+
+def test_empty_keyframe_means_object_absent(seq, tmp_path):
+    clip = open_clip(seq)
+    d = write_masks(tmp_path / "m", SCENE, [0])
+    cv2.imwrite(str(d / "000020.png"), np.zeros((SCENE.height, SCENE.width), np.uint8))
+    kf = load_keyframes(d, clip.info)
+    assert any("all black" in w for w in kf.warnings)
+    prop = Propagator(clip, kf, PropagateConfig())
+    prop.prepare()
+    assert prop.result(20)[1].max() == 0
+    assert prop.result(19)[1].mean() < prop.result(1)[1].mean()  # next to the empty keyframe little remains
+
+
+def test_scene_cut_stops_propagation(tmp_path):
+    sc = RigidScene(width=96, height=64, frames=10, speed=2.0, fur=0.05)
+    d = tmp_path / "cut"
+    d.mkdir()
+    for t in range(10):
+        rgb = sc.rgb(t)
+        if t >= 6:
+            rgb = np.ascontiguousarray(rgb[:, :, ::-1] // 3 + 150)  # another shot: other palette
+        cv2.imwrite(str(d / f"{t:06d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    clip = open_clip(d)
+    prop = Propagator(
+        clip, load_keyframes(write_masks(tmp_path / "k", sc, [0]), clip.info), PropagateConfig()
+    )
+    prop.prepare()
+    assert prop.cuts == [6]
+    for t in range(6, 10):
+        tri, _, conf = prop.result(t)
+        assert np.all(tri == 128) and conf == 0.0
+    assert prop.result(5)[2] > 0.5
+    assert set(prop.suggestions()) & {6, 7, 8, 9}
+
+
+def test_working_resolution_upsamples(seq, kf_dir, full_run):
+    clip = open_clip(seq)
+    prop = Propagator(clip, load_keyframes(kf_dir, clip.info), PropagateConfig(work_size=96))
+    prop.prepare()
+    assert (prop.ww, prop.wh) == (96, 58)
+    tri, mask, _ = prop.result(5)
+    assert tri.shape == (SCENE.height, SCENE.width) and set(np.unique(tri)) <= {0, 128, 255}
+    g = gt_mask(5)
+    assert ((mask > 0) & g).sum() / ((mask > 0) | g).sum() > 0.88
+    assert not np.any((tri == 255) & (SCENE.alpha(5) <= 0))
+
+
+def test_alpha_feedback_tightens_band_without_errors(seq, kf_dir):
+    clip = open_clip(seq)
+    kf = load_keyframes(kf_dir, clip.info)
+    plain = Propagator(clip, kf, PropagateConfig(band_max=0.1, use_alpha_feedback=False))
+    fed = Propagator(clip, kf, PropagateConfig(band_max=0.1))
+    plain.prepare()
+    fed.prepare()
+    lagging = []
+    gain = 0
+    for f in clip.frames(0, 20):
+        a_out = fed.push(f)[0]
+        p_out = plain.push(f)[0]
+        lagging.append(f.replace(alpha=SCENE.alpha(f.index)))
+        if len(lagging) > 3:  # the engine hands alpha back a few frames late
+            fed.observe(lagging.pop(0))
+        if f.index in KF:
+            np.testing.assert_array_equal(a_out.trimap, fed.result(f.index)[0])
+            continue
+        changed = a_out.trimap != p_out.trimap
+        assert np.all(p_out.trimap[changed] == 128)  # only unknown pixels ever change
+        a = SCENE.alpha(f.index)
+        assert not np.any((a_out.trimap == 255) & (a <= 0.0))
+        assert not np.any((a_out.trimap == 0) & (a >= 1.0))
+        gain += int(changed.sum())
+    assert gain > 0 and fed.feedback_pixels > 0
+
+
+def test_cancel(seq, kf_dir):
+    clip = open_clip(seq)
+    ev = threading.Event()
+    ev.set()
+    prop = Propagator(clip, load_keyframes(kf_dir, clip.info), PropagateConfig(), cancel=ev)
+    with pytest.raises(Interrupted):
+        prop.prepare()
+
+
+def test_compact_storage_and_spill(full_run):
+    """Per-frame results are a few kB (not full float arrays), and the segment scratch spills to disk."""
+    per_frame = full_run.summary()["compact_bytes"] / SCENE.frames
+    assert per_frame < 0.1 * SCENE.width * SCENE.height * 4
+    s = _Scratch(budget=1000)
+    arrays = [np.arange(600, dtype=np.uint8).reshape(20, 30) + i for i in range(4)]
+    for i, a in enumerate(arrays):
+        s.put(i, a, a.astype(np.float16))
+    assert s.used <= 1000 and s.disk  # the rest went to the temporary file
+    for i in reversed(range(4)):
+        a, b = s.pop(i)
+        np.testing.assert_array_equal(a, arrays[i])
+        np.testing.assert_array_equal(b, arrays[i].astype(np.float16))
+    s.clear()
+
+
+def test_trimap_helpers():
+    m = np.zeros((40, 40), np.uint8)
+    m[10:30, 10:30] = 255
+    tri = mask_to_trimap(m, 3)
+    assert (tri[20, 7:13] == 128).all() and tri[20, 13] == 255 and tri[20, 20] == 255 and tri[20, 2] == 0
+    p = trimap_to_probability(tri)
+    assert p[20, 20] == 1 and p[20, 2] == 0 and 0.3 < p[20, 10] < 0.7
+    assert Frame(index=0, pts=0, time_base=None, rgb=np.zeros((40, 40, 3), np.uint8), trimap=tri) is not None
