@@ -91,6 +91,35 @@ class PixelSource:
         out[..., 3] = alpha
         return out
 
+    def render_int(self, frame: Frame, depth: int) -> np.ndarray:
+        """:meth:`render` quantised to uint8 (depth 8) or uint16 (deeper), same layouts.
+
+        Fast path (the default RGBA output of an undecontaminated or opaque-only frame, and mattes): the
+        colour is taken from the integer rgb as is (8→16 bit by x257, exact), so only alpha is converted;
+        at 1080p this saves most of a second per frame over the float path on a loaded 2-core machine."""
+        content = self.cfg.content
+        if content == "alpha":
+            alpha = frame.alpha if frame.alpha is not None else np.ones(frame.rgb.shape[:2], np.float32)
+            return quantize(alpha, depth)
+        # colour is the frame's own rgb unless a foreground is wanted (and computable: alpha exists)
+        own_rgb = not needs_foreground(self.cfg) or frame.alpha is None
+        if content == "rgba" and not self.cfg.premultiplied and own_rgb:
+            h, w = frame.rgb.shape[:2]
+            out = np.empty((h, w, 4), np.uint8 if depth <= 8 else np.uint16)
+            src = frame.rgb
+            if out.dtype == src.dtype:
+                out[..., :3] = src
+            elif out.dtype == np.uint16:
+                np.multiply(src, 257, out=out[..., :3], dtype=np.uint16)
+            else:
+                out[..., :3] = frame.rgb_u8()
+            if frame.alpha is None:
+                out[..., 3] = np.iinfo(out.dtype).max
+            else:
+                out[..., 3] = quantize(frame.alpha, depth)
+            return out
+        return quantize(self.render(frame), depth)
+
     def close(self) -> None:
         if self.background is not None:
             self.background.close()
@@ -98,9 +127,11 @@ class PixelSource:
 
 def quantize(img: np.ndarray, depth: int) -> np.ndarray:
     """float32 [0, 1] → uint8 (depth 8) or uint16 full scale 0..65535 (any deeper depth), rounded."""
-    if depth <= 8:
-        return (np.clip(img, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
-    return (np.clip(img, 0.0, 1.0) * 65535.0 + 0.5).astype(np.uint16)
+    scale = np.float32(255.0 if depth <= 8 else 65535.0)
+    buf = np.clip(img, 0.0, 1.0)  # one temporary, then in place: these are full frames at video rate
+    buf *= scale
+    buf += np.float32(0.5)
+    return buf.astype(np.uint8 if depth <= 8 else np.uint16)
 
 
 def srgb_to_linear(x: np.ndarray) -> np.ndarray:

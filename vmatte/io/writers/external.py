@@ -24,7 +24,7 @@ from vmatte.frame import Frame
 from vmatte.io.config import OutputConfig
 from vmatte.io.decode import ClipInfo
 from vmatte.io.formats import FormatSpec, output_depth
-from vmatte.io.writers.common import PixelSource, alpha_note, comment_for, quantize, remove_quietly, temp_path
+from vmatte.io.writers.common import PixelSource, alpha_note, comment_for, remove_quietly, temp_path
 from vmatte.io.writers.video import _MATRIX, codec_options, color_tags, encoder_pix_fmt
 
 _SCALE_MATRIX = {
@@ -119,8 +119,18 @@ class FfmpegWriter:
             # swscale would use BT.601 for RGB→YUV unless told; convert with the matrix we tag
             rng = "pc" if tags.get("color_range") == 2 else "tv"
             # setparams tags the frames too: ffmpeg 5.x lets untagged frames override -colorspace
-            params = ":".join(f"{k}={tags[t]}" for k, t in (("colorspace", "colorspace"), ("color_primaries", "color_primaries"), ("color_trc", "color_trc")) if t in tags)
-            out_kwargs["vf"] = f"scale=out_color_matrix={_SCALE_MATRIX[matrix]}:out_range={rng},setparams=range={rng}:{params}"
+            params = ":".join(
+                f"{k}={tags[t]}"
+                for k, t in (
+                    ("colorspace", "colorspace"),
+                    ("color_primaries", "color_primaries"),
+                    ("color_trc", "color_trc"),
+                )
+                if t in tags
+            )
+            out_kwargs["vf"] = (
+                f"scale=out_color_matrix={_SCALE_MATRIX[matrix]}:out_range={rng},setparams=range={rng}:{params}"
+            )
         for key, flag in (
             ("color_range", "color_range"),
             ("color_primaries", "color_primaries"),
@@ -215,7 +225,7 @@ class FfmpegWriter:
         pts = frame.pts if frame.pts is not None else frame.index
         if self._proc is None:
             self._start(float(pts * (frame.time_base or self.info.time_base)))
-        img = quantize(self._pixels.render(frame), 16)
+        img = self._pixels.render_int(frame, 16)
         vf = av.VideoFrame.from_ndarray(img, format=self.src_pix)
         vf.pts = int(pts)
         vf.time_base = self.info.time_base

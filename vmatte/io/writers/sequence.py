@@ -32,7 +32,6 @@ from vmatte.io.writers.common import (
     PixelSource,
     alpha_note,
     oserror,
-    quantize,
     remove_quietly,
     srgb_to_linear,
     temp_path,
@@ -159,10 +158,9 @@ class SequenceWriter:
 
             self._av = av
 
-    def _encode_png(self, img: np.ndarray) -> bytes:
+    def _encode_png(self, q: np.ndarray) -> bytes:
         import cv2
 
-        q = quantize(img, self.depth)
         if q.ndim == 3:
             q = q[..., [2, 1, 0, 3]] if q.shape[2] == 4 else q[..., ::-1]  # OpenCV writes BGR(A)
         ok, buf = cv2.imencode(".png", np.ascontiguousarray(q))
@@ -213,8 +211,10 @@ class SequenceWriter:
             raise OutputError(
                 f"{self.path}: frame {frame.index} is {frame.width}x{frame.height}, expected {self.info.width}x{self.info.height}"
             )
-        img = self._pixels.render(frame)
-        data = self._encode_exr(img) if self.spec.name == "exr" else self._encode_png(img)
+        if self.spec.name == "exr":
+            data = self._encode_exr(self._pixels.render(frame))
+        else:
+            data = self._encode_png(self._pixels.render_int(frame, self.depth))
         final = frame_file(self.path, self.cfg.start_number + frame.index)
         self._tmp = temp_path(final)
         try:

@@ -26,7 +26,6 @@ from vmatte.io.writers.common import (
     alpha_note,
     comment_for,
     oserror,
-    quantize,
     remove_quietly,
     temp_path,
 )
@@ -304,7 +303,7 @@ class VideoWriter:
         import av
 
         wide = self._src_fmt in ("rgba64le", "rgb48le", "gray16le")
-        img = quantize(self._pixels.render(frame), 16 if wide else 8)
+        img = self._pixels.render_int(frame, 16 if wide else 8)
         if img.ndim == 2 and not self._src_fmt.startswith("gray"):
             img = np.repeat(img[..., None], 3, axis=2)  # a matte in an RGB/YUV codec: R = G = B = alpha
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format=self._src_fmt)
