@@ -1,0 +1,258 @@
+"""Chunk planning for render farms: which frames each chunk writes, which frames it must also process so that
+its output equals a whole-clip run, and the command line a farm submits for it.
+
+A chunk ``start..end`` (inclusive clip frame numbers) needs context on both sides:
+
+- **propagation context**: the cheap working-resolution propagation pass runs from the keyframe at or before
+  the chunk's context to the keyframe at or after it (the :class:`~vmatte.propagate.Propagator` computes this
+  from its ``frame_range``; the plan asks it rather than guessing);
+- **matting context** (decoded at full resolution, matted and smoothed, outputs dropped): the temporal
+  smoother's warm-up (``TemporalSmoother.warmup_frames``) before and look-ahead after, and with alpha feedback
+  on, back to the keyframe before the warm-up (see :func:`vmatte.pipeline.runner.context_range`).
+
+The chunk grid is always laid over the whole clip (``0, N, 2N, ...``), so every farm task, whatever its
+``--frames``, agrees on which chunk is which; the manifest of :mod:`vmatte.farm.manifest` keys chunks by range.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from vmatte.config import RunConfig
+from vmatte.errors import UsageError
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One chunk of a job. All numbers are inclusive clip frame indices.
+
+    start, end: frames this chunk writes.
+    context_start, context_end: frames it decodes, mattes and smooths (outputs outside start..end dropped).
+    propagate_start, propagate_end: frames the propagation pass reads (working resolution, cheap).
+    command: the argv a farm runs for this chunk (empty when planned without a command template).
+    """
+
+    index: int
+    start: int
+    end: int
+    context_start: int
+    context_end: int
+    propagate_start: int
+    propagate_end: int
+    command: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        """Stable name of the chunk in manifests and work folders: ``000100-000199``."""
+        return f"{self.start:06d}-{self.end:06d}"
+
+    @property
+    def frames(self) -> int:
+        return self.end - self.start + 1
+
+    @property
+    def overlap_before(self) -> int:
+        """Extra full-resolution frames processed before ``start`` (matting + smoothing context)."""
+        return self.start - self.context_start
+
+    @property
+    def overlap_after(self) -> int:
+        """Extra full-resolution frames processed after ``end`` (smoothing look-ahead)."""
+        return self.context_end - self.end
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["key"] = self.key
+        d["overlap_before"] = self.overlap_before
+        d["overlap_after"] = self.overlap_after
+        d["command"] = list(self.command)
+        d["command_line"] = shlex.join(self.command) if self.command else ""
+        return d
+
+
+@dataclass
+class Plan:
+    """A chunked job: the grid, the context each chunk needs, and where the context figures came from."""
+
+    input: str
+    masks: str
+    frame_count: int
+    chunk_size: int
+    keyframes: list[int]
+    warmup_frames: int
+    lookahead_frames: int
+    context_source: str
+    alpha_feedback: bool
+    chunks: list[Chunk]
+    assemble_command: tuple[str, ...] = ()
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def frames_processed(self) -> int:
+        """Full-resolution frames matted over all chunks (>= frame_count: the overlaps are the farm's cost)."""
+        return sum(c.context_end - c.context_start + 1 for c in self.chunks)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "input": self.input,
+            "masks": self.masks,
+            "frame_count": self.frame_count,
+            "chunk_size": self.chunk_size,
+            "keyframes": self.keyframes,
+            "smoothing": {
+                "warmup_frames": self.warmup_frames,
+                "lookahead_frames": self.lookahead_frames,
+                "source": self.context_source,
+            },
+            "alpha_feedback": self.alpha_feedback,
+            "frames_processed": self.frames_processed,
+            "overhead": round(self.frames_processed / max(1, self.frame_count) - 1.0, 4),
+            "chunks": [c.to_dict() for c in self.chunks],
+            "assemble_command": list(self.assemble_command),
+            "assemble_command_line": shlex.join(self.assemble_command) if self.assemble_command else "",
+            "notes": list(self.notes),
+        }
+
+    def to_text(self) -> str:
+        lines = [
+            f"{self.input}: {self.frame_count} frames, keyframes {self.keyframes}, "
+            f"{len(self.chunks)} chunk(s) of up to {self.chunk_size} frames",
+            f"smoothing context: {self.warmup_frames} frame(s) before, {self.lookahead_frames} after "
+            f"({self.context_source}); alpha feedback {'on: matting starts at the keyframe before' if self.alpha_feedback else 'off'}",
+            f"frames matted in total: {self.frames_processed} "
+            f"({100.0 * (self.frames_processed / max(1, self.frame_count) - 1.0):.1f}% overlap overhead)",
+            "",
+            f"{'chunk':>5}  {'frames':>13}  {'matting context':>15}  {'before':>6}  {'after':>5}  {'propagation':>13}",
+        ]
+        for c in self.chunks:
+            lines.append(
+                f"{c.index:>5}  {f'{c.start}-{c.end}':>13}  {f'{c.context_start}-{c.context_end}':>15}  "
+                f"{c.overlap_before:>6}  {c.overlap_after:>5}  {f'{c.propagate_start}-{c.propagate_end}':>13}"
+            )
+        if any(c.command for c in self.chunks):
+            lines += ["", "commands (one farm task each; re-queue freely: finished chunks are skipped):"]
+            lines += [shlex.join(c.command) for c in self.chunks]
+        if self.assemble_command:
+            lines += [
+                "",
+                "then, once all tasks are done (verifies checksums, renders anything missing, assembles):",
+            ]
+            lines.append(shlex.join(self.assemble_command))
+        for n in self.notes:
+            lines.append(f"note: {n}")
+        return "\n".join(lines)
+
+
+def split_range(first: int, last: int, chunk_size: int, *, origin: int = 0) -> list[tuple[int, int]]:
+    """Inclusive (start, end) pairs covering ``first..last`` on a grid of ``chunk_size`` frames anchored at
+    ``origin`` (so farm tasks with different sub-ranges agree on chunk boundaries)."""
+    if chunk_size < 1:
+        raise UsageError(f"--chunk {chunk_size}: must be at least 1 frame")
+    if last < first:
+        return []
+    out = []
+    s = first
+    while s <= last:
+        grid_end = origin + ((s - origin) // chunk_size + 1) * chunk_size - 1
+        e = min(grid_end, last)
+        out.append((s, e))
+        s = e + 1
+    return out
+
+
+def chunk_context(
+    start: int,
+    end: int,
+    frame_count: int,
+    keyframes: list[int],
+    config: RunConfig,
+    clip=None,
+    keyframe_set=None,
+) -> tuple[int, int, int, int]:
+    """(context_start, context_end, propagate_start, propagate_end) of chunk ``start..end``.
+
+    The matting context comes from the runner's own rule (:func:`vmatte.pipeline.runner.context_range`), the
+    propagation context from a :class:`~vmatte.propagate.Propagator` built for that range (it decodes nothing
+    when constructed) when ``clip`` and ``keyframe_set`` are given, else from the keyframe list with the
+    propagator's documented rule (keyframe at or before / at or after)."""
+    from vmatte.pipeline.runner import context_range
+
+    cs, ce = context_range(start, end, frame_count, keyframes, config)
+    if clip is not None and keyframe_set is not None:
+        from vmatte.propagate import Propagator
+
+        prop = Propagator(clip, keyframe_set, config.propagate, frame_range=(cs, ce))
+        return cs, ce, int(prop.lo), int(prop.hi)
+    before = [k for k in keyframes if k <= cs]
+    after = [k for k in keyframes if k >= ce]
+    return cs, ce, before[-1] if before else cs, after[0] if after else ce
+
+
+def plan_job(
+    config: RunConfig,
+    chunk_size: int,
+    *,
+    command: list[str] | None = None,
+    clip=None,
+    keyframe_set=None,
+) -> Plan:
+    """Plan ``config`` (its ``frames`` selects which chunks, on the whole-clip grid) as chunks of ``chunk_size``.
+
+    ``command``: argv template of the run (``["vmatte", "run", CLIP, "--masks", DIR, ...]`` without
+    ``--frames``/``--chunk``); each chunk gets ``command + ["--chunk", N, "--frames", "S-E"]`` and the plan an
+    assemble command ``command + ["--chunk", N]``. ``clip``/``keyframe_set`` may be passed when already opened.
+    Probes the clip and validates masks; loads no model.
+    """
+    from vmatte.io.decode import open_clip
+    from vmatte.io.masks import load_keyframes
+    from vmatte.pipeline.runner import resolve_range, smoothing_context
+
+    if not config.input:
+        raise UsageError("no input clip given", hint="vmatte plan CLIP --masks DIR --chunk N")
+    if not config.masks:
+        raise UsageError("no keyframe masks given", hint="pass --masks DIR")
+    clip = clip or open_clip(config.input)
+    info = clip.info
+    keyframe_set = keyframe_set or load_keyframes(config.masks, info)
+    kfs = list(keyframe_set.indices)
+    first, last = resolve_range(config.frames, info.frame_count, info.path)
+    warmup, lookahead, source = smoothing_context(config.smooth)
+    chunks = []
+    for i, (s, e) in enumerate(split_range(first, last, chunk_size)):
+        cs, ce, ps, pe = chunk_context(s, e, info.frame_count, kfs, config, clip, keyframe_set)
+        argv = tuple([*command, "--chunk", str(chunk_size), "--frames", f"{s}-{e}"]) if command else ()
+        chunks.append(Chunk(i, s, e, cs, ce, ps, pe, argv))
+    notes = []
+    if "fallback" in source:
+        notes.append("smoothing window read from SmoothConfig (the smoother could not be imported here)")
+    if config.propagate.use_alpha_feedback and kfs:
+        gaps = [c.overlap_before for c in chunks]
+        if gaps and max(gaps) > 2 * max(1, warmup) and len(chunks) > 1:
+            notes.append(
+                "alpha feedback makes each chunk matte from the keyframe before it; put keyframes near chunk starts "
+                "(or set propagate.use_alpha_feedback = false in a --config file) to cut the overlap"
+            )
+    return Plan(
+        input=str(config.input),
+        masks=str(config.masks),
+        frame_count=info.frame_count,
+        chunk_size=chunk_size,
+        keyframes=kfs,
+        warmup_frames=warmup,
+        lookahead_frames=lookahead,
+        context_source=source,
+        alpha_feedback=bool(config.propagate.use_alpha_feedback),
+        chunks=chunks,
+        assemble_command=tuple([*command, "--chunk", str(chunk_size)]) if command else (),
+        notes=notes,
+    )
+
+
+def absolute_path(p: str | None) -> str | None:
+    """Farm nodes run in other working directories: commands carry absolute paths (printf patterns kept)."""
+    if not p:
+        return p
+    return str(Path(p).expanduser().absolute())
