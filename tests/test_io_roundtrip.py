@@ -252,3 +252,30 @@ def test_default_output_paths(src):
     assert (p.parent.name, p.name) == ("shot.matte", "shot.%06d.exr")
     assert resolve_output_path(OutputConfig(path="/x/frames/", format="png"), info).name == "shot.%06d.png"
     assert resolve_output_path(OutputConfig(path="/x/out.webm"), info).suffix == ".webm"
+
+
+@pytest.mark.parametrize("preset", ["comp-green", "comp-black"])
+def test_composite_presets_round_trip(preset, src, tmp_path):
+    """Opaque composites: colour = a*rgb + (1-a)*bg per pixel, input times and audio kept."""
+    from vmatte.io.compose import parse_color
+
+    info, frames = src
+    (out,) = build_config(
+        preset=preset, overrides={"input": info.path, "output": {"decontaminate": False}}
+    ).outputs
+    ext = {"prores4444": ".mov", "h264": ".mp4"}[out.format]
+    out = OutputConfig(**{**out.__dict__, "path": str(tmp_path / ("comp" + ext))})
+    path = write_all(open_writer(out, info), frames)
+    bg = np.asarray(parse_color(out.background), np.float32)
+    for (_, _, rgba), f in zip(iter_rgba(path), frames):
+        a = f.alpha[..., None]
+        want = a * f.rgb_float() + (1 - a) * bg
+        err = np.abs(rgba[..., :3] - want)
+        if out.format == "prores4444":
+            # ProRes DCT-codes colour: near-lossless on average, a few levels at saturated green/orange edges
+            assert err.mean() <= 1 / 255 and err.max() <= 12 / 255
+        else:  # H.264 4:2:0 at crf 16: lossy, judged on the mean
+            assert err.mean() <= 0.02
+        assert np.all(rgba[..., 3] == 1.0)
+    assert video_times(path) == pytest.approx([f.time_s for f in frames], abs=1.5e-3)
+    assert stream_codecs(path)["audio"] == ["aac"]
