@@ -27,6 +27,26 @@ def register(subs) -> None:
         description="Matte CLIP from a few keyframe masks: decode → propagate trimaps → matte → smooth → encode.",
     )
     add_common_input_args(p)
+    add_run_args(p)
+    add_farm_args(p)
+    p.set_defaults(func=main)
+
+
+def add_farm_args(p: argparse.ArgumentParser) -> None:
+    """Render-farm flags of ``vmatte run`` (see docs/farm.md)."""
+    g = p.add_argument_group("render farm")
+    g.add_argument("--chunk", type=int, default=None, metavar="N",
+                   help="render as resumable chunks of N frames (with --frames: only those chunks, no assembly)")
+    g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
+                   help="run the chunks as Ray tasks: a local Ray started here, or an existing cluster's address")
+    g.add_argument("--workers", type=int, default=None, metavar="N",
+                   help="with --ray and no ADDRESS: worker slots (CPUs) of the local Ray (default all cores)")
+    g.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="skip chunks the manifest proves finished (checksums re-verified); --no-resume redoes all")
+
+
+def add_run_args(p: argparse.ArgumentParser) -> None:
+    """Output, engine and reporting flags shared by ``run`` and ``plan``."""
     p.add_argument("-o", "--output", action="append", default=None, metavar="OUT",
                    help="output path (repeat for several outputs; format from the extension; default CLIP.matte-rgba.mov)")
     p.add_argument("--pipeline", metavar="NAME", default=None, help="output preset from pipelines/ (vmatte pipelines lists them)")
@@ -44,7 +64,6 @@ def register(subs) -> None:
     p.add_argument("--report", metavar="FILE", default=None, help="write a JSON run report here")
     p.add_argument("--progress", choices=["auto", "bar", "lines", "json", "none"], default=None,
                    help="progress display on stderr (auto: bar on a terminal, lines otherwise)")
-    p.set_defaults(func=main)
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict:
@@ -145,6 +164,10 @@ def main(args: argparse.Namespace) -> int:
     from vmatte.pipeline.runner import run
 
     config = build_run_config(args)
+    if getattr(args, "chunk", None) is not None or getattr(args, "ray", None) is not None:
+        from vmatte.cli._farm import main_farm
+
+        return main_farm(args, config)
     progress = Progress(config.progress)
     with SignalCancel() as sig:
         try:

@@ -584,11 +584,12 @@ def run_job(
     on_progress: ProgressFn | None = None,
     cancel: threading.Event | None = None,
     mode: str = "chunked",
+    farm_info: dict[str, Any] | None = None,
 ) -> JobReport:
     """Shared driver of in-process and Ray jobs: plan, verify the manifest, ``execute`` the pending chunks,
     assemble. Writes ``config.report`` (also on failure) and attaches the report to raised errors."""
     report = JobReport(input=config.input)
-    report.farm = {"mode": mode, "chunk_size": chunk_size}
+    report.farm = {"mode": mode, "chunk_size": chunk_size, **(farm_info or {})}
     cancel = cancel or threading.Event()
     emit = on_progress or (lambda event: None)
     t0 = time.perf_counter()

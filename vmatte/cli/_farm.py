@@ -1,0 +1,80 @@
+"""``vmatte run ... --chunk N`` / ``--ray [ADDRESS]``: the render-farm paths of ``run`` (see docs/farm.md).
+
+Same contract as a plain run: SIGINT/SIGTERM cancel cleanly (exit 130/143, the report says so), errors are
+one line with the exit code of :mod:`vmatte.errors`, ``--report`` and ``--progress json`` work the same.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from vmatte.errors import Interrupted, UsageError
+
+
+def main_farm(args: argparse.Namespace, config) -> int:
+    from vmatte.cli.run import SignalCancel
+    from vmatte.pipeline.progress import Progress
+
+    chunk = args.chunk
+    if chunk is not None and chunk < 1:
+        raise UsageError(f"--chunk {chunk}: must be at least 1 frame")
+    progress = Progress(config.progress)
+    with SignalCancel() as sig:
+        try:
+            if args.ray is not None:
+                from vmatte.farm.ray_runner import run_ray
+
+                address = None if args.ray == "local" else args.ray
+                report = run_ray(
+                    config,
+                    chunk,
+                    address=address or "local",
+                    num_cpus=args.workers,
+                    resume=args.resume,
+                    on_progress=progress,
+                    cancel=sig.event,
+                )
+            else:
+                from vmatte.farm.chunked import run_chunked
+
+                report = run_chunked(
+                    config, chunk, resume=args.resume, on_progress=progress, cancel=sig.event
+                )
+        except Interrupted as exc:
+            code = 143 if sig.signum == signal.SIGTERM else 130
+            exc.exit_code = code
+            rep = getattr(exc, "report", None)
+            if config.report and rep is not None:
+                rep.exit_code = code
+                rep.write_json(config.report)
+            raise
+        finally:
+            progress.close()
+    for w in report.warnings:
+        print(f"vmatte: warning: {w}", file=sys.stderr)
+    done = sum(1 for c in report.chunks if c.get("status") == "done")
+    skipped = sum(1 for c in report.chunks if c.get("status") == "skipped")
+    where = (
+        "assembled " + ", ".join(report.outputs)
+        if report.farm.get("assembled")
+        else (
+            "chunks recorded in "
+            + str(report.farm.get("manifest", "?"))
+            + " (run without --frames to assemble)"
+        )
+    )
+    if report.farm.get("note"):
+        where = report.farm["note"]
+    print(
+        f"vmatte: {done} chunk(s) rendered, {skipped} already done; {report.frames_written} frames in "
+        f"{report.times.total:.1f} s; {where}",
+        file=sys.stderr,
+    )
+    if report.suggested_keyframes:
+        print(
+            f"vmatte: new keyframe masks would help most on frames {report.suggested_keyframes}",
+            file=sys.stderr,
+        )
+    return 0

@@ -1,0 +1,204 @@
+"""Run a chunked job on Ray: one Ray task per chunk, then assembly in the driver.
+
+- ``address="local"`` (or None/""): start Ray on this machine on the spot (``ray.init(num_cpus=...)``) and shut
+  it down afterwards; any other value is an existing cluster's address (``ray://head:10001``, ``auto``,
+  ``head:6379``). When Ray is already initialised in this process (a notebook, a test) it is used as is.
+- Each task asks for ``num_gpus=1`` when the cluster has GPUs (Ray then sets ``CUDA_VISIBLE_DEVICES`` and the
+  engine's ``device="auto"`` picks that GPU), else ``num_cpus=1``. Tasks reuse their worker process
+  (``max_calls=0``) and cache the loaded engine there, so a model loads once per worker, not once per chunk.
+- Workers read the clip and masks and write outputs by path: on a cluster, every node must see the same
+  paths (shared storage), and vmatte must be installed on every node.
+- Fault tolerance comes from the manifest, not from Ray: each task writes its chunk's checksummed record when
+  done; a crashed task is retried by Ray (``max_retries``) and, if the driver itself dies, a re-run of the
+  same command skips every verified chunk.
+
+Ray is optional (``pip install 'vmatte[ray]'``) and imported only here, only when used.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import socket
+import threading
+import time
+from typing import Any
+
+from vmatte.config import RunConfig
+from vmatte.errors import Interrupted, TransientError, UsageError, VmatteError
+from vmatte.farm.chunked import Job, JobReport, _merge, run_job
+from vmatte.farm.plan import Chunk
+
+# per worker process: engine config → loaded engine (Ray reuses worker processes across tasks)
+_ENGINES: dict[str, Any] = {}
+_WORKER_BORN = time.time()
+
+
+def import_ray():
+    """Import Ray or raise a UsageError that says how to install it."""
+    try:
+        import ray
+    except ImportError:
+        raise UsageError(
+            "--ray needs Ray, which is not installed", hint="pip install 'vmatte[ray]'"
+        ) from None
+    return ray
+
+
+def _run_chunk_task(job: Job, chunk: Chunk, submitted_at: float) -> dict[str, Any]:
+    """Body of one Ray task: load (or reuse) the engine in this worker, render the chunk, record it.
+
+    Returns the chunk record plus overhead figures in seconds: ``queue_s`` (submission → task start: scheduling
+    and, for a fresh worker, process start), ``engine_load_s`` (0 when this worker had the engine already)."""
+    started = time.time()
+    import json
+
+    key = json.dumps(job.config.engine.__dict__, sort_keys=True, default=str)
+    reused = key in _ENGINES
+    t = time.perf_counter()
+    if not reused:
+        from vmatte.engine import load_engine
+
+        _ENGINES[key] = load_engine(job.config.engine)
+    load_s = time.perf_counter() - t
+    t = time.perf_counter()
+    rec = job.run_chunk(chunk, engine=_ENGINES[key])
+    return {
+        "record": rec,
+        "task": {
+            "key": chunk.key,
+            "host": socket.gethostname(),
+            "pid": os.getpid(),
+            "queue_s": round(started - submitted_at, 3),
+            "worker_age_s": round(started - _WORKER_BORN, 3),
+            "engine_load_s": round(load_s, 3),
+            "engine_reused": reused,
+            "chunk_s": round(time.perf_counter() - t, 3),
+        },
+    }
+
+
+def _unwrap(ray, exc: BaseException) -> BaseException:
+    """A task's VmatteError comes back wrapped in a RayTaskError: return the original (exit code, retryable);
+    a lost worker or node becomes a retryable TransientError."""
+    cause = getattr(exc, "cause", None)
+    if isinstance(cause, VmatteError):
+        return cause
+    if isinstance(exc, VmatteError):
+        return exc
+    lost = tuple(
+        getattr(ray.exceptions, n)
+        for n in (
+            "WorkerCrashedError",
+            "NodeDiedError",
+            "ActorDiedError",
+            "OutOfMemoryError",
+            "RaySystemError",
+        )
+        if hasattr(ray.exceptions, n)
+    )
+    if isinstance(exc, lost):
+        return TransientError(
+            f"a Ray worker was lost ({type(exc).__name__})",
+            hint="run the same command again: finished chunks are kept",
+        )
+    return cause if isinstance(cause, BaseException) else exc
+
+
+def run_ray(
+    config: RunConfig,
+    chunk_size: int | None = None,
+    *,
+    address: str | None = "local",
+    num_cpus: int | None = None,
+    resume: bool = True,
+    max_retries: int = 2,
+    on_progress=None,
+    cancel: threading.Event | None = None,
+) -> JobReport:
+    """Render ``config`` as chunks on Ray and assemble the outputs. Returns the job report.
+
+    chunk_size: frames per chunk; None = about two chunks per GPU (or CPU) slot of the cluster.
+    address: "local" / None / "" start a local Ray here (``num_cpus`` slots, default all cores); anything else
+        is passed to ``ray.init(address=...)``.
+    """
+    ray = import_ray()
+    started_here = False
+    t_init = time.perf_counter()
+    if not ray.is_initialized():
+        if address in (None, "", "local"):
+            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
+        else:
+            try:
+                ray.init(address=address, log_to_driver=False, configure_logging=False)
+            except (ConnectionError, RuntimeError, ValueError) as exc:
+                raise TransientError(
+                    f"cannot connect to the Ray cluster at {address} ({exc})",
+                    hint="check the address and that the cluster is up",
+                ) from None
+        started_here = True
+    init_s = time.perf_counter() - t_init
+    try:
+        res = ray.cluster_resources()
+        gpus = int(res.get("GPU", 0))
+        slots = gpus or int(res.get("CPU", 1)) or 1
+        if chunk_size is None:
+            from vmatte.io.decode import open_clip
+
+            n = open_clip(config.input).info.frame_count
+            chunk_size = max(1, -(-n // (2 * slots)))
+        task_opts: dict[str, Any] = {"max_calls": 0, "max_retries": max_retries}
+        task_opts.update({"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": 1})
+        remote = ray.remote(**task_opts)(_run_chunk_task)
+
+        def execute(
+            job: Job, chunks: list[Chunk], report: JobReport, emit, cancel_ev: threading.Event
+        ) -> None:
+            job_ref = ray.put(job)
+            pending = {remote.remote(job_ref, c, time.time()): c for c in chunks}
+            tasks = report.farm.setdefault("tasks", [])
+            done = 0
+            try:
+                while pending:
+                    if cancel_ev.is_set():
+                        raise Interrupted("cancelled")
+                    ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.2)
+                    for ref in ready:
+                        c = pending.pop(ref)
+                        try:
+                            out = ray.get(ref)
+                        except Exception as exc:  # unwrap to the real error (exit code, retryable)
+                            raise _unwrap(ray, exc) from None
+                        _merge(report, out["record"], "done", c)
+                        tasks.append(out["task"])
+                        done += 1
+                        emit({"stage": "chunks", "done": done, "total": len(chunks), "chunk": c.key})
+                job.manifest.write(job.job_info())
+            finally:
+                for ref in pending:  # on error or cancel: stop what is still running (no record → redone)
+                    with contextlib.suppress(Exception):
+                        ray.cancel(ref, force=True)
+
+        info = {
+            "ray": {
+                "address": address or "local",
+                "started_here": started_here,
+                "init_s": round(init_s, 3),
+                "gpus": gpus,
+                "cpus": int(res.get("CPU", 0)),
+                "task_resources": {k: v for k, v in task_opts.items() if k.startswith("num_")},
+            }
+        }
+        return run_job(
+            config,
+            chunk_size,
+            execute,
+            resume=resume,
+            on_progress=on_progress,
+            cancel=cancel,
+            mode="ray",
+            farm_info=info,
+        )
+    finally:
+        if started_here:
+            ray.shutdown()
