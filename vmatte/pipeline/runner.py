@@ -11,6 +11,8 @@ Order of work, so bad input fails fast and nothing is lost:
 
 from __future__ import annotations
 
+import contextlib
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -18,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from vmatte.config import RunConfig, parse_frame_range
-from vmatte.errors import InputError, Interrupted, UsageError, VmatteError
+from vmatte.errors import InputError, Interrupted, OutputError, UsageError, VmatteError
 from vmatte.frame import Frame
 from vmatte.pipeline.report import Report
 from vmatte.pipeline.threads import Cancelled, Prefetch, Sink, run_in_thread
@@ -168,25 +170,76 @@ def run(
     report = Report(input=config.input)
     cancel = cancel or threading.Event()
     t_start = time.perf_counter()
+    # a report path that would clobber an input is refused before anything, and then never written
+    report_error = _check_report_path(config)
+    write_report = bool(config.report) and report_error is None
     try:
+        if report_error is not None:
+            raise report_error
         _run(config, engine, on_progress, cancel, report)
     except Cancelled:
         err = Interrupted("cancelled")
         _fail(report, err)
         err.report = report  # type: ignore[attr-defined]
+        _write_report(config, report, t_start, write_report, failing=True)
         raise err from None
     except VmatteError as err:
         _fail(report, err)
         err.report = report  # type: ignore[attr-defined]
+        _write_report(config, report, t_start, write_report, failing=True)
         raise
-    except Exception as exc:  # a bug: keep the traceback, but the report still says what happened
+    except BaseException as exc:  # a bug: keep the traceback, but the report still says what happened
         report.status, report.exit_code, report.error = "error", 1, f"{type(exc).__name__}: {exc}"
+        _write_report(config, report, t_start, write_report, failing=True)
         raise
-    finally:
-        report.times.total = time.perf_counter() - t_start
-        if config.report:
-            report.write_json(config.report)
+    _write_report(config, report, t_start, write_report, failing=False)
     return report
+
+
+def _check_report_path(config: RunConfig) -> VmatteError | None:
+    """--report must not land on the input clip, inside the mask folder, on an output, or on a folder."""
+    if not config.report:
+        return None
+    rp = Path(config.report).resolve()
+
+    def same(p: str) -> bool:
+        q = Path(p)
+        try:
+            return rp == q.resolve() or (rp.exists() and q.exists() and os.path.samefile(rp, q))
+        except OSError:
+            return False
+
+    hint = "write the report somewhere else"
+    if config.input and same(config.input):
+        return OutputError(f"{config.report}: --report would overwrite the input clip", hint=hint)
+    if config.input and Path(config.input).is_dir() and rp.parent == Path(config.input).resolve():
+        return OutputError(f"{config.report}: --report would be written into the input frame folder", hint=hint)
+    if config.masks and (same(config.masks) or rp.parent == Path(config.masks).resolve()):
+        return OutputError(f"{config.report}: --report would be written into the keyframe mask folder", hint=hint)
+    if any(o.path and same(o.path) for o in config.outputs):
+        return OutputError(f"{config.report}: --report is also an output path", hint=hint)
+    if rp.is_dir():
+        return OutputError(f"{config.report}: --report is a folder", hint="give a file name, e.g. report.json")
+    return None
+
+
+def _write_report(config: RunConfig, report: Report, t_start: float, enabled: bool, *, failing: bool) -> None:
+    """Write the JSON report. If that fails while the run is already failing, the run's own error wins (a full
+    disk must still exit 8 with one line, not a traceback from the report); after a good run it is an error."""
+    report.times.total = time.perf_counter() - t_start
+    if not enabled:
+        return
+    try:
+        report.write_json(config.report)
+    except OSError as exc:
+        p = Path(config.report)
+        with contextlib.suppress(OSError):  # the half-written temp of Report.write_json
+            p.with_name(f".{p.name}.tmp-{os.getpid()}").unlink()
+        if failing:
+            return
+        from vmatte.io.writers.common import oserror
+
+        raise oserror(exc, p) from None
 
 
 def _fail(report: Report, err: VmatteError) -> None:
@@ -221,10 +274,17 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
     if not config.outputs:
         raise UsageError("no outputs configured", hint="pass -o OUT or a --pipeline preset")
     finals = []
+    masks_dir = Path(config.masks).resolve()
     for out_cfg in config.outputs:
         final = resolve_output_path(out_cfg, info)
         if final in finals:
             raise UsageError(f"{final}: two outputs write to the same path", hint="give each output its own path")
+        if final.resolve().parent == masks_dir:
+            # masks are inputs too: never written over, and new files there would be read as masks next time
+            raise OutputError(
+                f"{final}: output would be written into the keyframe mask folder {config.masks}",
+                hint="choose another -o path; inputs are never overwritten",
+            )
         check_output_path(final, info, overwrite=config.overwrite)
         finals.append(final)
     report.outputs = [str(p) for p in finals]
@@ -312,26 +372,31 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
         sink = None
         if report.frames_written == 0:
             raise InputError(f"{info.path}: no frames decoded in range {start}-{end}", hint="the clip may be corrupt")
-        for w in writers:
-            w.close()
+        closed: list = []
+        try:
+            for w in writers:
+                w.close()
+                closed.append(w)
+        except BaseException:
+            # a later output failed to finalise (e.g. disk full): the run failed as a whole, so the outputs
+            # already renamed into place go too, or a retry would stop at "already exists"
+            for w in closed:
+                _remove_output(w)
+            raise
         succeeded = True
     finally:
         if sink is not None:
             sink.abort()
         if not succeeded:
             for w in writers:
-                try:
+                with contextlib.suppress(Exception):
                     w.abort()
-                except Exception:
-                    pass
         if own_engine and engine is not None:
             engine.close()
         elif engine is not None:
             # a reused engine must come back clean for the next clip
-            try:
+            with contextlib.suppress(Exception):
                 engine.flush()
-            except Exception:
-                pass
     report.propagation = dict(propagator.summary())
     if smoother is not None:
         report.smoothing = dict(smoother.stats())
@@ -339,6 +404,17 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
         report.warn(f"wrote {report.frames_written} of {total} frames in range {start}-{end}")
     report.outputs = [str(w.path) for w in writers]
     report.status = "ok"
+
+
+def _remove_output(writer) -> None:
+    """Delete what a closed writer put at its final path(s) (a video file, or a sequence's frames)."""
+    paths = list(getattr(writer, "written", None) or [])
+    p = Path(writer.path)
+    if not paths and p.is_file():
+        paths = [p]
+    for f in paths:
+        with contextlib.suppress(OSError):
+            Path(f).unlink()
 
 
 def default_outputs_for(input_path: str) -> Path:
