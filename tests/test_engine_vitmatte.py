@@ -220,3 +220,13 @@ def test_cuda_auto_batch_and_memory_budget(tiny_vitmatte_dir):
     out = _run(eng, frames)
     assert len(out) == 6 and eng.batch_size >= 1
     assert torch.cuda.max_memory_allocated() <= 4 * 2**30
+
+
+@pytest.mark.gpu
+def test_cuda_compile_reports_compile_time(tiny_vitmatte_dir, reference):
+    frames = _frames(96, 64, 3)
+    eng = _engine(tiny_vitmatte_dir, device="cuda", precision="fp32", batch_size=3, compile=True)
+    out = _run(eng, frames)
+    assert eng.describe()["compile_s"] > 0
+    for f in out:
+        assert float(np.abs(f.alpha - reference(f)).max()) <= 1e-4

@@ -205,3 +205,25 @@ def test_malicious_pickle_is_refused(tmp_path):
     with pytest.raises(ModelError, match=r"refused to load .* could run code"):
         load_engine(EngineConfig(name="vitmatte", model=str(p)))
     assert not marker.exists()
+
+
+def test_resolve_weights_kinds(offline, tiny_vitmatte_dir, tmp_path, monkeypatch):
+    assert resolve_weights(str(tiny_vitmatte_dir)).kind == "dir"
+    ckpt = tmp_path / "x.pth"
+    ckpt.write_bytes(b"")
+    assert resolve_weights(str(ckpt)).kind == "checkpoint"
+    assert resolve_weights(str(tmp_path / "missing-dir" / "model")) is None  # not a hub id: no probe
+    assert offline == []
+    assert resolve_weights("org/model-not-cached") is None and offline == [3.0]
+    monkeypatch.setattr(W, "probe_hub", lambda timeout_s: True)
+    src = resolve_weights("org/model-not-cached")
+    assert src.kind == "hub" and "download" in src.describe()
+
+
+def test_device_summary_reports_torch_and_cuda_state():
+    from vmatte.engine import device_summary
+
+    d = device_summary()
+    assert d["torch"] and isinstance(d["cuda_available"], bool)
+    if d["cuda_available"]:
+        assert d["gpus"][0]["memory_total_gb"] > 0

@@ -235,6 +235,8 @@ class VitMatteEngine(BatchingEngine):
         if self.channels_last:
             self.model = self.model.to(memory_format=torch.channels_last)
         self.n_params = sum(p.numel() for p in self.model.parameters())
+        # weights were copied on the default stream; the compute stream must not start before they have landed
+        self.runner.synchronize()
         self._forward_model: Callable[..., Any] = self.model
         if compile:
             self._forward_model = torch.compile(self.model, dynamic=False)
@@ -311,7 +313,7 @@ class VitMatteEngine(BatchingEngine):
             self._seen_shapes.add(tuple(x.shape))
             self.runner.synchronize()
             self.compile_s += time.perf_counter() - t0
-        return alphas[:, 0, :h, :w].float()
+        return alphas[:, 0, :h, :w].float().contiguous()  # contiguous: one async DMA on the download
 
     def _submit(self, items: list[tuple[np.ndarray, np.ndarray]], **meta) -> list[Ticket]:
         """Run (rgb u8 (h, w, 3), trimap u8 (h, w)) items of one size in chunks of ``batch_size``, halving the
@@ -326,16 +328,20 @@ class VitMatteEngine(BatchingEngine):
             for j, (rgb, tri) in enumerate(items[i : i + b]):
                 arr[j, :, :, :3] = rgb
                 arr[j, :, :, 3] = tri
+            oom = False
             try:
                 tickets.append(self.runner.submit(buf, self._infer, first=i, **meta))
             except Exception as exc:
                 if not _is_oom(exc):
                     raise
-                del exc
+                oom = True
+            if oom:
+                # outside the except block: the traceback (and the tensors its frames hold) is gone, so the
+                # allocator can really return that memory before the retry
                 self.runner.after_oom()
                 self.oom_backoffs += 1
                 if b == 1:
-                    raise _TooLarge() from None
+                    raise _TooLarge()
                 self.batch_size = max(1, b // 2)
                 continue
             i += b
