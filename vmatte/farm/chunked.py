@@ -257,6 +257,7 @@ class Job:
         from vmatte.pipeline.runner import run
 
         self.manifest.drop_record(chunk.key)  # from here until the new record exists, the chunk is not done
+        self._sweep_temp_files(chunk)
         for o in self.outputs:
             if o.kind == "remux":
                 self.segment_path(o, chunk).parent.mkdir(parents=True, exist_ok=True)
@@ -287,6 +288,33 @@ class Job:
         }
         self.manifest.write_record(chunk.key, record)
         return record
+
+    def _sweep_temp_files(self, chunk: Chunk) -> None:
+        """Remove hidden temp files a killed earlier attempt of this chunk left (writers' ``.NAME.vmatte-tmp-PID``
+        siblings of this chunk's frame files and segments). Only this chunk's own names: another node may be
+        writing another chunk into the same folder right now."""
+        from vmatte.io.encode import frame_file
+
+        finals: list[Path] = []
+        for o in self.outputs:
+            if o.kind == "sequence":
+                finals += [
+                    frame_file(o.final, o.cfg.start_number + i) for i in range(chunk.start, chunk.end + 1)
+                ]
+            elif o.kind == "remux":
+                finals.append(self.segment_path(o, chunk))
+        if self.needs_alpha:
+            finals.append(self.alpha_path(chunk))
+        by_dir: dict[Path, set[str]] = {}
+        for f in finals:
+            by_dir.setdefault(f.parent, set()).add(f".{f.stem}.vmatte-tmp-")
+        for folder, prefixes in by_dir.items():
+            if not folder.is_dir():
+                continue
+            for entry in os.scandir(folder):
+                if entry.name.startswith(".") and any(entry.name.startswith(p) for p in prefixes):
+                    with contextlib.suppress(OSError):
+                        os.unlink(entry.path)
 
     def pending(self, resume: bool) -> tuple[list[Chunk], list[Chunk], list[str]]:
         """(chunks to render, chunks verified from an earlier run, notes on chunks found invalid)."""
@@ -649,6 +677,7 @@ def run_job(
         report.status, report.exit_code, report.error = "error", 1, f"{type(exc).__name__}: {exc}"
         raise
     finally:
+        report.chunks.sort(key=lambda c: c["start"])
         report.times.total = time.perf_counter() - t0
         if config.report:
             report.write_json(config.report)

@@ -1,0 +1,374 @@
+"""Render-farm behaviour: chunk plans, split runs equal to a single run, manifest checksums, kill and resume.
+
+Clips are tiny (96x64) so the whole file stays well under two minutes on 2 cores. API tests use FakeEngine;
+subprocess tests use the classic engine (the CLI cannot take a FakeEngine).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import av
+import cv2
+import numpy as np
+import pytest
+
+import vmatte
+from vmatte.engine.base import FakeEngine
+from vmatte.errors import OutputError, UsageError
+from vmatte.farm.chunked import run_chunked
+from vmatte.farm.manifest import Manifest
+from vmatte.farm.plan import plan_job, split_range
+from vmatte.io.config import OutputConfig
+from vmatte.testing import Scene, write_clip, write_masks
+
+FRAMES = 21
+KEYFRAMES = [0, 9, 20]
+
+
+@pytest.fixture(scope="module")
+def farm_scene() -> Scene:
+    return Scene(width=96, height=64, frames=FRAMES, speed=1.5)
+
+
+@pytest.fixture(scope="module")
+def farm_clip(tmp_path_factory, farm_scene) -> Path:
+    """H.264 with AAC audio: chunked video outputs must keep input timestamps and audio across seams."""
+    return write_clip(tmp_path_factory.mktemp("farmclip") / "clip.mp4", farm_scene, audio=True)
+
+
+@pytest.fixture(scope="module")
+def farm_masks(tmp_path_factory, farm_scene) -> Path:
+    return write_masks(tmp_path_factory.mktemp("farmmasks") / "keyframes", farm_scene, KEYFRAMES)
+
+
+def _outputs(folder: Path, *, video: bool = True) -> tuple[OutputConfig, ...]:
+    outs = [OutputConfig(path=str(folder / "alpha.%04d.png"), content="alpha", bit_depth=16)]
+    if video:
+        outs.append(
+            OutputConfig(path=str(folder / "rgba.mov"), decontaminate=False)
+        )  # intra: packet-copy joins
+        outs.append(OutputConfig(path=str(folder / "matte.mp4"), content="alpha"))  # inter: final encode
+    return tuple(outs)
+
+
+def _cfg(clip: Path, masks: Path, outputs, **kw) -> vmatte.RunConfig:
+    return vmatte.RunConfig(input=str(clip), masks=str(masks), outputs=outputs, **kw)
+
+
+def _alphas(folder: Path, n: int = FRAMES) -> np.ndarray:
+    """(n, H, W) float32 alpha from the 16-bit PNG sequence."""
+    return np.stack(
+        [
+            cv2.imread(str(folder / f"alpha.{t:04d}.png"), cv2.IMREAD_UNCHANGED).astype(np.float32) / 65535.0
+            for t in range(n)
+        ]
+    )
+
+
+def _decode(path: Path, fmt: str):
+    """(video pts, frames as arrays, audio packet pts) of a video file."""
+    with av.open(str(path)) as c:
+        frames = [(f.pts, f.to_ndarray(format=fmt)) for f in c.decode(video=0)]
+    with av.open(str(path)) as c:
+        audio = [p.pts for p in c.demux(audio=0) if p.size] if c.streams.audio else []
+    return [p for p, _ in frames], [a for _, a in frames], audio
+
+
+@pytest.fixture(scope="module")
+def single_run(tmp_path_factory, farm_clip, farm_masks) -> Path:
+    """The reference: one plain run of the whole clip."""
+    out = tmp_path_factory.mktemp("single")
+    rep = vmatte.run(_cfg(farm_clip, farm_masks, _outputs(out)), engine=FakeEngine())
+    assert rep.frames_written == FRAMES
+    return out
+
+
+def test_split_range_is_a_grid_cover():
+    assert split_range(0, 20, 7) == [(0, 6), (7, 13), (14, 20)]
+    assert split_range(5, 16, 7) == [(5, 6), (7, 13), (14, 16)]  # sub-ranges keep the whole-clip grid
+    assert split_range(0, 0, 7) == [(0, 0)]
+    with pytest.raises(UsageError):
+        split_range(0, 10, 0)
+
+
+@pytest.mark.parametrize("chunks", [1, 3, 7])
+def test_split_run_equals_single_run(tmp_path, farm_clip, farm_masks, single_run, chunks, record_property):
+    size = -(-FRAMES // chunks)
+    video = chunks == 3  # video assembly (copy + final encode) once; alpha equality for every split
+    out = tmp_path / "split"
+    rep = run_chunked(_cfg(farm_clip, farm_masks, _outputs(out, video=video)), size, engine=FakeEngine())
+    assert rep.status == "ok" and len(rep.chunks) == chunks
+    assert all(c["status"] == "done" for c in rep.chunks)
+    assert rep.frames_written == FRAMES
+
+    ref, got = _alphas(single_run), _alphas(out)
+    diff = float(np.abs(ref - got).max())
+    # seams: the frame-to-frame change across each chunk boundary must be the single run's change
+    starts = [c["start"] for c in rep.chunks[1:]]
+    steps = [float(np.abs((got[b] - got[b - 1]) - (ref[b] - ref[b - 1])).max()) for b in starts]
+    seam = max(steps, default=0.0)
+    record_property("max_alpha_diff", diff)
+    record_property("max_boundary_step_diff", seam)
+    print(
+        f"\n{chunks} chunk(s): max |alpha - single| = {diff:.6f}, max boundary step difference = {seam:.6f}"
+    )
+    assert diff <= 1.0 / 65535 + 1e-7  # 16-bit PNG: equal up to the last quantisation step
+    assert seam <= 2.0 / 65535 + 1e-7
+
+    if video:
+        # intra-only video: segments joined by packet copy, timestamps and audio are the single run's
+        pts_r, rgba_r, aud_r = _decode(single_run / "rgba.mov", "rgba64le")
+        pts_g, rgba_g, aud_g = _decode(out / "rgba.mov", "rgba64le")
+        assert pts_g == pts_r and aud_g == aud_r and len(aud_g) > 0
+        a_diff = max(
+            np.abs(x[..., 3].astype(np.int64) - y[..., 3].astype(np.int64)).max()
+            for x, y in zip(rgba_r, rgba_g)
+        )
+        assert (
+            a_diff <= 65535 * 0.01
+        )  # ProRes 4444 alpha: identical frames in, identical packets out in practice
+        # inter-frame video: lossless alpha segments + one final encode
+        pts_r, m_r, _ = _decode(single_run / "matte.mp4", "gray")
+        pts_g, m_g, _ = _decode(out / "matte.mp4", "gray")
+        assert pts_g == pts_r
+        assert max(np.abs(x.astype(int) - y.astype(int)).mean() for x, y in zip(m_r, m_g)) < 0.5
+        assert not list(out.glob(".*vmatte-tmp*"))
+        assert not (Manifest(out / "alpha.%04d.png", "").segments_dir).exists()  # consumed by assembly
+
+
+def test_manifest_checksums_decide_what_is_redone(tmp_path, farm_clip, farm_masks):
+    out = tmp_path / "job"
+    cfg = _cfg(farm_clip, farm_masks, _outputs(out, video=False))
+    first = run_chunked(cfg, 7, engine=FakeEngine())
+    assert [c["status"] for c in first.chunks] == ["done"] * 3
+    frame = out / "alpha.0010.png"
+    original = hashlib.sha256(frame.read_bytes()).hexdigest()
+
+    # nothing changed: a re-run verifies every checksum and renders nothing
+    again = run_chunked(cfg, 7, engine=FakeEngine())
+    assert again.farm.get("note", "").startswith("already complete") and again.frames_written == 0
+
+    # a modified file (same size, other bytes) is caught by its checksum: only its chunk is redone
+    data = bytearray(frame.read_bytes())
+    data[-20] ^= 0xFF
+    frame.write_bytes(bytes(data))
+    redo = run_chunked(cfg, 7, engine=FakeEngine())
+    assert [c["status"] for c in redo.chunks] == ["skipped", "done", "skipped"]
+    assert any("checksum" in w for w in redo.warnings)
+    assert hashlib.sha256(frame.read_bytes()).hexdigest() == original
+
+    # files present but no record (a chunk killed before it finished): "the file exists" does not count
+    man = Manifest(out / "alpha.%04d.png", "")
+    rec = next(p for p in (man.chunks_dir).glob("000014-*.json"))
+    rec.unlink()
+    (out / ".alpha.0015.vmatte-tmp-99999.png").write_bytes(b"partial")  # a killed writer's temp file
+    redo = run_chunked(cfg, 7, engine=FakeEngine())
+    assert [c["status"] for c in redo.chunks] == ["skipped", "skipped", "done"]
+    assert not list(out.glob(".*vmatte-tmp*"))
+
+    # other settings → other fingerprint: the old render is not this job's, so it is kept unless --overwrite,
+    # and with --overwrite nothing of it is reused
+    other = cfg.replace(propagate=vmatte.PropagateConfig(band=0.02))
+    with pytest.raises(OutputError, match="already exists"):
+        run_chunked(other, 7, engine=FakeEngine())
+    changed = run_chunked(other.replace(overwrite=True), 7, engine=FakeEngine())
+    assert [c["status"] for c in changed.chunks] == ["done"] * 3
+
+
+def test_fresh_job_refuses_foreign_files(tmp_path, farm_clip, farm_masks):
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "alpha.0003.png").write_bytes(b"someone else's frame")
+    with pytest.raises(OutputError, match=r"alpha\.0003\.png"):
+        run_chunked(_cfg(farm_clip, farm_masks, _outputs(out, video=False)), 7, engine=FakeEngine())
+    assert (out / "alpha.0003.png").read_bytes() == b"someone else's frame"
+
+
+def test_farm_task_renders_its_chunks_then_assemble_command_joins(
+    tmp_path, farm_clip, farm_masks, single_run
+):
+    """The plan's per-chunk commands (--frames S-E) record chunks without assembling; the assemble run finds
+    them all verified and only joins."""
+    out = tmp_path / "farm"
+    cfg = _cfg(farm_clip, farm_masks, (OutputConfig(path=str(out / "rgba.mov"), decontaminate=False),))
+    plan = plan_job(cfg, 7)
+    for c in plan.chunks:
+        rep = run_chunked(cfg.replace(frames=f"{c.start}-{c.end}"), 7, engine=FakeEngine())
+        assert [x["status"] for x in rep.chunks] == ["done"] and not (out / "rgba.mov").exists()
+    final = run_chunked(cfg, 7, engine=FakeEngine())
+    assert [x["status"] for x in final.chunks] == ["skipped"] * 3 and final.frames_written == 0
+    pts_r, _, aud_r = _decode(single_run / "rgba.mov", "rgba64le")
+    pts_g, _, aud_g = _decode(out / "rgba.mov", "rgba64le")
+    assert pts_g == pts_r and aud_g == aud_r
+
+
+def test_plan_reports_context_from_propagator_and_commands(tmp_path, farm_clip, farm_masks, capsys):
+    from vmatte.cli import main
+    from vmatte.io.decode import open_clip
+    from vmatte.io.masks import load_keyframes
+    from vmatte.propagate import Propagator
+
+    out = tmp_path / "p" / "rgba.mov"
+    rc = main(
+        [
+            "plan",
+            str(farm_clip),
+            "--masks",
+            str(farm_masks),
+            "--chunk",
+            "8",
+            "-o",
+            str(out),
+            "--engine",
+            "classic",
+            "--json",
+        ]
+    )
+    assert rc == 0
+    plan = json.loads(capsys.readouterr().out)
+    chunks = plan["chunks"]
+    assert [(c["start"], c["end"]) for c in chunks] == [(0, 7), (8, 15), (16, 20)]
+    assert plan["smoothing"]["warmup_frames"] >= 1 and "TemporalSmoother" in plan["smoothing"]["source"]
+    clip = open_clip(str(farm_clip))
+    kfs = load_keyframes(str(farm_masks), clip.info)
+    for c in chunks:
+        assert c["context_start"] <= c["start"] - min(c["start"], plan["smoothing"]["warmup_frames"])
+        assert c["context_end"] == min(FRAMES - 1, c["end"] + plan["smoothing"]["lookahead_frames"])
+        prop = Propagator(clip, kfs, frame_range=(c["context_start"], c["context_end"]))
+        assert (c["propagate_start"], c["propagate_end"]) == (prop.lo, prop.hi)
+        argv = c["command"]
+        assert argv[:3] == ["vmatte", "run", str(farm_clip.absolute())]
+        assert argv[-4:] == ["--chunk", "8", "--frames", f"{c['start']}-{c['end']}"]
+        assert "--engine" in argv and str(out.absolute()) in argv
+    assert "--frames" not in plan["assemble_command"]
+
+
+def test_engine_reused_across_clips_and_chunks(tmp_path, farm_clip, farm_masks, monkeypatch, farm_scene):
+    import vmatte.engine
+
+    def no_load(*a, **k):
+        raise AssertionError("a passed-in engine must be reused, not reloaded")
+
+    monkeypatch.setattr(vmatte.engine, "load_engine", no_load)
+    other = write_clip(tmp_path / "other.mkv", farm_scene, codec="ffv1", pix_fmt="bgr0")
+    engine = FakeEngine(batch_size=3)
+    for i, clip in enumerate([farm_clip, other]):
+        rep = run_chunked(
+            _cfg(clip, farm_masks, _outputs(tmp_path / f"o{i}", video=False)), 10, engine=engine
+        )
+        assert rep.status == "ok" and rep.times.load_engine == 0.0
+        plain = vmatte.run(_cfg(clip, farm_masks, _outputs(tmp_path / f"p{i}", video=False)), engine=engine)
+        assert plain.frames_written == FRAMES
+        assert np.array_equal(_alphas(tmp_path / f"o{i}"), _alphas(tmp_path / f"p{i}"))
+    assert engine.frames_matted + engine.frames_trivial > 4 * FRAMES  # chunks matte their context too
+
+
+def test_ray_missing_is_a_usage_error(monkeypatch):
+    from vmatte.farm import ray_runner
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray → ImportError
+    with pytest.raises(UsageError, match=r"vmatte\[ray\]"):
+        ray_runner.import_ray()
+
+
+# -- a real process killed mid-way ------------------------------------------------------------------------
+def _start(args, cwd):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "vmatte", *map(str, args)],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
+        cwd=cwd,
+        env=env,
+    )
+
+
+def _wait_for_chunks(proc, n: int, timeout: float = 120.0) -> None:
+    """Read --progress json lines until ``n`` chunks are recorded in this run (then the caller kills it)."""
+    t0 = time.monotonic()
+    for line in proc.stderr:
+        if time.monotonic() - t0 > timeout:
+            break
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue
+        if ev.get("stage") == "chunks" and ev.get("chunk") and ev.get("done", 0) >= n:
+            return
+    pytest.fail("the run ended before it could be killed mid-way")
+
+
+def test_kill_and_resume_gives_the_same_output(tmp_path, farm_clip, farm_masks):
+    out = tmp_path / "k"
+    report = tmp_path / "report.json"
+    args = [
+        "run",
+        farm_clip,
+        "--masks",
+        farm_masks,
+        "--engine",
+        "classic",
+        "--chunk",
+        "5",
+        "-o",
+        out / "alpha.%04d.png",
+        "--alpha-only",
+        "--report",
+        report,
+        "--progress",
+        "json",
+    ]
+    # reference: the same job, uninterrupted, in another folder
+    ref = subprocess.run(
+        [sys.executable, "-m", "vmatte", *map(str, [*args[:-4], "--progress", "none"])],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert ref.returncode == 0, ref.stderr
+    ref_files = {p.name: p.read_bytes() for p in out.glob("alpha.*.png")}
+    assert len(ref_files) == FRAMES
+    for p in out.iterdir():
+        if p.is_file():
+            p.unlink()
+    import shutil
+
+    shutil.rmtree(out, ignore_errors=True)
+
+    # 1) SIGTERM after the first chunk: clean stop, exit 143, report says cancelled and retryable
+    proc = _start(args, tmp_path)
+    _wait_for_chunks(proc, 1)
+    proc.send_signal(signal.SIGTERM)
+    proc.stderr.read()
+    assert proc.wait(timeout=60) == 143
+    rep = json.loads(report.read_text())
+    assert rep["status"] == "cancelled" and rep["exit_code"] == 143 and rep["retryable"]
+    # 2) resume, then SIGKILL (no cleanup at all) after one more chunk
+    proc = _start(args, tmp_path)
+    _wait_for_chunks(proc, 1)
+    proc.kill()
+    proc.wait(timeout=60)
+    # 3) resume to the end: finished chunks are skipped, the rest redone, output identical to the reference
+    done = subprocess.run(
+        [sys.executable, "-m", "vmatte", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    rep = json.loads(report.read_text())
+    statuses = [c["status"] for c in rep["chunks"]]
+    assert statuses.count("skipped") >= 2 and "done" in statuses, statuses
+    assert {p.name: p.read_bytes() for p in out.glob("alpha.*.png")} == ref_files
+    assert not list(out.glob(".*vmatte-tmp*"))
