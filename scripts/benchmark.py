@@ -235,6 +235,7 @@ def bench_tiling(engine_factory, frame) -> dict:
 
     def run(engine):
         out = engine.push(frame) + engine.flush()
+        engine.close()
         return out[0].alpha
 
     whole = run(engine_factory(tile=0))

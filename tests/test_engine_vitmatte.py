@@ -196,7 +196,7 @@ def test_nan_output_names_frames(tiny_vitmatte_dir):
         x[0, 0, :, :] = float("nan")  # the NaN propagates through the model
 
     eng.fault_hook = poison
-    with pytest.raises(NumericsError, match=r"\[0, 1\]|\[0\]"):
+    with pytest.raises(NumericsError, match=r"frame\(s\) \[0\]"):  # frame 1 of the batch is clean
         _run(eng, _frames(64, 64, 2))
 
 

@@ -199,6 +199,12 @@ def cap_process_memory(device: torch.device, budget_bytes: int) -> None:
     torch.cuda.set_per_process_memory_fraction(min(1.0, budget_bytes / total), device)
 
 
+def uncap_process_memory(device: torch.device) -> None:
+    """Undo :func:`cap_process_memory` (the cap is process-wide; an engine that set it lifts it on close)."""
+    if device.type == "cuda":
+        torch.cuda.set_per_process_memory_fraction(1.0, device)
+
+
 def describe_devices() -> dict[str, Any]:
     """torch / CUDA state for ``vmatte info``."""
     info: dict[str, Any] = {

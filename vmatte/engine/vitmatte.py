@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from vmatte.engine.base import BatchingEngine
-from vmatte.engine.cuda import DeviceRunner, Ticket, cap_process_memory
+from vmatte.engine.cuda import DeviceRunner, Ticket, cap_process_memory, uncap_process_memory
 from vmatte.errors import DeviceError, OutOfMemory
 from vmatte.frame import TRIMAP_UNKNOWN, Frame
 
@@ -242,6 +242,7 @@ class VitMatteEngine(BatchingEngine):
             self._forward_model = torch.compile(self.model, dynamic=False)
 
         free = self.runner.free_bytes()
+        self._capped = memory_budget_gb > 0 and self.runner.is_cuda
         if memory_budget_gb > 0:
             self.budget_bytes = int(memory_budget_gb * 2**30)
             cap_process_memory(self.device, self.budget_bytes)
@@ -439,6 +440,9 @@ class VitMatteEngine(BatchingEngine):
         self._forward_model = None  # type: ignore[assignment]
         if self.runner.is_cuda:
             torch.cuda.empty_cache()
+        if self._capped:
+            uncap_process_memory(self.device)
+            self._capped = False
 
     def describe(self) -> dict[str, Any]:
         d = super().describe()
