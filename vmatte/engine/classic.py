@@ -47,8 +47,15 @@ def solve_band(rgb: np.ndarray, trimap: np.ndarray, margin: int = 4) -> np.ndarr
     unknown = trimap == TRIMAP_UNKNOWN
     for y0, y1, x0, x1 in band_boxes(unknown, margin):
         tri = trimap[y0:y1, x0:x1]
-        if not (tri != TRIMAP_UNKNOWN).any():
+        has_fg, has_bg = (tri == TRIMAP_FG).any(), (tri == 0).any()
+        if not (has_fg or has_bg):
             alpha[y0:y1, x0:x1] = 0.5  # no known pixel to anchor the solve: nothing better to say
+            continue
+        if not (has_fg and has_bg):
+            # one-sided constraints: the closed-form energy's minimiser is the constant known value (and
+            # pymatting refuses such trimaps), so answer it directly
+            region = unknown[y0:y1, x0:x1]
+            alpha[y0:y1, x0:x1][region] = 1.0 if has_fg else 0.0
             continue
         t = tri.astype(np.float64) / 255.0
         t[tri == TRIMAP_UNKNOWN] = 0.5  # pymatting's unknown is any value strictly between 0 and 1
