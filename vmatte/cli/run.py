@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import signal
 import sys
@@ -133,20 +134,50 @@ def build_run_config(args: argparse.Namespace):
 
 
 class SignalCancel:
-    """SIGINT/SIGTERM set the run's cancel event (the chain stops within ~0.1 s and cleans up);
-    a second SIGINT forces exit at once."""
+    """SIGINT/SIGTERM set the run's cancel event (the chain stops within ~0.1 s and cleans up).
 
-    def __init__(self) -> None:
+    The clean stop gets ``grace_s`` seconds; if the main thread is stuck where it cannot look at the event (a
+    model still loading, a long forward pass) the process exits anyway, and a second SIGINT/SIGTERM exits at
+    once. A forced exit first runs ``cleanup`` (remove this process's temporaries) and prints one
+    ``vmatte: error:`` line; its code is the documented one (130 SIGINT, 143 SIGTERM).
+    """
+
+    def __init__(self, cleanup=None, grace_s: float = 1.5) -> None:
         self.event = threading.Event()
         self.signum: int | None = None
         self._old: dict = {}
+        self._cleanup = cleanup
+        self._grace_s = grace_s
+        self._lock = threading.RLock()  # re-entrant: a signal handler may run while main holds it
+        self._done = False
+        self._stopped = threading.Event()
+
+    def _force(self, why: str) -> None:
+        with self._lock:
+            if self._done:  # the clean stop finished meanwhile: it reports itself
+                return
+            self._done = True
+            if self._cleanup is not None:
+                with contextlib.suppress(Exception):
+                    self._cleanup()
+            code = 143 if self.signum == signal.SIGTERM else 130
+            try:
+                sys.stderr.write(f"vmatte: error: interrupted: {why}, exiting now (temporaries removed)\n")
+                sys.stderr.flush()
+            finally:
+                os._exit(code)
+
+    def _watchdog(self) -> None:
+        if not self._stopped.wait(self._grace_s):
+            self._force(f"the run did not stop within {self._grace_s:g} s of the signal")
 
     def _handler(self, signum, _frame) -> None:
-        if self.event.is_set() and signum == signal.SIGINT:
-            sys.stderr.write("vmatte: second interrupt, exiting now\n")
-            os._exit(130)
+        if self.event.is_set():
+            self._force("second interrupt" if signum == signal.SIGINT else "second SIGTERM")
+            return
         self.signum = signum
         self.event.set()
+        threading.Thread(target=self._watchdog, name="vmatte-stop-watchdog", daemon=True).start()
 
     def __enter__(self) -> SignalCancel:
         if threading.current_thread() is threading.main_thread():
@@ -155,8 +186,35 @@ class SignalCancel:
         return self
 
     def __exit__(self, *exc) -> None:
+        with self._lock:
+            self._done = True  # from here the normal path reports; a late watchdog does nothing
+        self._stopped.set()
         for s, h in self._old.items():
             signal.signal(s, h)
+
+
+def remove_temporaries(config) -> None:
+    """Best effort, for forced exits: delete this process's writer and report temporaries
+    (``.NAME.vmatte-tmp-PID.EXT`` beside each output, ``.NAME.tmp-PID`` beside the report)."""
+    from pathlib import Path
+
+    pid = os.getpid()
+    folders = {Path(config.input).parent} if config.input else set()
+    for o in config.outputs:
+        if o.path:
+            p = Path(o.path)
+            folders.add(p if p.is_dir() else p.parent)
+    for d in list(folders):  # default sequence outputs live in a folder beside the input
+        if d.is_dir():
+            folders.update(c for c in d.iterdir() if c.is_dir() and c.name.endswith((".matte", ".matte-rgba", ".comp")))
+    for d in folders:
+        for f in d.glob(f".*vmatte-tmp-{pid}*"):
+            with contextlib.suppress(OSError):
+                f.unlink()
+    if config.report:
+        r = Path(config.report)
+        with contextlib.suppress(OSError):
+            r.with_name(f".{r.name}.tmp-{pid}").unlink()
 
 
 def main(args: argparse.Namespace) -> int:
@@ -169,7 +227,7 @@ def main(args: argparse.Namespace) -> int:
 
         return main_farm(args, config)
     progress = Progress(config.progress)
-    with SignalCancel() as sig:
+    with SignalCancel(cleanup=lambda: remove_temporaries(config)) as sig:
         try:
             report = run(config, on_progress=progress, cancel=sig.event)
         except Interrupted as exc:
