@@ -282,7 +282,8 @@ class Job:
                 "frames_written": rep.frames_written,
                 "times": vars(rep.times).copy(),
                 "warnings": list(rep.warnings),
-                "suggested_keyframes": rep.suggested_keyframes,
+                # the propagator also scored the chunk's context frames: keep only this chunk's own
+                "suggested_keyframes": [k for k in rep.suggested_keyframes if chunk.start <= k <= chunk.end],
                 "engine": rep.engine,
             },
         }

@@ -213,7 +213,9 @@ def fingerprint(config, info) -> str:
     import dataclasses
 
     d = config.to_dict() if hasattr(config, "to_dict") else dataclasses.asdict(config)
-    for k in ("frames", "report", "progress", "overwrite", "pipeline"):
+    # input and masks are identified below by content, outputs by absolute path: a farm command (absolute
+    # paths) and a local run (relative paths) of one job must agree
+    for k in ("frames", "report", "progress", "overwrite", "pipeline", "input", "masks"):
         d.pop(k, None)
     eng = dict(d.get("engine") or {})
     for k in ("device", "batch_size"):
@@ -223,6 +225,8 @@ def fingerprint(config, info) -> str:
     for o in d.get("outputs") or []:
         o = dict(o)
         o.pop("threads", None)
+        if o.get("path"):
+            o["path"] = os.path.abspath(o["path"])
         outs.append(o)
     d["outputs"] = outs
     try:
