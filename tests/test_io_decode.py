@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import itertools
 import subprocess
 import sys
 
@@ -217,3 +218,71 @@ def test_colour_tags_carried_into_outputs(tmp_path, scene):
 
     for (_, _, rgba), f in zip(iter_rgba(out), frames):
         assert np.abs(rgba[..., :3] - f.rgb_float()).max() <= 3 / 255
+
+
+def test_hostile_inputs_refused_in_one_line(tmp_path, scene):
+    """FIFO, tiny frames, a huge declared PNG, a sequence with a gap: InputError before anything is decoded."""
+    import os
+    import struct
+    import zlib
+
+    from vmatte.errors import InputError
+    from vmatte.testing import Scene, write_sequence
+
+    fifo = tmp_path / "pipe.mp4"
+    os.mkfifo(fifo)
+    with pytest.raises(InputError, match="not a regular file"):
+        open_clip(fifo)
+    tiny = write_vfr_clip(
+        tmp_path / "tiny.mkv", Scene(width=8, height=8, frames=2), [0, 1], codec="ffv1", pix_fmt="yuv444p"
+    )
+    with pytest.raises(InputError, match="too small"):
+        open_clip(tiny)
+    seq = write_sequence(tmp_path / "gap", scene, pattern="%04d.png")
+    (seq / "0001.png").unlink()
+    with pytest.raises(InputError, match=r"missing frame.*number 1"):
+        open_clip(seq)
+    huge = tmp_path / "huge"
+    huge.mkdir()
+    png = (seq / "0000.png").read_bytes()
+    ihdr = struct.pack(">II", 60000, 60000) + png[24:29]
+    (huge / "0000.png").write_bytes(
+        png[:16] + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr)) + png[33:]
+    )
+    with pytest.raises(InputError, match="60000x60000"):
+        open_clip(huge)
+
+
+def test_percent_d_in_a_real_file_name_is_a_file(tmp_path, scene):
+    path = write_vfr_clip(tmp_path / "take 100%done.mp4", scene, [0, 40, 80])
+    clip = open_clip(path)
+    assert clip.info.kind == "video" and len(list(clip.frames())) == 3
+    out = tmp_path / "out 5%d.mov"
+    out.write_bytes(b"old")
+    with pytest.raises(OutputError, match="already exists"):
+        check_output_path(out, clip.info, overwrite=False)
+
+
+def test_corrupt_frames_skipped_with_their_numbers(tmp_path):
+    import hostile
+
+    clip = open_clip(hostile.mjpeg_mkv(tmp_path / "bad.mkv", hostile.scene(frames=8), corrupt=(3, 5)))
+    bad: list[int] = []
+    assert [f.index for f in clip.frames(corrupt=bad)] == [0, 1, 2, 4, 6, 7]
+    assert bad == [3, 5] and clip.corrupt == {3, 5}
+    from vmatte.errors import InputError
+
+    with pytest.raises(InputError, match="more than 1 corrupt"):
+        list(clip.frames(max_corrupt=1))
+
+
+def test_duplicate_and_backwards_pts_stay_increasing(tmp_path):
+    import hostile
+
+    clip = open_clip(
+        hostile.mjpeg_mkv(
+            tmp_path / "b.mkv", hostile.scene(), pts=[0, 1, 2, 5, 3, 4, 6, 7], dts=[0, 1, 2, 3, 3, 4, 6, 7]
+        )
+    )
+    pts = [f.pts for f in clip.frames()]
+    assert all(b > a for a, b in itertools.pairwise(pts)), pts

@@ -12,6 +12,8 @@ from __future__ import annotations
 import glob
 import os
 import re
+import stat
+import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -118,6 +120,58 @@ def _sequence_files(path: str) -> list[str] | None:
     return None
 
 
+# Largest frame accepted (~134 Mpx, e.g. 16384x8192): beyond it a declared size is almost surely a broken or
+# hostile header, and one RGB frame would take gigabytes. Refused before anything is decoded.
+MAX_PIXELS = 1 << 27
+
+
+# Smallest frame side accepted: optical flow (DIS) and the matting models need a few patches to work with;
+# a 2x2 or 640x4 "clip" is a broken export, refused cleanly rather than failing deep inside a stage.
+MIN_SIDE = 16
+
+
+def _check_frame_size(path: str, width: int, height: int) -> None:
+    if min(width, height) < MIN_SIDE:
+        raise InputError(
+            f"{path}: frames are {width}x{height}, too small to matte (minimum {MIN_SIDE} px a side)",
+            hint="check the export; the clip may be a thumbnail or corrupt",
+        )
+    if width * height > MAX_PIXELS:
+        raise InputError(
+            f"{path}: declares {width}x{height} frames, beyond the {MAX_PIXELS // 1_000_000} Mpx limit",
+            hint="the header is probably corrupt; re-export the clip at a sane size",
+        )
+
+
+def _check_image_header(path: str) -> None:
+    """Refuse a PNG whose IHDR declares a huge size before any decoder allocates it."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(24)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read image ({exc.strerror})") from None
+    if head[:8] == b"\x89PNG\r\n\x1a\n" and head[12:16] == b"IHDR":
+        width, height = struct.unpack(">II", head[16:24])
+        _check_frame_size(path, width, height)
+
+
+def _check_sequence_gaps(path: str, files: list[str]) -> None:
+    """Refuse a numbered sequence with missing frames (clip frame i must be the i-th number from the first)."""
+    nums = []
+    for f in files:
+        found = re.findall(r"\d+", os.path.basename(f))
+        if not found:
+            return  # unnumbered names: ordered by name, nothing to check
+        nums.append(int(found[-1]))
+    missing = sorted(set(range(nums[0], nums[-1] + 1)) - set(nums))
+    if missing:
+        shown = ", ".join(str(n) for n in missing[:5]) + (" …" if len(missing) > 5 else "")
+        raise InputError(
+            f"{path}: sequence has {len(missing)} missing frame(s): number {shown}",
+            hint="render or copy the missing frames (frame numbers must be contiguous)",
+        )
+
+
 def _read_exr(path: str) -> np.ndarray:
     """(H, W, 3) float32 RGB of an OpenEXR file, values as stored (linear), via FFmpeg's exr decoder.
 
@@ -168,6 +222,8 @@ class Clip:
 
     def __init__(self, info: ClipInfo) -> None:
         self.info = info
+        # clip frame numbers found undecodable by any frames() call so far (they are skipped, not renumbered)
+        self.corrupt: set[int] = set()
 
     def frames(
         self, start: int = 0, end: int | None = None, *, max_corrupt: int = 10, corrupt: list | None = None
@@ -227,17 +283,26 @@ class Clip:
                             f"{self.info.path}: more than {max_corrupt} corrupt frames (last near frame {index}: {exc})",
                             hint="re-export the clip or raise pipeline.max_corrupt_frames",
                         ) from None
+                    # one packet is one frame: later frames keep their clip numbers (masks stay aligned)
+                    self.corrupt.add(index)
+                    index += 1
                     continue
                 for vf in decoded:
                     if end is not None and index > end:
                         return
-                    if index >= start:
-                        pts = (
-                            vf.pts
-                            if vf.pts is not None
-                            else (last_pts + 1 if last_pts is not None else index)
+                    if (vf.width, vf.height) != (self.info.width, self.info.height):
+                        raise InputError(
+                            f"{self.info.path}: frame {index} is {vf.width}x{vf.height} but the clip starts at "
+                            f"{self.info.width}x{self.info.height}",
+                            hint="the stream changes size mid-clip: re-export it at one size",
                         )
-                        last_pts = pts
+                    pts = vf.pts if vf.pts is not None else (last_pts + 1 if last_pts is not None else index)
+                    if last_pts is not None and pts <= last_pts:
+                        # duplicate or backwards timestamps (broken muxers): keep decode order and nudge by
+                        # one tick so every output stays strictly increasing (muxers refuse otherwise)
+                        pts = last_pts + 1
+                    last_pts = pts
+                    if index >= start:
                         # swscale treats an unstated range as limited: pass the frame's own range
                         rgb = vf.to_ndarray(format=fmt, src_color_range=vf.color_range or None)
                         if deep:
@@ -256,14 +321,24 @@ class Clip:
 def open_clip(path: str | os.PathLike) -> Clip:
     """Probe ``path`` (video file, image folder, or printf pattern). Raises InputError with a one-line reason."""
     path = str(path)
-    files = _sequence_files(path)
+    p = Path(path)
+    if p.exists() and not p.is_dir() and not stat.S_ISREG(p.stat().st_mode):
+        # a FIFO would block forever waiting for a writer; a device never ends
+        raise InputError(
+            f"{path}: not a regular file", hint="pass a video file, an image folder or a printf pattern"
+        )
+    # '%d' in the name of an existing file is part of its name, not a sequence pattern
+    files = None if p.is_file() else _sequence_files(path)
     if files is not None:
         if not files:
             raise InputError(
                 f"{path}: no image frames found", hint=f"expected files ending in {', '.join(IMAGE_EXTS)}"
             )
+        _check_sequence_gaps(path, files)
+        _check_image_header(files[0])
         first = _read_image(files[0])
         h, w = first.shape[:2]
+        _check_frame_size(files[0], w, h)
         return Clip(
             ClipInfo(
                 path=path,
@@ -289,6 +364,11 @@ def open_clip(path: str | os.PathLike) -> Clip:
 
     try:
         container = av.open(path)
+    except EOFError:
+        raise InputError(
+            f"{path}: has no video frames (the file ends before its first frame)",
+            hint="the file is empty or truncated",
+        ) from None
     except Exception as exc:
         raise InputError(
             f"{path}: not a readable video ({type(exc).__name__}: {exc})",
@@ -304,6 +384,7 @@ def open_clip(path: str | os.PathLike) -> Clip:
         cc = vs.codec_context
         if not cc.width or not cc.height:
             raise InputError(f"{path}: video stream has no frame size", hint="the file may be corrupt")
+        _check_frame_size(path, int(cc.width), int(cc.height))
         # count frames by demuxing packets (cheap; no decode) for an exact figure
         count = 0
         min_pts = None
@@ -319,19 +400,23 @@ def open_clip(path: str | os.PathLike) -> Clip:
             raise InputError(f"{path}: video stream has no frames", hint="the file is empty or truncated")
         # decode one frame: the display matrix (rotation) and real pixel format live on frames
         rotation = 0
+        width, height = int(cc.width), int(cc.height)
         first_fmt = None
         first_color: dict = {}
         try:
-            container.seek(0)
-            for vf in container.decode(vs):
+            # a fresh open, not seek(0): raw streams (.h264) cannot seek back to their first frame
+            with av.open(path) as again:
+                vf = next(again.decode(again.streams.video[0]), None)
+            if vf is not None:
                 rotation = round(getattr(vf, "rotation", 0) or 0) % 360
                 first_fmt = vf.format
+                # the stream header may describe a later SPS (raw streams): frames start at this size
+                width, height = int(vf.width), int(vf.height)
                 first_color = {
                     k: int(getattr(vf, k, 0) or 0)
                     for k in ("color_range", "color_primaries", "color_trc", "colorspace")
                 }
-                break
-        except (av.error.FFmpegError, ValueError):
+        except (av.error.FFmpegError, ValueError, OSError):
             pass
         rate = vs.average_rate or vs.guessed_rate or Fraction(24)
         pix = cc.pix_fmt or ""
@@ -353,8 +438,8 @@ def open_clip(path: str | os.PathLike) -> Clip:
         info = ClipInfo(
             path=path,
             kind="video",
-            width=int(cc.width),
-            height=int(cc.height),
+            width=width,
+            height=height,
             frame_count=count,
             time_base=tb,
             rate=Fraction(rate),

@@ -21,7 +21,7 @@ from typing import Protocol
 from vmatte.errors import OutputError
 from vmatte.frame import Frame
 from vmatte.io.config import OutputConfig
-from vmatte.io.decode import ClipInfo
+from vmatte.io.decode import IMAGE_EXTS, ClipInfo
 from vmatte.io.formats import FORMATS, FormatSpec, format_for
 from vmatte.io.writers.common import temp_path
 from vmatte.io.writers.external import FfmpegWriter, ffmpeg_binary
@@ -104,7 +104,8 @@ def check_output_path(final: Path, info: ClipInfo, *, overwrite: bool) -> None:
     For a sequence pattern only the folder is checked here; the frame files this run will write are checked
     by :func:`open_writer`, which knows the frame range (other chunks' frames beside them are fine).
     """
-    pattern = bool(_PRINTF.search(final.name))
+    # only image sequences have frame-number patterns: "take 100%done.mov" is a plain file name
+    pattern = bool(_PRINTF.search(final.name)) and final.suffix.lower() in IMAGE_EXTS
     final = final.resolve()
     try:
         same = Path(info.path).exists() and final.exists() and os.path.samefile(final, info.path)

@@ -241,6 +241,7 @@ class VideoWriter:
         self._range = frame_range
         self._audio: AudioPump | None = None
         self._last_time: float | None = None
+        self._last_pts: int | None = None
         self._first = True
         container_opts = {"movflags": "use_metadata_tags"} if spec.ext in (".mov", ".mp4") else {}
         try:
@@ -327,6 +328,11 @@ class VideoWriter:
         tb = frame.time_base or self.info.time_base
         if tb != self.info.time_base:
             pts = round(Fraction(pts) * tb / self.info.time_base)
+        if self._last_pts is not None and pts <= self._last_pts:
+            pts = (
+                self._last_pts + 1
+            )  # muxers refuse non-increasing timestamps; the decoder normally fixed this
+        self._last_pts = int(pts)
         vf.pts = int(pts)
         vf.time_base = self.info.time_base
         t = float(pts * self.info.time_base)
