@@ -95,8 +95,10 @@ class Scene:
             n = self._noise(h * 2, w * 2, 4, self.seed + 7)
             object.__setattr__(self, "_fg_cache", n)
         cx, cy = self.center(t)
-        x0 = int(np.clip(w - cx + self.width * 0.5, 0, w))
-        y0 = int(np.clip(h - cy + self.height * 0.5, 0, h))
+        # texture coordinates are relative to the blob centre, so the texture travels with the object
+        # (the cache is 2H x 2W; centre (cx, cy) maps to cache pixel (H, W))
+        x0 = int(np.clip(round(w - cx), 0, w))
+        y0 = int(np.clip(round(h - cy), 0, h))
         n = self._fg_cache[y0 : y0 + h, x0 : x0 + w]
         return np.stack([0.85 - 0.3 * n, 0.55 - 0.25 * n, 0.2 + 0.2 * n], axis=-1).astype(np.float32)
 
