@@ -286,3 +286,18 @@ def test_duplicate_and_backwards_pts_stay_increasing(tmp_path):
     )
     pts = [f.pts for f in clip.frames()]
     assert all(b > a for a, b in itertools.pairwise(pts)), pts
+
+
+def test_sequence_abort_removes_this_runs_frames(tmp_path, scene):
+    """A failed run's frames go with it, so the same command can be retried without --overwrite; frames of
+    other chunks in the folder stay."""
+    clip = open_clip(write_vfr_clip(tmp_path / "in.mp4", scene, [0, 40, 80]))
+    frames = with_alpha(clip.frames(), scene)
+    cfg = OutputConfig(path=str(tmp_path / "s" / "f.%04d.png"), format="png", content="alpha")
+    write_all(open_writer(cfg, clip.info, frame_range=(2, 2)), frames[2:])  # another chunk, finished
+    w = open_writer(cfg, clip.info, frame_range=(0, 1))
+    w.write(frames[0])
+    w.abort()
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["f.0002.png"]
+    write_all(open_writer(cfg, clip.info, frame_range=(0, 1)), frames[:2])  # the retry
+    assert sorted(p.name for p in (tmp_path / "s").iterdir()) == ["f.0000.png", "f.0001.png", "f.0002.png"]

@@ -2,7 +2,8 @@
 
 File number = ``cfg.start_number + frame.index`` (clip frame index), so chunks of one shot rendered on different
 farm nodes land side by side in one folder. Each file is written to a hidden temp name and renamed when
-complete, so a partial file never stands under a frame's real name.
+complete, so a partial file never stands under a frame's real name; ``abort`` (a failed run) also removes the
+frames this run wrote, so a retry of the same command starts clean.
 
 PNG: straight alpha is the PNG standard; a premultiplied PNG (non-standard, on request) is marked in a tEXt
 chunk ``vmatte:alpha``. Colour is the source's encoding (display-referred, usually sRGB/Rec.709).
@@ -232,7 +233,11 @@ class SequenceWriter:
         self._pixels.close()
 
     def abort(self) -> None:
-        """Remove an unfinished temp file; completed frames stay (each is whole, and a re-run can resume)."""
+        """Remove the unfinished temp file and every frame file this writer wrote: a failed run leaves nothing,
+        so re-running the same command (a farm retry) does not stop on 'already exists'."""
         remove_quietly(self._tmp)
         self._tmp = None
+        for f in self.written:
+            remove_quietly(f)
+        self.written = []
         self._pixels.close()
