@@ -836,7 +836,7 @@ CONFIGS: list[tuple[str, str, str]] = [
     ("negative_batch", "[engine]\nbatch_size = -3\n", "batch_size"),
     ("bad_literal", "[engine]\nprecision = 'fp8'\n", "precision"),
     ("not_toml", "this is = = not toml [[[\n", "TOML"),
-    ("binary_garbage", "\x00\x01\x02\xff", "config"),
+    ("binary_garbage", "\x00\x01\x02\xff", "TOML"),
     ("outputs_not_list", "outputs = 'out.mov'\n", "outputs"),
     ("output_unknown_format", "[[outputs]]\npath = 'x.mov'\nformat = 'prores9000'\n", "prores"),
     ("nan_number", "[propagate]\nband = nan\n", "band"),

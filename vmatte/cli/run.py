@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 
-from vmatte.errors import Interrupted
+from vmatte.errors import ConfigError, Interrupted
 
 
 def add_common_input_args(p: argparse.ArgumentParser) -> None:
@@ -119,10 +119,19 @@ def build_run_config(args: argparse.Namespace):
     overrides = overrides_from_args(args)
     if args.output:
         base_outputs: list = [{}]
+        source = "command line"
         if args.pipeline:
-            base_outputs = list(load_preset(args.pipeline).get("outputs") or [{}])
+            source = f"pipelines/{args.pipeline}.toml"
+            base_outputs = load_preset(args.pipeline).get("outputs") or [{}]
         elif args.config:
-            base_outputs = list(load_toml(args.config).get("outputs") or [{}])
+            source = str(args.config)
+            base_outputs = load_toml(args.config).get("outputs") or [{}]
+        if not isinstance(base_outputs, list) or not all(isinstance(o, dict) for o in base_outputs):
+            # checked here because -o merges into these tables before the schema sees them
+            raise ConfigError(
+                f"{source}: 'outputs' must be an array of tables, got {type(base_outputs).__name__}",
+                hint="write one [[outputs]] table per output",
+            )
         outputs = [dict(o) for o in base_outputs]
         for i, path in enumerate(args.output):
             if i < len(outputs):
