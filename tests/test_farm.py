@@ -361,3 +361,13 @@ def test_kill_and_resume_gives_the_same_output(tmp_path, farm_clip, farm_masks):
     assert statuses.count("skipped") >= 2 and "done" in statuses, statuses
     assert {p.name: p.read_bytes() for p in out.glob("alpha.*.png")} == ref_files
     assert not list(out.glob(".*vmatte-tmp*"))
+
+
+def test_farm_modules_and_help_import_neither_ray_nor_torch():
+    code = (
+        "import sys, vmatte, vmatte.cli as c; c.build_parser();"
+        "import vmatte.farm.plan, vmatte.farm.manifest, vmatte.farm.chunked, vmatte.farm.ray_runner;"
+        "bad = [m for m in ('ray', 'torch') if m in sys.modules]; print(bad); sys.exit(1 if bad else 0)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stdout + r.stderr
