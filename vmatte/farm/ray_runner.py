@@ -62,6 +62,7 @@ def _run_chunk_task(job: Job, chunk: Chunk, submitted_at: float) -> dict[str, An
         _ENGINES[key] = load_engine(job.config.engine)
     load_s = time.perf_counter() - t
     t = time.perf_counter()
+    cpu = time.process_time()
     rec = job.run_chunk(chunk, engine=_ENGINES[key])
     return {
         "record": rec,
@@ -74,6 +75,8 @@ def _run_chunk_task(job: Job, chunk: Chunk, submitted_at: float) -> dict[str, An
             "engine_load_s": round(load_s, 3),
             "engine_reused": reused,
             "chunk_s": round(time.perf_counter() - t, 3),
+            # CPU seconds this worker got for the chunk (all its threads): chunk_s >> cpu_s means contention
+            "cpu_s": round(time.process_time() - cpu, 3),
         },
     }
 
