@@ -114,6 +114,10 @@ def main(argv: list[str] | None = None) -> int:
             "engine_load_s": round(statistics.mean(x["engine_load_s"] for x in fresh), 3) if fresh else None,
             "first_chunk_extra_s": round(first_extra, 3) if first_extra is not None else None,
             "chunk_s_warm_mean": round(statistics.mean(x["chunk_s"] for x in warm), 3) if warm else None,
+            # CPU cores the workers actually got while rendering: ~N on an idle machine, less when it is shared
+            "cores_used": round(
+                sum(x.get("cpu_s", 0.0) for x in tasks) / max(1e-9, wall - r.farm["ray"]["init_s"]), 2
+            ),
             "tasks": tasks,
         }
     r1, r2 = result["ray1"], result["ray2"]
@@ -127,14 +131,15 @@ def main(argv: list[str] | None = None) -> int:
     print(
         f"{args.width}x{args.height}, {args.frames} frames, {len(plan.chunks)} chunks of {args.chunk}, classic engine"
     )
-    print(f"{'run':<10}{'wall s':>9}{'ray init s':>12}{'work s':>9}{'workers':>9}")
+    print(f"{'run':<10}{'wall s':>9}{'ray init s':>12}{'work s':>9}{'workers':>9}{'cores got':>11}")
     print(
-        f"{'single':<10}{result['single']['wall_s']:>9.2f}{'-':>12}{result['single']['wall_s']:>9.2f}{1:>9}"
+        f"{'single':<10}{result['single']['wall_s']:>9.2f}{'-':>12}{result['single']['wall_s']:>9.2f}{1:>9}{'-':>11}"
     )
     for n in (1, 2):
         r = result[f"ray{n}"]
         print(
             f"{f'ray {n}':<10}{r['wall_s']:>9.2f}{r['ray_init_s']:>12.2f}{r['work_s']:>9.2f}{r['workers_used']:>9}"
+            f"{r['cores_used']:>11.2f}"
         )
     print(
         f"speed-up 1 → 2 workers: {result['speedup_wall']:.2f}x wall, {result['speedup_work']:.2f}x without Ray start"
