@@ -648,7 +648,7 @@ def run_job(
             report.status = "ok"
             return report
         job.preflight(ours)
-        for n in job.manifest.start(job.job_info(), resume=resume):
+        for n in job.manifest.start(job.job_info()):
             report.warn(n)
         todo, done, notes = job.pending(resume)
         for n in notes:

@@ -123,16 +123,19 @@ class Manifest:
         """True when the work folder belongs to a job with the same settings (safe to resume into)."""
         return self.stored_fingerprint() == self.fingerprint
 
-    def start(self, job_info: dict[str, Any], *, resume: bool) -> list[str]:
-        """Claim the work folder for this job. Without ``resume``, or when the stored fingerprint differs
-        (other settings: the old chunks would not match), old records are discarded. Returns notes."""
+    def start(self, job_info: dict[str, Any]) -> list[str]:
+        """Claim the work folder for this job. Records made with other settings (another fingerprint) are
+        removed: they can never verify for this job. This job's own records are left alone even without
+        resume (each chunk drops its record when it starts again), because on a farm other nodes may be
+        writing records of this job right now. Returns notes for the report."""
         notes = []
         stored = self.stored_fingerprint()
-        if stored is not None and (not resume or stored != self.fingerprint):
-            if stored != self.fingerprint:
-                notes.append(f"{self.work}: settings changed since the last run, starting over")
+        if stored is not None and stored != self.fingerprint:
+            notes.append(f"{self.work}: settings changed since the last run, starting over")
             for rec in self.chunks_dir.glob("*.json"):
-                rec.unlink(missing_ok=True)
+                data = read_json(rec)
+                if not isinstance(data, dict) or data.get("fingerprint") != self.fingerprint:
+                    rec.unlink(missing_ok=True)
             with contextlib.suppress(OSError):
                 self.path.unlink()
         write_json_atomic(
