@@ -76,11 +76,12 @@ def test_preprocess_matches_processor(reference):
     assert float((ours - theirs).abs().max()) <= 1e-6
 
 
-@pytest.mark.parametrize("fused", [True, False], ids=["fused-attention", "reference-attention"])
-def test_fp32_parity_batched_odd_size(tiny_vitmatte_dir, reference, fused):
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_fp32_parity_batched_odd_size(tiny_vitmatte_dir, reference, attention):
     # 97x61 (odd, not a multiple of 32), 3 frames with batch size 2: one full and one partial batch
     frames = _frames(97, 61, 3)
-    eng = _engine(tiny_vitmatte_dir, batch_size=2, fused_attention=fused)
+    eng = _engine(tiny_vitmatte_dir, batch_size=2, attention=attention)
+    assert eng.describe()["attention"] == attention
     out = _run(eng, frames)
     assert [f.index for f in out] == [0, 1, 2]
     for f in out:
@@ -94,7 +95,7 @@ def test_fp32_parity_batched_odd_size(tiny_vitmatte_dir, reference, fused):
 @pytest.mark.parametrize("precision", ["bf16", "fp16"])
 def test_low_precision_parity_cpu(tiny_vitmatte_dir, reference, precision):
     frames = _frames(97, 61, 2)
-    eng = _engine(tiny_vitmatte_dir, precision=precision, batch_size=2)
+    eng = _engine(tiny_vitmatte_dir, precision=precision, batch_size=2, attention="sdpa")
     assert eng.describe()["precision"] == precision
     for f in _run(eng, frames):
         assert float(np.abs(f.alpha - reference(f)).max()) <= 2e-2

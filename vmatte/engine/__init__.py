@@ -74,7 +74,7 @@ def _vitmatte(cfg: EngineConfig, source: WeightsSource) -> BatchingEngine:
         tile=cfg.tile,
         tile_overlap=cfg.tile_overlap,
         compile=cfg.compile,
-        fused_attention=cfg.fused_attention,
+        attention=cfg.attention,
         memory_budget_gb=cfg.memory_budget_gb,
         source=source.describe(),
     )

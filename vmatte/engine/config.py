@@ -22,8 +22,9 @@ class EngineConfig:
         N = frames whose long side exceeds N px are matted in overlapping N-px tiles (feathered blend).
     tile_overlap: px shared by neighbouring tiles.
     hub_probe_timeout_s: the longest "auto"/"vitmatte" wait to learn whether the hub is reachable (0 = never probe).
-    fused_attention: run ViTDet attention through scaled_dot_product_attention with the relative position terms
-        folded into queries/keys (same result; no N x N score matrix, so large frames fit and run faster on GPU).
+    attention: "sdpa" runs ViTDet attention through scaled_dot_product_attention with the relative position terms
+        folded into queries/keys (same result, no N x N score matrix: large frames fit, fused GPU kernels);
+        "eager" is transformers' own; "auto" = sdpa on CUDA, eager on CPU (where the wider q/k cost ~1.4x).
     memory_budget_gb: cap this process's CUDA memory (0 = 90 % of what is free when the engine loads); batch size,
         tiling and out-of-memory back-off keep the run inside it.
     """
@@ -37,7 +38,7 @@ class EngineConfig:
     tile: int = 0
     tile_overlap: int = 64
     hub_probe_timeout_s: float = 3.0
-    fused_attention: bool = True
+    attention: Literal["auto", "sdpa", "eager"] = "auto"
     memory_budget_gb: float = 0.0
 
     def __post_init__(self) -> None:
@@ -47,5 +48,7 @@ class EngineConfig:
             raise ValueError("tile and tile_overlap must be >= 0")
         if self.tile and self.tile < 64:
             raise ValueError(f"tile must be 0 (automatic) or >= 64 px, got {self.tile}")
+        if self.attention not in ("auto", "sdpa", "eager"):
+            raise ValueError(f"attention must be auto, sdpa or eager, got {self.attention!r}")
         if self.hub_probe_timeout_s < 0 or self.memory_budget_gb < 0:
             raise ValueError("hub_probe_timeout_s and memory_budget_gb must be >= 0")

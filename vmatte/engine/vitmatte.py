@@ -177,7 +177,8 @@ class VitMatteEngine(BatchingEngine):
             exceeds N px into N-px tiles.
         tile_overlap: px shared by neighbouring tiles (feathered).
         compile: ``torch.compile`` the model; first-call time per shape is reported as ``compile_s``.
-        fused_attention: fold relative position terms into SDPA (see ``attention.py``); None = on.
+        attention: "sdpa" (relative position terms folded into SDPA, see ``attention.py``), "eager"
+            (transformers' own), "auto" = sdpa on CUDA, eager on CPU (measured ~1.4x slower there).
         channels_last: NHWC convolutions; None = on for CUDA.
         memory_budget_gb: cap this process's CUDA memory (0 = 90 % of what is free at load time).
         source: a description of where the weights came from (for ``describe``).
@@ -195,7 +196,7 @@ class VitMatteEngine(BatchingEngine):
         tile: int = 0,
         tile_overlap: int = 64,
         compile: bool = False,
-        fused_attention: bool | None = None,
+        attention: str = "auto",
         channels_last: bool | None = None,
         memory_budget_gb: float = 0.0,
         source: str = "",
@@ -211,7 +212,9 @@ class VitMatteEngine(BatchingEngine):
         self.tile = tile
         self.tile_overlap = tile_overlap
         self.source = source
-        self.fused_attention = True if fused_attention is None else fused_attention
+        if attention not in ("auto", "sdpa", "eager"):
+            raise ValueError(f"attention must be auto, sdpa or eager, got {attention!r}")
+        self.fused_attention = attention == "sdpa" or (attention == "auto" and self.runner.is_cuda)
         self.channels_last = self.runner.is_cuda if channels_last is None else channels_last
         self.compile = compile
         self.compile_s = 0.0
@@ -454,7 +457,7 @@ class VitMatteEngine(BatchingEngine):
                 "precision": {torch.float32: "fp32", torch.float16: "fp16", torch.bfloat16: "bf16"}[
                     self.dtype
                 ],
-                "fused_attention": self.fused_attention,
+                "attention": "sdpa" if self.fused_attention else "eager",
                 "channels_last": self.channels_last,
                 "compile": self.compile,
                 "compile_s": round(self.compile_s, 3),
