@@ -42,7 +42,7 @@ from collections.abc import Callable
 import cv2
 import numpy as np
 
-from vmatte.errors import Interrupted, MaskError
+from vmatte.errors import Interrupted, MaskError, UsageError
 from vmatte.frame import TRIMAP_BG, TRIMAP_FG, TRIMAP_UNKNOWN, Frame
 from vmatte.io.masks import Keyframes
 from vmatte.propagate.config import PropagateConfig
@@ -238,8 +238,8 @@ class Propagator:
         start, end = frame_range if frame_range is not None else (0, n - 1)
         start, end = max(0, int(start)), min(n - 1, int(end))
         if end < start:
-            raise MaskError(
-                f"frame range {frame_range} is outside the clip (0-{n - 1})",
+            raise UsageError(
+                f"frames {frame_range[0]}-{frame_range[1]} are outside the clip (0-{n - 1})",
                 hint="pass --frames within the clip",
             )
         self.start, self.end = start, end
@@ -427,25 +427,41 @@ class Propagator:
             )
         mask = p >= 0.5
         d = signed_distance(mask)
+        has_f = wf > 0.05 * max(tw, 1e-6)
+        has_b = wb > 0.05 * max(tw, 1e-6)
         # adaptive band: per-pixel radius from band_min (reliable) to band_max (unreliable); unreliability is
         # spread a little so an occlusion next to the boundary widens the band where it meets the boundary
         u = 1.0 - rel
+        both = has_f & has_b
+        gap = np.where(both, np.abs(pf - pb), 0.0).astype(np.float32)
+        if cfg.band_from_disagreement:
+            # where the two directions put the boundary in different places the truth is likely between them
+            u = np.maximum(u, gap)
         k = max(3, int(2 * self.r_min) | 1)
         u = cv2.dilate(u, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
         radius = self.r_min + (self.r_max - self.r_min) * u
         unknown = np.abs(d) <= radius
         # definite only where every direction that carries weight is sure of the same label
         sure = cfg.sure
-        has_f = wf > 0.05 * max(tw, 1e-6)
-        has_b = wb > 0.05 * max(tw, 1e-6)
         fg_ok = (~has_f | (pf >= sure)) & (~has_b | (pb >= sure)) & (has_f | has_b)
         bg_ok = (~has_f | (pf <= 1 - sure)) & (~has_b | (pb <= 1 - sure)) & (has_f | has_b)
         near = np.abs(d) <= self.r_max
         unknown |= near & ~np.where(mask, fg_ok, bg_ok)
+        if cfg.unknown_soft:
+            # thin structures (lines, hair) survive the working resolution and the warps only as soft
+            # probabilities, often far from the 0.5 contour: a soft value anywhere is not a definite label
+            lo_, hi_ = 1.0 - sure, sure
+            soft = (p > lo_) & (p < hi_)
+            soft |= has_f & (pf > lo_) & (pf < hi_)
+            soft |= has_b & (pb > lo_) & (pb < hi_)
+            unknown |= soft
+        if cfg.unknown_disagreement:
+            # a limb one direction sees and the other does not can sit beyond band_max: keep all of it unknown
+            unknown |= gap > 0.5
         if (tw_f == 0 and tw_b == 0) or not (has_f | has_b).any():
             unknown[:] = True  # no evidence at all (a shot without a keyframe)
         # per-frame confidence: reliability x agreement over the zone where the trimap matters
-        agree = 1.0 - np.where(has_f & has_b, np.abs(pf - pb), 0.0)
+        agree = 1.0 - gap
         score = rel * agree
         roi = near
         conf = float(score[roi].mean()) if roi.any() else float(score.mean())

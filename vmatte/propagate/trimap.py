@@ -49,7 +49,7 @@ def alpha_to_trimap(alpha: np.ndarray, radius_px: float) -> np.ndarray:
     """Soft alpha (float32 [0, 1]) → trimap: unknown where alpha is fractional or within ``radius_px`` of the
     0.5 contour; definite elsewhere (by alpha >= 0.5)."""
     tri = mask_to_trimap(alpha >= 0.5, radius_px)
-    soft = (alpha > 1.0 / 255.0) & (alpha < 254.0 / 255.0)
+    soft = (alpha > 0.5 / 255.0) & (alpha < 254.5 / 255.0)  # any 8-bit level strictly between 0 and 255
     tri[soft] = TRIMAP_UNKNOWN
     return tri
 

@@ -1,0 +1,143 @@
+#!/usr/bin/env python
+"""Peak memory of ``vmatte propagate`` on a long 1080p clip versus a short one (bounded-memory check).
+
+    .venv/bin/python scripts/bench_propagate_memory.py [--frames 100 2000] [--every 100] [--work /tmp/vm-mem]
+
+Writes a synthetic 1920x1080 H.264 clip (a textured disc moving over a panning textured background; the
+true mask is known) of each length plus keyframe masks every ``--every`` frames, runs ``vmatte propagate``
+in a child process and reports its peak RSS (ru_maxrss), wall time and frames/s as a table and JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+W, H = 1920, 1080
+
+
+def _texture(h: int, w: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 255, (h // 8, w // 8, 3), dtype=np.uint8)
+    return cv2.GaussianBlur(cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC), (0, 0), 2)
+
+
+def frame_at(t: int, bg: np.ndarray, fg: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rgb uint8 (H, W, 3), mask uint8 {0,255}) at frame t: disc on a cycle of 240 frames."""
+    x0 = t % 400
+    img = np.ascontiguousarray(bg[:, x0 : x0 + W])
+    phase = (t % 240) / 240.0
+    cx = int(W * (0.25 + 0.5 * abs(2 * phase - 1)))
+    cy = int(H * (0.5 + 0.15 * np.sin(2 * np.pi * phase)))
+    mask = np.zeros((H, W), np.uint8)
+    cv2.circle(mask, (cx, cy), 220, 255, -1)
+    dx = cx - W // 2
+    tex = np.roll(fg, dx, axis=1)
+    img[mask > 0] = tex[mask > 0]
+    return img, mask
+
+
+def make_clip(path: Path, masks: Path, frames: int, every: int) -> None:
+    import av
+
+    bg = _texture(H, W + 400, 1)
+    fg = _texture(H, W, 2)
+    masks.mkdir(parents=True, exist_ok=True)
+    with av.open(str(path), "w") as out:
+        vs = out.add_stream("libx264", rate=24)
+        vs.width, vs.height, vs.pix_fmt = W, H, "yuv420p"
+        vs.options = {"preset": "ultrafast", "crf": "18"}
+        for t in range(frames):
+            img, mask = frame_at(t, bg, fg)
+            if t % every == 0:
+                cv2.imwrite(str(masks / f"{t:06d}.png"), mask)
+            for p in vs.encode(av.VideoFrame.from_ndarray(img, format="rgb24")):
+                out.mux(p)
+        for p in vs.encode():
+            out.mux(p)
+
+
+def measure(clip: Path, masks: Path, out: Path) -> dict:
+    code = (
+        "import resource, sys; from vmatte.cli import main; rc = main(sys.argv[1:]); "
+        "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)"
+    )
+    t0 = time.perf_counter()
+    res = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            code,
+            "propagate",
+            str(clip),
+            "--masks",
+            str(masks),
+            "--out",
+            str(out),
+            "--quiet",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    wall = time.perf_counter() - t0
+    rss = int(next(ln.split()[1] for ln in res.stdout.splitlines() if ln.startswith("MAXRSS")))
+    report = json.loads((out / "propagate.json").read_text())
+    return {
+        "peak_rss_mb": rss / 1024,
+        "wall_s": wall,
+        "fps": report["fps"],
+        "timings_s": report["timings_s"],
+        "compact_mb": report["compact_bytes"] / 2**20,
+    }
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--frames", type=int, nargs="+", default=[100, 2000])
+    ap.add_argument("--every", type=int, default=100)
+    ap.add_argument("--work", default="/tmp/vm-mem")
+    args = ap.parse_args()
+    work = Path(args.work)
+    rows = {}
+    for n in args.frames:
+        clip, masks = work / f"clip{n}.mp4", work / f"masks{n}"
+        if not clip.exists():
+            make_clip(clip, masks, n, args.every)
+        rows[n] = measure(clip, masks, work / f"out{n}")
+        rows[n]["load_1min"] = os.getloadavg()[0]
+        print(
+            f"{n:6d} frames 1080p: peak RSS {rows[n]['peak_rss_mb']:.0f} MB, {rows[n]['fps']:.1f} frames/s, load {rows[n]['load_1min']:.1f}",
+            flush=True,
+        )
+    if len(rows) >= 2:
+        a, b = rows[min(rows)], rows[max(rows)]
+        print(
+            f"peak RSS ratio {max(rows)}/{min(rows)} frames: {b['peak_rss_mb'] / a['peak_rss_mb']:.2f} (target <= 1.5)"
+        )
+    print(
+        json.dumps(
+            {
+                "runs": rows,
+                "every": args.every,
+                "max_rss_self_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+            },
+            indent=1,
+        )
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
