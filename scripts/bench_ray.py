@@ -118,6 +118,7 @@ def main(argv: list[str] | None = None) -> int:
             "cores_used": round(
                 sum(x.get("cpu_s", 0.0) for x in tasks) / max(1e-9, wall - r.farm["ray"]["init_s"]), 2
             ),
+            "cpu_s_total": round(sum(x.get("cpu_s", 0.0) for x in tasks), 3),
             "tasks": tasks,
         }
     r1, r2 = result["ray1"], result["ray2"]
@@ -127,6 +128,11 @@ def main(argv: list[str] | None = None) -> int:
     per_frame = result["single"]["wall_s"] / args.frames
     result["per_chunk_overhead_s"] = round((r1["work_s"] - per_frame * args.frames) / len(plan.chunks), 3)
     result["load_avg_at_end"] = os.getloadavg()[0]
+    # CPU work of the 2-worker run relative to the 1-worker run (1.0 = splitting costs no extra CPU). On a
+    # shared machine wall-clock speed-up is capped by the CPU the workers get; this ratio is not, and gives a
+    # projection (not a measurement) for an otherwise idle 2-core machine: 2 / ratio.
+    result["cpu_work_ratio_2v1"] = round(r2["cpu_s_total"] / max(1e-9, r1["cpu_s_total"]), 3)
+    result["projected_idle_speedup"] = round(2.0 / max(1e-9, result["cpu_work_ratio_2v1"]), 2)
 
     print(
         f"{args.width}x{args.height}, {args.frames} frames, {len(plan.chunks)} chunks of {args.chunk}, classic engine"
@@ -143,6 +149,10 @@ def main(argv: list[str] | None = None) -> int:
         )
     print(
         f"speed-up 1 → 2 workers: {result['speedup_wall']:.2f}x wall, {result['speedup_work']:.2f}x without Ray start"
+    )
+    print(
+        f"CPU work 2 workers / 1 worker: {result['cpu_work_ratio_2v1']:.2f} → projected speed-up on an idle "
+        f"2-core machine ≈ {result['projected_idle_speedup']:.2f}x (projection, not a measurement)"
     )
     print(
         f"per-chunk overhead: {result['per_chunk_overhead_s']:.2f} s (worker start/queue {r1['worker_start_queue_s']} s, "
