@@ -135,16 +135,19 @@ def write_clip(
         vs = out.add_stream(codec, rate=rate)
         vs.width, vs.height = scene.width, scene.height
         vs.pix_fmt = pix_fmt or ("yuv420p" if codec in ("libx264", "libx265", "mpeg4") else vs.pix_fmt)
+        if pts is not None and time_base is None:
+            time_base = Fraction(1, 1000)
+        if time_base is not None:
+            # the encoder's time base too (set before the codec opens): otherwise libx264/mpeg4 reject the
+            # pts and ffv1 rounds them to 1/rate
+            vs.time_base = time_base
+            vs.codec_context.time_base = time_base
         opts = dict(options or {})
         if codec == "libx264":
             opts.setdefault("preset", "ultrafast" if not bframes else "fast")
             opts.setdefault("crf", "12")
             opts["bf"] = str(bframes)
         vs.options = opts
-        if time_base is not None:
-            vs.time_base = time_base
-        if pts is not None and time_base is None:
-            vs.time_base = Fraction(1, 1000)
         astream = None
         if audio:
             astream = out.add_stream("aac", rate=48000)
@@ -153,7 +156,7 @@ def write_clip(
             vf = av.VideoFrame.from_ndarray(scene.rgb(t), format="rgb24")
             if pts is not None:
                 vf.pts = int(pts[t])
-                vf.time_base = vs.time_base
+                vf.time_base = time_base
             for packet in vs.encode(vf):
                 out.mux(packet)
         for packet in vs.encode():

@@ -338,6 +338,8 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
     try:
         for out_cfg in config.outputs:
             writers.append(open_writer(out_cfg, info, overwrite=config.overwrite, threads=config.pipeline.encode_threads, frame_range=(start, end)))
+            for note in getattr(writers[-1], "notes", ()) or ():
+                report.warn(note)  # e.g. audio re-encoded because the container cannot carry the source codec
         from vmatte.io.compose import needs_foreground
 
         needs_fg = any(needs_foreground(c) for c in config.outputs)
