@@ -9,7 +9,7 @@ import signal
 import sys
 import threading
 
-from vmatte.errors import ConfigError, Interrupted
+from vmatte.errors import ConfigError, Interrupted, VmatteError
 
 
 def add_common_input_args(p: argparse.ArgumentParser) -> None:
@@ -230,7 +230,16 @@ def main(args: argparse.Namespace) -> int:
     from vmatte.pipeline.progress import Progress
     from vmatte.pipeline.runner import run
 
-    config = build_run_config(args)
+    try:
+        config = build_run_config(args)
+    except VmatteError as exc:
+        # a farm monitor reads the report even when the command line or config was wrong
+        if getattr(args, "report", None):
+            from vmatte.pipeline.report import Report
+
+            rep = Report(input=getattr(args, "input", ""), status="error", exit_code=exc.exit_code, error=str(exc), retryable=exc.retryable)
+            rep.write_json(args.report)
+        raise
     if getattr(args, "chunk", None) is not None or getattr(args, "ray", None) is not None:
         from vmatte.cli._farm import main_farm
 

@@ -400,6 +400,9 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
             with contextlib.suppress(Exception):
                 engine.flush()
     report.propagation = dict(propagator.summary())
+    # the summary covers the context frames a chunk processed too; only suggest frames this run owns
+    if "suggested_keyframes" in report.propagation:
+        report.propagation["suggested_keyframes"] = [k for k in report.propagation["suggested_keyframes"] if start <= k <= end]
     if smoother is not None:
         report.smoothing = dict(smoother.stats())
     if report.frames_written != total:
