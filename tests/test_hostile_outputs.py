@@ -141,6 +141,14 @@ def test_report_path_equal_to_input(clip, masks, guard, tmp_path):
     assert not (tmp_path / "o.mov").exists()
 
 
+def test_report_path_equal_to_input_with_bad_config(clip, masks, guard, tmp_path):
+    """Even when the config is wrong (the report is then written for the farm), never onto the clip."""
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text("[engine]\nbatch = 4\n")
+    res = _run(clip, masks, tmp_path / "o.mov", extra=["--report", str(clip), "--config", str(cfg)])
+    h.assert_one_error_line(res, 2, "bad.toml")
+
+
 # ---- existing outputs ---------------------------------------------------------------------------------------
 
 

@@ -236,9 +236,14 @@ def main(args: argparse.Namespace) -> int:
         # a farm monitor reads the report even when the command line or config was wrong
         if getattr(args, "report", None):
             from vmatte.pipeline.report import Report
+            from vmatte.pipeline.runner import report_path_problem
 
-            rep = Report(input=getattr(args, "input", ""), status="error", exit_code=exc.exit_code, error=str(exc), retryable=exc.retryable)
-            rep.write_json(args.report)
+            # never where it would clobber an input, and best effort: the config error is what we report
+            outs = list(getattr(args, "output", None) or [])
+            if report_path_problem(args.report, getattr(args, "input", "") or "", getattr(args, "masks", "") or "", outs) is None:
+                rep = Report(input=getattr(args, "input", ""), status="error", exit_code=exc.exit_code, error=str(exc), retryable=exc.retryable)
+                with contextlib.suppress(OSError):
+                    rep.write_json(args.report)
         raise
     if getattr(args, "chunk", None) is not None or getattr(args, "ray", None) is not None:
         from vmatte.cli._farm import main_farm
@@ -254,7 +259,8 @@ def main(args: argparse.Namespace) -> int:
             exc.exit_code = code
             if config.report and getattr(exc, "report", None) is not None:
                 exc.report.exit_code = code
-                exc.report.write_json(config.report)
+                with contextlib.suppress(OSError):  # a full disk must not turn exit 130 into a traceback
+                    exc.report.write_json(config.report)
             raise
         finally:
             progress.close()

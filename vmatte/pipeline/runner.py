@@ -197,10 +197,15 @@ def run(
 
 
 def _check_report_path(config: RunConfig) -> VmatteError | None:
-    """--report must not land on the input clip, inside the mask folder, on an output, or on a folder."""
-    if not config.report:
+    return report_path_problem(config.report, config.input, config.masks, [o.path for o in config.outputs])
+
+
+def report_path_problem(report: str, input: str, masks: str, outputs: list[str]) -> VmatteError | None:
+    """Why --report must not be written where asked (the input clip, inside the input frame or mask folder, an
+    output path, a folder), or None. The CLI asks too before writing a report for a bad command line."""
+    if not report:
         return None
-    rp = Path(config.report).resolve()
+    rp = Path(report).resolve()
 
     def same(p: str) -> bool:
         q = Path(p)
@@ -210,16 +215,16 @@ def _check_report_path(config: RunConfig) -> VmatteError | None:
             return False
 
     hint = "write the report somewhere else"
-    if config.input and same(config.input):
-        return OutputError(f"{config.report}: --report would overwrite the input clip", hint=hint)
-    if config.input and Path(config.input).is_dir() and rp.parent == Path(config.input).resolve():
-        return OutputError(f"{config.report}: --report would be written into the input frame folder", hint=hint)
-    if config.masks and (same(config.masks) or rp.parent == Path(config.masks).resolve()):
-        return OutputError(f"{config.report}: --report would be written into the keyframe mask folder", hint=hint)
-    if any(o.path and same(o.path) for o in config.outputs):
-        return OutputError(f"{config.report}: --report is also an output path", hint=hint)
+    if input and same(input):
+        return OutputError(f"{report}: --report would overwrite the input clip", hint=hint)
+    if input and Path(input).is_dir() and rp.parent == Path(input).resolve():
+        return OutputError(f"{report}: --report would be written into the input frame folder", hint=hint)
+    if masks and (same(masks) or rp.parent == Path(masks).resolve()):
+        return OutputError(f"{report}: --report would be written into the keyframe mask folder", hint=hint)
+    if any(o and same(o) for o in outputs):
+        return OutputError(f"{report}: --report is also an output path", hint=hint)
     if rp.is_dir():
-        return OutputError(f"{config.report}: --report is a folder", hint="give a file name, e.g. report.json")
+        return OutputError(f"{report}: --report is a folder", hint="give a file name, e.g. report.json")
     return None
 
 
