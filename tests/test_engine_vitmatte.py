@@ -231,3 +231,22 @@ def test_cuda_compile_reports_compile_time(tiny_vitmatte_dir, reference):
     assert eng.describe()["compile_s"] > 0
     for f in out:
         assert float(np.abs(f.alpha - reference(f)).max()) <= 1e-4
+
+
+def test_plan_sizes_batches_before_the_first_frame(tiny_vitmatte_dir):
+    assert _engine(tiny_vitmatte_dir).plan(1920, 1080) == 1  # CPU: batching adds memory, not speed
+    assert _engine(tiny_vitmatte_dir, batch_size=6).plan(1920, 1080) == 6  # an explicit --batch-size wins
+
+
+def test_gpu_sizing_logic_from_memory_budget(tiny_vitmatte_dir):
+    """The CUDA sizing rule, exercised on the CPU by pretending to be on a GPU with a given budget."""
+    eng = _engine(tiny_vitmatte_dir)
+    params = sum(p.numel() * p.element_size() for p in eng.model.parameters())
+    eng.runner.is_cuda = True  # only _plan_size looks at it here; nothing runs
+    eng.budget_bytes = params + int(3.5 * eng.bytes_per_frame(1080, 1920))
+    assert eng.plan(1920, 1080) == 3
+    assert eng.describe()["auto_tiles"] == {}
+    eng.budget_bytes = params + int(0.5 * eng.bytes_per_frame(2160, 3840))
+    eng.plan(3840, 2160)  # one 4K frame does not fit: tiles, sized to fit the budget
+    tile = eng.describe()["auto_tiles"]["3840x2160"]
+    assert 256 <= tile < 3840 and eng.bytes_per_frame(min(2160, tile), tile) <= eng.budget_bytes - params

@@ -290,6 +290,12 @@ class VitMatteEngine(BatchingEngine):
             per = self.bytes_per_frame(min(h, tile), min(w, tile))
         self.batch_size = int(max(1, min(MAX_AUTO_BATCH, budget // max(per, 1))))
 
+    def plan(self, width: int, height: int) -> int:
+        """Decide batch size (and tiling) for a clip of ``width`` x ``height`` px before its first frame; returns
+        the batch size. Optional for callers (the first push does it anyway) but lets the runner size its queues."""
+        self._plan_size(height, width)
+        return self.batch_size
+
     def _tile_for(self, h: int, w: int) -> int:
         """Tile size for frames of (h, w), or 0 to run them whole."""
         forced = self._auto_tile.get((h, w), 0)
