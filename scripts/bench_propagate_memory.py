@@ -108,6 +108,12 @@ def main() -> int:
     ap.add_argument("--frames", type=int, nargs="+", default=[100, 2000])
     ap.add_argument("--every", type=int, default=100)
     ap.add_argument("--work", default="/tmp/vm-mem")
+    ap.add_argument(
+        "--api", action="store_true", help="measure Propagator.prepare + result in-process (no PNG writing)"
+    )
+    ap.add_argument(
+        "--flow", default="medium", help="DIS preset (memory does not depend on it; ultrafast is quicker)"
+    )
     args = ap.parse_args()
     work = Path(args.work)
     rows = {}
@@ -115,7 +121,7 @@ def main() -> int:
         clip, masks = work / f"clip{n}.mp4", work / f"masks{n}"
         if not clip.exists():
             make_clip(clip, masks, n, args.every)
-        rows[n] = measure(clip, masks, work / f"out{n}")
+        rows[n] = measure(clip, masks, work / f"out{n}-{'api' if args.api else 'cli'}", args.api, args.flow)
         rows[n]["load_1min"] = os.getloadavg()[0]
         print(
             f"{n:6d} frames 1080p: peak RSS {rows[n]['peak_rss_mb']:.0f} MB, {rows[n]['fps']:.1f} frames/s, load {rows[n]['load_1min']:.1f}",
