@@ -149,11 +149,11 @@ def bench_naive(model_dir: Path, frames, device: str, out_dir: Path) -> dict:
         one(frames[0])  # warm-up (cuDNN autotune, allocator)
         _reset_gpu_peak(device)
         with PeakRSS() as rss:
-            t = time.perf_counter()
+            t, cpu = time.perf_counter(), time.process_time()
             for f in frames:
                 one(f)
             _sync(device)
-            wall = time.perf_counter() - t
+            wall, cpu = time.perf_counter() - t, time.process_time() - cpu
     except torch.OutOfMemoryError as exc:
         return {"fps": None, "error": f"OOM: {str(exc).splitlines()[0][:120]}"}
     finally:
@@ -164,6 +164,7 @@ def bench_naive(model_dir: Path, frames, device: str, out_dir: Path) -> dict:
     return {
         "fps": len(frames) / wall,
         "s_per_frame": wall / len(frames),
+        "cpu_s_per_frame": cpu / len(frames),
         "gpu_peak_mb": _gpu_peak_mb(device),
         "host_peak_mb": rss.peak_mb,
     }
@@ -178,17 +179,18 @@ def bench_engine(engine, frames, device: str) -> dict:
     _reset_gpu_peak(device)
     busy0 = engine.runner.compute_s if hasattr(engine, "runner") else 0.0
     with PeakRSS() as rss:
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         n = 0
         for f in frames:
             n += len(engine.push(f))
         n += len(engine.flush())
-        wall = time.perf_counter() - t
+        wall, cpu = time.perf_counter() - t, time.process_time() - cpu
     assert n == len(frames)
     busy = (engine.runner.compute_s - busy0) if hasattr(engine, "runner") else None
     return {
         "fps": n / wall,
         "s_per_frame": wall / n,
+        "cpu_s_per_frame": cpu / n,  # process CPU time (all threads): robust to a shared machine
         "gpu_peak_mb": _gpu_peak_mb(device),
         "host_peak_mb": rss.peak_mb,
         "busy_fraction": (busy / wall) if busy is not None else None,
@@ -214,14 +216,15 @@ def bench_e2e(engine, clip: Path, masks: Path, out: Path, content: str, device: 
     _reset_gpu_peak(device)
     busy0 = engine.runner.compute_s if hasattr(engine, "runner") else 0.0
     with PeakRSS() as rss:
-        t = time.perf_counter()
+        t, cpu = time.perf_counter(), time.process_time()
         report = vmatte.run(cfg, engine=engine)
-        wall = time.perf_counter() - t
+        wall, cpu = time.perf_counter() - t, time.process_time() - cpu
     busy = (engine.runner.compute_s - busy0) if hasattr(engine, "runner") else None
     times = {k: round(v, 3) for k, v in vars(report.times).items()}
     return {
         "fps": report.frames_written / wall,
         "s_per_frame": wall / max(1, report.frames_written),
+        "cpu_s_per_frame": cpu / max(1, report.frames_written),
         "frames": report.frames_written,
         "gpu_peak_mb": _gpu_peak_mb(device),
         "host_peak_mb": rss.peak_mb,
@@ -470,7 +473,7 @@ def _fmt(v, spec=".2f") -> str:
 
 def _table(result: dict) -> None:
     print(f"\ndevice: {result['device']}   torch {result['torch']}   precision {result['precision']}")
-    head = f"{'model':6} {'size':10} {'part':22} {'frames/s':>9} {'s/frame':>8} {'GPU peak MB':>12} {'host peak MB':>13} {'busy':>6}"
+    head = f"{'model':6} {'size':10} {'part':22} {'frames/s':>9} {'s/frame':>8} {'CPU s/fr':>8} {'GPU peak MB':>12} {'host peak MB':>13} {'busy':>6}"
     print(head)
     print("-" * len(head))
     labels = {
@@ -489,7 +492,7 @@ def _table(result: dict) -> None:
                 print(f"{run['model']:6} {run['size']:10} {label:22} {r.get('error', 'failed')}")
                 continue
             print(
-                f"{run['model']:6} {run['size']:10} {label:22} {_fmt(r['fps'], '9.3f')} {_fmt(r['s_per_frame'], '8.2f')} "
+                f"{run['model']:6} {run['size']:10} {label:22} {_fmt(r['fps'], '9.3f')} {_fmt(r['s_per_frame'], '8.2f')} {_fmt(r.get('cpu_s_per_frame'), '8.2f')} "
                 f"{_fmt(r.get('gpu_peak_mb'), '12.0f')} {_fmt(r.get('host_peak_mb'), '13.0f')} {_fmt(r.get('busy_fraction'), '6.2f')}"
             )
         extras = []
