@@ -318,9 +318,15 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--frames", type=int, default=24, help="frames per clip (default 24)")
     ap.add_argument("--quick", action="store_true", help="3 foregrounds only")
+    ap.add_argument(
+        "--foregrounds", type=int, default=0, help="use N foregrounds spread over the set (0 = all 11)"
+    )
     ap.add_argument("--json", default="/tmp/vmatte-bench/bench_flicker.json", help="JSON output path")
     ap.add_argument("--jitter", choices=("subpixel", "integer"), default="subpixel", help="edge jitter model")
     ap.add_argument("--timing-only", action="store_true", help="only time the smoother at 1080p")
+    ap.add_argument(
+        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a SmoothConfig field"
+    )
     ap.add_argument("--strength", type=float, default=None)
     ap.add_argument("--lookahead", type=int, default=None)
     ap.add_argument("--lookbehind", type=int, default=None)
@@ -343,6 +349,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         if v is not None
     }
+    for item in args.set:
+        key, _, value = item.partition("=")
+        kind = type(getattr(cfg, key))
+        over[key] = kind(value) if kind is not bool else value.lower() in ("1", "true", "yes")
     cfg = dataclasses.replace(cfg, **over)
     timing = time_1080p(cfg)
     print(
@@ -355,6 +365,10 @@ def main(argv: list[str] | None = None) -> int:
     fgs = load_foregrounds()
     if args.quick:
         fgs = fgs[:3]
+    elif args.foregrounds:
+        step = len(fgs) / args.foregrounds
+        fgs = [fgs[min(len(fgs) - 1, round(i * step))] for i in range(args.foregrounds)]
+        fgs[-1] = load_foregrounds()[-1]  # keep the alphamatting teddy (the only clean foreground colour)
     bgs = background_clips()
     rows = []
     for i, fg in enumerate(fgs):

@@ -275,25 +275,23 @@ class TemporalSmoother:
         return _Entry(frame=frame, pos=self._pos, shot=self._shot, gray=gray, guide=guide, fg=fg)
 
     def _flow(self, a: _Entry, b: _Entry) -> np.ndarray:
-        """Motion of frame a's matte towards frame b: (h, w, 2) float32, a(x) ≈ b(x + flow(x)), working px.
+        """Image flow a → b (DIS): (h, w, 2) float32, a(x) ≈ b(x + flow(x)), working-resolution px."""
+        self._stats_flows += 1
+        if min(a.gray.shape) < _MIN_FLOW_SIDE:
+            return np.zeros((*a.gray.shape, 2), np.float32)
+        return self._dis.calc(a.gray, b.gray, None)
+
+    @staticmethod
+    def _subject_motion(flow: np.ndarray, m: np.ndarray) -> np.ndarray:
+        """The motion of the matte: ``flow`` (h, w, 2) with band pixels given the subject's motion.
 
         Image flow is wrong inside the unknown band: band pixels mix foreground and background that move
         differently, and DIS patches there mostly follow the textured background (measured on the flicker
         benchmark: 3 px mean error in the band against 0.03 px inside the subject). Alpha belongs to the
-        subject, so band pixels take the subject's motion instead: a normalised convolution of the flow
-        over a's definite-foreground interior, at the smallest of three window sizes that has foreground
-        support. Pixels with no foreground nearby keep the image flow.
+        subject, so pixels outside the subject take a normalised convolution of the flow over the
+        definite-foreground coverage ``m`` (h, w) in [0, 1], at the smallest of three box windows with
+        enough foreground support; pixels with no foreground nearby keep the image flow.
         """
-
-        self._stats_flows += 1
-        if min(a.gray.shape) < _MIN_FLOW_SIDE:
-            return np.zeros((*a.gray.shape, 2), np.float32)
-        flow = self._dis.calc(a.gray, b.gray, None)
-        return flow
-
-    @staticmethod
-    def _subject_motion(flow: np.ndarray, m: np.ndarray) -> np.ndarray:
-        """Normalised convolution of ``flow`` over the foreground coverage ``m`` (see :meth:`_flow`)."""
         import cv2
 
         if not m.any():
