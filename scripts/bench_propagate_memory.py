@@ -67,30 +67,38 @@ def make_clip(path: Path, masks: Path, frames: int, every: int) -> None:
             out.mux(p)
 
 
-def measure(clip: Path, masks: Path, out: Path) -> dict:
-    code = (
-        "import resource, sys; from vmatte.cli import main; rc = main(sys.argv[1:]); "
-        "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)"
-    )
+_API_CHILD = """
+import json, resource, sys, time
+from vmatte.io.decode import open_clip
+from vmatte.io.masks import load_keyframes
+from vmatte.propagate import PropagateConfig, Propagator
+clip = open_clip(sys.argv[1]); kf = load_keyframes(sys.argv[2], clip.info)
+t0 = time.perf_counter()
+prop = Propagator(clip, kf, PropagateConfig(flow=sys.argv[4]))
+prop.prepare()
+for i in range(clip.info.frame_count):
+    prop.result(i)  # full-res trimap + mask, as the CLI writes them
+rep = prop.summary(); rep["fps"] = clip.info.frame_count / (time.perf_counter() - t0)
+open(sys.argv[3], "w").write(json.dumps(rep))
+print("MAXRSS", resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+def measure(clip: Path, masks: Path, out: Path, api: bool = False, flow: str = "medium") -> dict:
+    """Peak RSS of a child running the CLI (or, with ``api``, Propagator.prepare + result for every frame
+    without writing PNGs: the part that holds per-clip state)."""
+    if api:
+        out.mkdir(parents=True, exist_ok=True)
+        cmd = [sys.executable, "-c", _API_CHILD, str(clip), str(masks), str(out / "propagate.json"), flow]
+    else:
+        code = (
+            "import resource, sys; from vmatte.cli import main; rc = main(sys.argv[1:]); "
+            "print('MAXRSS', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss); sys.exit(rc)"
+        )
+        cmd = [sys.executable, "-c", code, "propagate", str(clip), "--masks", str(masks), "--out", str(out)]
+        cmd += ["--quiet", "--flow", flow]
     t0 = time.perf_counter()
-    res = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            code,
-            "propagate",
-            str(clip),
-            "--masks",
-            str(masks),
-            "--out",
-            str(out),
-            "--quiet",
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        check=True,
-    )
+    res = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=True)
     wall = time.perf_counter() - t0
     rss = int(next(ln.split()[1] for ln in res.stdout.splitlines() if ln.startswith("MAXRSS")))
     report = json.loads((out / "propagate.json").read_text())
