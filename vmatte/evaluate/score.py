@@ -21,12 +21,12 @@ import numpy as np
 from vmatte.errors import InputError
 
 UNITS = {
-    "SAD": "sum |p-g| / 1000",
+    "SAD": "sum abs(p-g) / 1000",
     "MSE": "mean (p-g)^2 x 1000",
-    "Grad": "sum (|grad p| - |grad g|)^2 / 1000, sigma 1.4, min-max normalised (DIM)",
-    "Conn": "sum |phi(p) - phi(g)| / 1000, step 0.1 (DIM)",
+    "Grad": "sum (norm(grad p) - norm(grad g))^2 / 1000, sigma 1.4, min-max normalised (DIM)",
+    "Conn": "sum abs(phi(p) - phi(g)) / 1000, step 0.1 (DIM)",
     "dtSSD": "sqrt(mean over pixels of (dp/dt - dg/dt)^2) x 100 (RVM / VideoMatte240K)",
-    "MESSDdt": "mean over pixels of |e_t^2 - warp(e_{t-1})^2| x 1000, flow from GT alpha (DIS)",
+    "MESSDdt": "mean over pixels of abs(e_t^2 - warp(e_{t-1})^2) x 1000, e = p-g, flow from GT alpha (DIS)",
 }
 SPATIAL = ("SAD", "MSE", "Grad", "Conn")
 TEMPORAL = ("dtSSD", "MESSDdt")
