@@ -303,7 +303,9 @@ class TemporalSmoother:
             den = cv2.blur(m, (k, k))
             num = cv2.blur(weighted, (k, k))
             ok = (den > _FG_SUPPORT) & ~filled
-            out[ok] = num[ok] / den[ok][:, None]
+            # np.where on whole planes: boolean fancy indexing of (h, w, 2) arrays was the slow part
+            np.divide(num, np.maximum(den, _FG_SUPPORT)[..., None], out=num)
+            out = np.where(ok[..., None], num, out)
             filled |= ok
         return out
 
