@@ -29,7 +29,7 @@ from vmatte.errors import VmatteError
 from vmatte.io.masks import MASK_EXTS, load_keyframes
 
 SETTINGS = settings(
-    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
+    max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow], derandomize=True
 )
 
 

@@ -49,7 +49,22 @@ def _input_times(path: Path) -> list[float]:
         return [float(f.pts * s.time_base) for f in c.decode(s) if f.pts is not None]
 
 
-@pytest.mark.parametrize("case", h.CLIPS, ids=[c.name for c in h.CLIPS])
+# Known bugs in modules this suite does not own, reported to their owners; strict, so the marker must go when fixed.
+BUGS: dict[str, str] = {}
+
+
+def _params(cases):
+    return [
+        pytest.param(
+            c,
+            id=c.name,
+            marks=[pytest.mark.xfail(reason=BUGS[c.name], strict=True)] if c.name in BUGS else [],
+        )
+        for c in cases
+    ]
+
+
+@pytest.mark.parametrize("case", _params(h.CLIPS))
 def test_hostile_clip(case: h.HostileClip, tmp_path):
     d = tmp_path / "in"
     d.mkdir()
