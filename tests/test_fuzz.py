@@ -304,7 +304,7 @@ def test_fuzz_config_through_cli_flags(tree, outputs, outs):
         p.write_text(to_toml(tree), encoding="utf-8")
         argv = ["run", "clip.mp4", "--config", str(p)]
         for o in outs:
-            argv += ["-o", o]
+            argv.append(f"--output={o}")  # "=" form: a value like "-0" is not an option
         args = build_parser().parse_args(argv)
         _only_vmatte_errors(lambda: build_run_config(args))
 
