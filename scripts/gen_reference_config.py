@@ -20,7 +20,7 @@ from pathlib import Path
 from vmatte.config import RunConfig
 
 OUT = Path(__file__).resolve().parents[1] / "configs" / "reference.toml"
-_FIELD = re.compile(r"^([a-z_]+(?:\s*/\s*[a-z_]+)*):\s+(.*)$")
+_FIELD = re.compile(r"^([a-z_]+(?:\s*[/,]\s*[a-z_]+)*):\s+(.*)$")
 
 
 def _first_sentence(text: str) -> str:
@@ -41,7 +41,7 @@ def field_docs(cls) -> dict[str, str]:
     for line in (inspect.getdoc(cls) or "").splitlines():
         m = _FIELD.match(line)
         if m:
-            entries.append(([n.strip() for n in m.group(1).split("/")], m.group(2).strip()))
+            entries.append(([n.strip() for n in re.split(r"[/,]", m.group(1))], m.group(2).strip()))
         elif entries and line.startswith("    ") and line.strip():
             names, text = entries[-1]
             entries[-1] = (names, f"{text} {line.strip()}")

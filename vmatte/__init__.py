@@ -49,8 +49,10 @@ def run(config: RunConfig, engine: Engine | None = None, on_progress=None, cance
     return _run(config, engine=engine, on_progress=on_progress, cancel=cancel)
 
 
-def load_engine(config: EngineConfig | None = None) -> Engine:
-    """Load an engine once (e.g. the ViTMatte model) to reuse across many :func:`run` calls."""
+def load_engine(config: EngineConfig | None = None, *, on_warning=None) -> Engine:
+    """Load an engine once (e.g. the ViTMatte model) to reuse across many :func:`run` calls.
+
+    ``on_warning(message: str)`` receives warnings such as the auto engine falling back to classic."""
     from vmatte.engine import load_engine as _load
 
-    return _load(config or EngineConfig())
+    return _load(config or EngineConfig(), on_warning=on_warning)

@@ -51,7 +51,17 @@ class PipelineConfig:
 
 @dataclass(frozen=True)
 class RunConfig:
-    """Everything one ``vmatte run`` needs. ``input`` is a clip, an image folder or a printf pattern."""
+    """Everything one ``vmatte run`` needs.
+
+    input: the clip: a video file, a folder of frames or a printf pattern (frames/%06d.png).
+    masks: folder of keyframe masks named by frame number (000120.png).
+    outputs: one table per output; several outputs are decoded and matted once.
+    frames: "START-END" inclusive clip frame numbers to render ("" = the whole clip).
+    overwrite: replace existing outputs (otherwise an existing output is an error, exit 7).
+    report: write a JSON run report to this path ("" = none), also on failure.
+    progress: "auto" (a bar on a terminal, plain lines otherwise), "bar", "lines", "json" (one JSON object per
+        line on stderr, for farm monitors) or "none".
+    """
 
     input: str = ""
     masks: str = ""

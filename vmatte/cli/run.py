@@ -56,6 +56,12 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N")
     p.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16"], default=None)
     p.add_argument("--batch-size", type=int, default=None, metavar="N", help="frames per forward pass (0 = automatic)")
+    p.add_argument("--tile", type=int, default=None, metavar="PX",
+                   help="matte frames whose long side exceeds PX in overlapping tiles (0 = only when memory requires)")
+    p.add_argument("--tile-overlap", type=int, default=None, metavar="PX", help="overlap between tiles (default 64)")
+    p.add_argument("--memory-budget-gb", type=float, default=None, metavar="GB", help="cap GPU memory used by the engine")
+    p.add_argument("--attention", choices=["auto", "sdpa", "eager"], default=None, help="attention kernel (auto: fused SDPA on CUDA)")
+    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model (CUDA; compile time reported separately)")
     p.add_argument("--alpha-only", action="store_true", help="write a gray alpha matte instead of RGBA")
     p.add_argument("--composite", metavar="BG", default=None, help="composite over a colour (#00ff00, green), an image or a clip")
     p.add_argument("--premultiplied", action="store_true", help="write premultiplied colour (default straight alpha)")
@@ -84,6 +90,9 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
     eng = {k: v for k, v in {
         "name": getattr(args, "engine", None), "model": getattr(args, "model", None), "device": getattr(args, "device", None),
         "precision": getattr(args, "precision", None), "batch_size": getattr(args, "batch_size", None),
+        "tile": getattr(args, "tile", None), "tile_overlap": getattr(args, "tile_overlap", None),
+        "memory_budget_gb": getattr(args, "memory_budget_gb", None), "attention": getattr(args, "attention", None),
+        "compile": getattr(args, "compile", None),
     }.items() if v is not None}
     if eng:
         o["engine"] = eng

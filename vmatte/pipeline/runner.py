@@ -326,6 +326,9 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
     report.engine = dict(engine.describe())
 
     # 3. stream
+    plan = getattr(engine, "plan", None)
+    if callable(plan):
+        plan(info.width, info.height)  # an automatic batch size is known only once the frame size is
     batch = max(1, int(getattr(engine, "batch_size", 1) or 1))
     depth = config.pipeline.queue_depth or max(4, 2 * batch)
     total = end - start + 1
