@@ -39,6 +39,9 @@ class SmoothConfig:
         averaged, while an edge that jitters by a pixel is voted back to where most frames put it instead of
         being blurred by a mean), "median" (weighted median only) or "mean" (weighted mean).
     sigma_mode: alpha width of the "mode" average around the median.
+    snap_saturated: with combine "mean", pull the result to 0 (1) where candidates at exactly 0 (1) hold most
+        of the weight (a ramp from 1/4 to 3/4 of it): clipped noise at a saturated pixel is one-sided, so
+        a plain mean keeps a bias there that the weighted median would not.
     """
 
     enabled: bool = True
@@ -55,6 +58,7 @@ class SmoothConfig:
     combine: Literal["mode", "median", "mean"] = "mean"
     jitter_px: float = 0.5
     sigma_mode: float = 0.08
+    snap_saturated: bool = True
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.strength <= 1.0:

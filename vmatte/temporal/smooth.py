@@ -4,11 +4,14 @@ Per-frame matting flickers because the engine has no memory: the same hair stran
 alpha in every frame. For output frame t the smoother takes frames ``t - B .. t + L`` of the same shot
 (B = ``lookbehind``, L = ``lookahead``), warps each neighbour's *raw* alpha onto frame t with dense optical
 flow (OpenCV DIS at a working resolution), and replaces alpha in frame t's unknown band by a weighted mean.
+Flow is computed only between consecutive frames (forward and backward, once per pair, 2 DIS calls per
+frame); a neighbour k frames away is reached by chaining the k consecutive flows at the band points.
 Each neighbour pixel's weight is the product of
 
 - a temporal Gaussian ``exp(-k² / 2 sigma_time²)`` (k = frame distance),
-- forward-backward flow consistency: flow t→s followed by flow s→t must return to the start
-  (occlusions and disocclusions fail this, so uncovered background never borrows foreground alpha),
+- forward-backward flow consistency: each step of the chain t→s, followed by that pair's backward flow,
+  must return to its start (occlusions and disocclusions fail this, so uncovered background never borrows
+  foreground alpha),
 - a photometric check: the warped colour must match frame t's colour (catches flow that slid off a
   moving edge, fast motion and motion blur),
 - an alpha range term ``exp(-Δα² / 2 sigma_alpha²)`` (edge-aware, as in a bilateral filter: a warped edge
@@ -111,8 +114,8 @@ def unknown_band(frame: Frame) -> np.ndarray:
 
 @dataclass(eq=False)
 class _Entry:
-    """One frame in the window. ``flows[p]`` is the flow from this frame to the frame at position p,
-    (h, w, 2) float32 in working-resolution px (x, y)."""
+    """One frame in the window. ``flows[p]`` is the flow from this frame to the frame at position p (only
+    the consecutive positions pos ± 1), (h, w, 2) float32 in working-resolution px (x, y)."""
 
     frame: Frame
     pos: int  # push position since the last reset
@@ -128,7 +131,7 @@ class TemporalSmoother:
 
     Frames come out in the order they went in, each delayed by at most ``cfg.lookahead`` pushes (less at a
     scene cut, where pending frames are released at once). It holds at most ``lookbehind + lookahead + 1``
-    frames (``max_frames_held``) plus their working-resolution flows.
+    frames (``max_frames_held``) plus their working-resolution flows to the adjacent frames.
 
     Chunked (farm) runs: feed ``warmup_frames`` frames before the chunk's first frame and ``lookahead``
     frames after its last, drop the outputs of those, and the chunk's alpha is bit-identical to a single run.
@@ -184,10 +187,11 @@ class TemporalSmoother:
             out.extend(self._emit_until(self._pos))
             self._entries.clear()
         entry = self._make_entry(frame)
-        for other in self._entries:
-            if other.shot == entry.shot and entry.pos - other.pos <= self._radius:
-                for a, b in ((entry, other), (other, entry)):
-                    a.flows[b.pos] = self._subject_motion(self._flow(a, b), a.fg)
+        prev = self._entries[-1] if self._entries else None
+        if prev is not None and prev.shot == entry.shot and self._radius > 0:
+            # consecutive pairs only (2 flows per frame): farther neighbours are reached by chaining these
+            for a, b in ((entry, prev), (prev, entry)):
+                a.flows[b.pos] = self._subject_motion(self._flow(a, b), a.fg)
         self._entries.append(entry)
         self._pos += 1
         self._stats_held_max = max(self._stats_held_max, len(self._entries))
@@ -309,6 +313,50 @@ class TemporalSmoother:
             filled |= ok
         return out
 
+    def _chains(self, entry: _Entry, neighbours: list[_Entry], xw: np.ndarray, yw: np.ndarray):
+        """Yield ``(nb, x, y, inside, fb_err2, fb_mag2)`` for each neighbour reachable by consecutive flows.
+
+        Flow chaining: the band points (xw, yw) of frame t (working px) are carried t → t±1 → … → s, each
+        step adding the consecutive flow sampled bilinearly at the displaced position, so s is reached with
+        k = |s - t| flow samples shared by all neighbours on that side (no flow is computed for t → s
+        itself). (x, y) is the landing point in s; ``inside`` is False where any step left the frame.
+        Occlusion check: at every step the backward flow of that pair is sampled at the step's landing point
+        and its residual ``f + b`` (which is ~0 where the pair is consistent, large where the point was
+        occluded or disoccluded) is accumulated as a sum of squares, ``fb_err2``; an occlusion at any step
+        of the chain therefore fails the check, and residuals of successive steps cannot cancel as they
+        could in a single composed backward flow. ``fb_mag2`` accumulates ``|f|² + |b|²`` of the steps for
+        the motion-dependent part of the tolerance.
+        """
+        wh, ww = entry.gray.shape
+        by_pos = {e.pos: e for e in self._entries if e.shot == entry.shot}
+        wanted = {nb.pos for nb in neighbours}
+        for step in (1, -1):
+            last = max(
+                (q for q in wanted if (q - entry.pos) * step > 0), key=lambda q: q * step, default=None
+            )
+            if last is None:
+                continue
+            x, y = xw, yw
+            inside = np.ones(xw.shape, bool)
+            err2 = np.zeros_like(xw)
+            mag2 = np.zeros_like(xw)
+            p = entry.pos
+            while p != last:
+                src, dst = by_pos.get(p), by_pos.get(p + step)
+                if src is None or dst is None or dst.pos not in src.flows or src.pos not in dst.flows:
+                    break
+                f = _sample(src.flows[dst.pos], x, y)
+                x = x + f[:, 0]
+                y = y + f[:, 1]
+                inside &= (x >= -0.5) & (x <= ww - 0.5) & (y >= -0.5) & (y <= wh - 0.5)
+                g = _sample(dst.flows[src.pos], x, y)  # this step's backward flow at its landing point
+                rx, ry = f[:, 0] + g[:, 0], f[:, 1] + g[:, 1]
+                err2 += rx * rx + ry * ry
+                mag2 += f[:, 0] * f[:, 0] + f[:, 1] * f[:, 1] + g[:, 0] * g[:, 0] + g[:, 1] * g[:, 1]
+                p += step
+                if p in wanted:
+                    yield dst, x, y, inside.copy(), err2.copy(), mag2.copy()
+
     def _emit_until(self, stop_pos: int) -> list[Frame]:
         """Smooth and return pending frames with position < stop_pos."""
         out = []
@@ -337,7 +385,6 @@ class TemporalSmoother:
             if e is not entry
             and e.shot == entry.shot
             and entry.pos - self.lookbehind <= e.pos <= entry.pos + self.lookahead
-            and e.pos in entry.flows
         ]
         band = unknown_band(frame)
         ys, xs = np.nonzero(band)
@@ -367,19 +414,13 @@ class TemporalSmoother:
         inv_a = np.float32(0.5) / (
             np.float32(cfg.sigma_alpha**2) + (gx * gx + gy * gy) * np.float32(cfg.jitter_px**2)
         )
+        w_lo = (a_t <= 0.0).astype(np.float32)  # weight of candidates at exactly 0 / 1 (snap_saturated)
+        w_hi = (a_t >= 1.0).astype(np.float32)
         c_t0, c_t1, c_t2 = c_t[:, 0].copy(), c_t[:, 1].copy(), c_t[:, 2].copy()
-        for nb in neighbours:
+        for nb, x2, y2, inside, fb_err2, fb_mag2 in self._chains(entry, neighbours, xw, yw):
             k = nb.pos - entry.pos
             w_time = np.float32(np.exp(-(k * k) / (2.0 * cfg.sigma_time**2)))
-            fwd = _sample(entry.flows[nb.pos], xw, yw)  # (N, 2) t → s
-            fx, fy = fwd[:, 0], fwd[:, 1]
-            x2 = xw + fx
-            y2 = yw + fy
-            inside = (x2 >= -0.5) & (x2 <= ww - 0.5) & (y2 >= -0.5) & (y2 <= wh - 0.5)
-            bwd = _sample(nb.flows[entry.pos], x2, y2)  # s → t at the landing point
-            bx, by = bwd[:, 0], bwd[:, 1]
-            ex, ey = fx + bx, fy + by
-            tol2 = fb_tol2 + np.float32(_FB_RELATIVE) * (fx * fx + fy * fy + bx * bx + by * by)
+            tol2 = fb_tol2 + np.float32(_FB_RELATIVE) * fb_mag2
             # landing point in full-resolution pixel coordinates
             xf = (x2 + 0.5) * np.float32(1.0 / sx) - 0.5
             yf = (y2 + 0.5) * np.float32(1.0 / sy) - 0.5
@@ -387,14 +428,16 @@ class TemporalSmoother:
             c_s = _sample(nb.guide, xf, yf)
             d0, d1, d2 = c_t0 - c_s[:, 0], c_t1 - c_s[:, 1], c_t2 - c_s[:, 2]
             da = a_s - a_t
-            expo = (
-                (ex * ex + ey * ey) / (2.0 * tol2) + (d0 * d0 + d1 * d1 + d2 * d2) * inv_c + da * da * inv_a
-            )
+            e_a = da * da * inv_a
+            expo = fb_err2 / (2.0 * tol2) + (d0 * d0 + d1 * d1 + d2 * d2) * inv_c + e_a
             wgt = w_time * np.exp(-expo)
             wgt[~inside] = 0.0
             if mean_only:
                 num += wgt * a_s
                 den += wgt
+                if cfg.snap_saturated:
+                    w_lo += np.where(a_s <= 0.0, wgt, np.float32(0.0))
+                    w_hi += np.where(a_s >= 1.0, wgt, np.float32(0.0))
             else:
                 vals.append(a_s)
                 wgts.append(wgt)
@@ -402,6 +445,16 @@ class TemporalSmoother:
         self._stats_weight_n += int(ys.size)
         if mean_only:
             est = num / den
+            if cfg.snap_saturated:
+                # at a pixel whose candidates mostly sit at exactly 0 (1) the noise is one-sided (clipped), so
+                # the mean keeps a bias the weighted median would not: the weighted median is 0 (1) exactly
+                # when those candidates hold over half the weight; ramp from the mean (<= 1/4 of the weight)
+                # to 0 (1) (>= 3/4) so that a pixel near the switch does not flicker between the two
+                inv_den = np.float32(1.0) / den
+                f_lo = np.clip((np.float32(0.75) - w_lo * inv_den) * np.float32(2.0), 0.0, 1.0)
+                f_hi = np.clip((np.float32(0.75) - w_hi * inv_den) * np.float32(2.0), 0.0, 1.0)
+                est = est * f_lo
+                est = np.float32(1.0) - (np.float32(1.0) - est) * f_hi
         else:
             v = np.stack(vals, axis=1)
             wt = np.stack(wgts, axis=1)
