@@ -235,6 +235,18 @@ def _as_kind(value: np.ndarray, kind: MaskKind) -> np.ndarray:
     return out
 
 
+def _size_hint(w: int, h: int, info) -> str:
+    """The fix for a mask of the wrong size. Phone clips are stored landscape with a display rotation: a mask
+    drawn on the picture as displayed is the stored size turned 90 degrees."""
+    rotation = int(getattr(info, "rotation", 0) or 0) % 360
+    if (w, h) == (info.height, info.width) and rotation in (90, 270):
+        return (
+            f"the clip is stored {info.width}x{info.height} and displayed rotated {rotation} degrees; "
+            "export masks in the stored orientation (rotate them back) at clip resolution"
+        )
+    return "export masks at clip resolution"
+
+
 def load_keyframes(folder: str | os.PathLike, info) -> Keyframes:
     """Validate and classify the keyframe masks in ``folder`` for a clip described by ``info`` (a ClipInfo:
     ``width``, ``height``, ``frame_count`` are used). Raises :class:`MaskError` (one line) on the first
@@ -291,14 +303,14 @@ def load_keyframes(folder: str | os.PathLike, info) -> Keyframes:
             # cheap check from the header before decoding anything
             raise MaskError(
                 f"{path} is {head['width']}x{head['height']} but the clip is {info.width}x{info.height}",
-                hint="export masks at clip resolution",
+                hint=_size_hint(head["width"], head["height"], info),
             )
         value = _read_mask_value(path)
         h, w = value.shape[:2]
         if (w, h) != (info.width, info.height):
             raise MaskError(
                 f"{path} is {w}x{h} but the clip is {info.width}x{info.height}",
-                hint="export masks at clip resolution",
+                hint=_size_hint(w, h, info),
             )
         kind, fg = _classify(value)
         depth = 32 if value.dtype == np.float32 else 8 * value.dtype.itemsize

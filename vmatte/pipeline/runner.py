@@ -305,7 +305,9 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
     decode_start, decode_end = context_range(start, end, info.frame_count, list(keyframes.indices), config)
 
     # 2. propagation pass (worker thread) while the engine loads (main thread owns the model/GPU)
-    propagator = Propagator(clip, keyframes, config.propagate, frame_range=(decode_start, decode_end), cancel=cancel)
+    propagator = Propagator(clip, keyframes, config.propagate, frame_range=(decode_start, decode_end), cancel=cancel,
+        max_corrupt=config.pipeline.max_corrupt_frames,
+    )
     t = time.perf_counter()
 
     def prepare() -> None:

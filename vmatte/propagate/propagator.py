@@ -214,6 +214,7 @@ class Propagator:
     frame_range: (start, end) inclusive clip frames, or None for the whole clip. Propagation decodes from the
         keyframe before ``start`` to the keyframe after ``end`` so a chunk gets the same trimaps as a full run.
     cancel: a threading.Event; when set, :meth:`prepare` stops with :class:`~vmatte.errors.Interrupted`.
+    max_corrupt: undecodable frames the pass skips (flow then bridges the gap) before the decoder fails.
     """
 
     def __init__(
@@ -223,8 +224,11 @@ class Propagator:
         cfg: PropagateConfig | None = None,
         frame_range: tuple[int, int] | None = None,
         cancel: threading.Event | None = None,
+        max_corrupt: int = 10,
     ) -> None:
         self.clip = clip
+        self.max_corrupt = max_corrupt
+        self.corrupt: list[int] = []  # undecodable frames skipped by the propagation pass (clip numbers)
         self.keyframes = keyframes
         self.cfg = cfg or PropagateConfig()
         self.cancel = cancel
@@ -317,7 +321,8 @@ class Propagator:
         # histogram cut detector shared with the smoother; it sees every decoded frame in order, so a chunk run
         # (which starts at the keyframe before its range) detects the same cuts as a full run
         cuts = SceneCutDetector(cfg.scene_cut) if cfg.scene_cut > 0 else None
-        it = self.clip.frames(self.lo, self.hi)
+        self.corrupt = []
+        it = self.clip.frames(self.lo, self.hi, max_corrupt=self.max_corrupt, corrupt=self.corrupt)
         td = time.perf_counter()
         for done, frame in enumerate(it, start=1):
             t = frame.index
@@ -366,7 +371,10 @@ class Propagator:
                 on_progress(done, total)
             td = time.perf_counter()
         scratch.clear()
-        missing = [i for i in range(self.start, self.end + 1) if i not in self.results]
+        # corrupt frames are skipped by the decoder in both passes (and reported by the runner); any other gap
+        # means the stream ended early
+        skipped = set(self.corrupt)
+        missing = [i for i in range(self.start, self.end + 1) if i not in self.results and i not in skipped]
         if missing:
             from vmatte.errors import InputError
 
