@@ -70,14 +70,12 @@ def _sample(img: np.ndarray, x: np.ndarray, y: np.ndarray, cubic: bool = False) 
     if n == 0:
         return np.zeros(shape_out, np.float32)
     rows = -(-n // _REMAP_COLS)
-    mx = np.zeros(rows * _REMAP_COLS, np.float32)
-    my = np.zeros(rows * _REMAP_COLS, np.float32)
-    mx[:n] = x
-    my[:n] = y
-    mx = mx.reshape(rows, _REMAP_COLS)
-    my = my.reshape(rows, _REMAP_COLS)
+    xy = np.empty((rows * _REMAP_COLS, 2), np.float32)  # one interleaved CV_32FC2 map
+    xy[:n, 0] = x
+    xy[:n, 1] = y
+    xy[n:] = 0.0
     interp = cv2.INTER_CUBIC if cubic else cv2.INTER_LINEAR
-    out = cv2.remap(img, mx, my, interp, borderMode=cv2.BORDER_REPLICATE)
+    out = cv2.remap(img, xy.reshape(rows, _REMAP_COLS, 2), None, interp, borderMode=cv2.BORDER_REPLICATE)
     out = out.reshape(rows * _REMAP_COLS, -1)[:n].astype(np.float32, copy=False)
     return out.reshape(shape_out)
 
@@ -177,7 +175,8 @@ class TemporalSmoother:
             raise ValueError(f"frame {frame.index} reached the smoother without alpha")
         t0 = time.perf_counter()
         out: list[Frame] = []
-        cut = self._detector.update(frame.rgb_u8())
+        rgb_u8 = np.ascontiguousarray(frame.rgb_u8())  # once (a 16-bit frame converts on every call)
+        cut = self._detector.update(rgb_u8)
         if self._entries and frame.rgb.shape != self._entries[-1].frame.rgb.shape:
             cut = True  # a size change cannot be warped across: treat it as a new shot
         if cut and self._pos > 0:
@@ -186,7 +185,7 @@ class TemporalSmoother:
             # everything pending belongs to the old shot and will get no more neighbours: release it now
             out.extend(self._emit_until(self._pos))
             self._entries.clear()
-        entry = self._make_entry(frame)
+        entry = self._make_entry(frame, rgb_u8)
         prev = self._entries[-1] if self._entries else None
         if prev is not None and prev.shot == entry.shot and self._radius > 0:
             # consecutive pairs only (2 flows per frame): farther neighbours are reached by chaining these
@@ -255,10 +254,9 @@ class TemporalSmoother:
         scale = min(1.0, self.cfg.work_size / max(h, w))
         return max(1, round(w * scale)), max(1, round(h * scale))
 
-    def _make_entry(self, frame: Frame) -> _Entry:
+    def _make_entry(self, frame: Frame, rgb: np.ndarray) -> _Entry:
         import cv2
 
-        rgb = np.ascontiguousarray(frame.rgb_u8())
         h, w = rgb.shape[:2]
         ww, wh = self._work_size(h, w)
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -348,14 +346,14 @@ class TemporalSmoother:
                 f = _sample(src.flows[dst.pos], x, y)
                 x = x + f[:, 0]
                 y = y + f[:, 1]
-                inside &= (x >= -0.5) & (x <= ww - 0.5) & (y >= -0.5) & (y <= wh - 0.5)
+                inside = inside & (x >= -0.5) & (x <= ww - 0.5) & (y >= -0.5) & (y <= wh - 0.5)
                 g = _sample(dst.flows[src.pos], x, y)  # this step's backward flow at its landing point
-                rx, ry = f[:, 0] + g[:, 0], f[:, 1] + g[:, 1]
-                err2 += rx * rx + ry * ry
-                mag2 += f[:, 0] * f[:, 0] + f[:, 1] * f[:, 1] + g[:, 0] * g[:, 0] + g[:, 1] * g[:, 1]
+                r = f + g
+                err2 = err2 + (r * r).sum(axis=1)
+                mag2 = mag2 + (f[:, 0] * f[:, 0] + f[:, 1] * f[:, 1] + g[:, 0] * g[:, 0] + g[:, 1] * g[:, 1])
                 p += step
                 if p in wanted:
-                    yield dst, x, y, inside.copy(), err2.copy(), mag2.copy()
+                    yield dst, x, y, inside, err2, mag2  # fresh arrays each step: safe to keep
 
     def _emit_until(self, stop_pos: int) -> list[Frame]:
         """Smooth and return pending frames with position < stop_pos."""
@@ -430,8 +428,8 @@ class TemporalSmoother:
             da = a_s - a_t
             e_a = da * da * inv_a
             expo = fb_err2 / (2.0 * tol2) + (d0 * d0 + d1 * d1 + d2 * d2) * inv_c + e_a
-            wgt = w_time * np.exp(-expo)
-            wgt[~inside] = 0.0
+            wgt = np.exp(-expo)
+            wgt *= np.where(inside, w_time, np.float32(0.0))
             if mean_only:
                 num += wgt * a_s
                 den += wgt
