@@ -195,6 +195,20 @@ def test_memory_is_bounded_and_delay_is_lookahead():
     assert sm.stats()["max_frames_held"] == 6
 
 
+def test_flow_only_between_consecutive_frames():
+    # farther neighbours are reached by chaining consecutive flows: 2 DIS calls per frame whatever the window
+    frames, _ = noisy_clip(Scene(width=W, height=H, frames=10, seed=12), seed=12)
+    for lb, la in ((3, 3), (6, 2)):
+        sm = TemporalSmoother(SmoothConfig(lookbehind=lb, lookahead=la))
+        out = []
+        for f in frames:
+            out.extend(sm.push(f))
+            assert all(set(e.flows) <= {e.pos - 1, e.pos + 1} for e in sm._entries)
+        out.extend(sm.flush())
+        assert sm.stats()["flows_computed"] == 2 * (len(frames) - 1)
+        assert len(out) == len(frames)
+
+
 def test_chunk_with_warmup_equals_single_run():
     cfg = SmoothConfig()
     frames, _ = noisy_clip(Scene(width=W, height=H, frames=16, seed=11), seed=11)

@@ -19,7 +19,8 @@ Each neighbour pixel's weight is the product of
 - zero if the warped position falls outside the frame.
 
 Frame t itself always has weight 1, so where no neighbour is trusted alpha stays as the engine produced it.
-Then ``alpha_out = alpha_t + strength · (mean - alpha_t)``.
+Then ``alpha_out = alpha_t + strength · (mean - alpha_t)``, where with ``snap_saturated`` the mean is pulled to
+0 (1) at pixels whose candidates mostly sit at exactly 0 (1) (clipped noise there is one-sided).
 
 Why a window and not a recursive (IIR) filter: the output depends on at most B + L + 1 raw frames, so memory
 is bounded and a render-farm chunk is exact when it is fed ``warmup_frames`` (= B) frames before its first
