@@ -15,6 +15,7 @@ Python API (for farm wrappers and editing-tool plugins)::
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
 
 from vmatte.config import EngineConfig, OutputConfig, PropagateConfig, RunConfig, SmoothConfig, build_config
@@ -22,6 +23,10 @@ from vmatte.errors import VmatteError
 from vmatte.frame import Frame
 
 __version__ = "0.1.0"
+
+# Library code reports through the run report and exceptions; logging stays silent unless the application
+# configures it (without this, Python's last-resort handler would print warnings a second time).
+logging.getLogger("vmatte").addHandler(logging.NullHandler())
 
 __all__ = [
     "EngineConfig",
