@@ -23,7 +23,7 @@ from vmatte.config import RunConfig, parse_frame_range
 from vmatte.errors import InputError, Interrupted, OutputError, UsageError, VmatteError
 from vmatte.frame import Frame
 from vmatte.pipeline.report import Report
-from vmatte.pipeline.threads import Cancelled, Prefetch, Sink, run_in_thread
+from vmatte.pipeline.threads import AnyEvent, Cancelled, Prefetch, Sink, run_in_thread
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -313,6 +313,8 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
     def prepare() -> None:
         propagator.prepare(on_progress=lambda done, total: emit_progress({"stage": "propagate", "done": done, "total": total}))
 
+    stop_prepare = threading.Event()  # set when the engine fails to load: the pass's result is not needed
+    propagator.cancel = AnyEvent(cancel, stop_prepare)
     join_prepare = run_in_thread(prepare, name="propagate")
     own_engine = engine is None
     try:
@@ -322,8 +324,14 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
             t_load = time.perf_counter()
             engine = load_engine(config.engine, on_warning=report.warn)
             report.times.load_engine = time.perf_counter() - t_load
-    finally:
-        join_prepare()  # always join: no thread is left running, its error surfaces here
+    except BaseException:
+        stop_prepare.set()
+        try:
+            join_prepare()  # always join: no thread is left running
+        except Exception:
+            pass  # the engine's error is the one to report
+        raise
+    join_prepare()  # its error (bad clip mid-way, cancel) surfaces here
     report.times.propagate_prepare = time.perf_counter() - t
     report.engine = dict(engine.describe())
 

@@ -219,3 +219,14 @@ def run_in_thread(fn: Callable[[], T], name: str = "worker") -> Callable[[], T]:
         return box["value"]
 
     return join
+
+
+class AnyEvent:
+    """Read-only view that is set when any of ``events`` is set (for a worker that must stop on a user cancel
+    or when the main thread gives up on its result)."""
+
+    def __init__(self, *events: threading.Event | None) -> None:
+        self._events = [e for e in events if e is not None]
+
+    def is_set(self) -> bool:
+        return any(e.is_set() for e in self._events)
