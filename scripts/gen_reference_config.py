@@ -74,7 +74,9 @@ def emit_fields(obj, lines: list[str]) -> None:
     docs = field_docs(type(obj))
     for f in dataclasses.fields(obj):
         value = getattr(obj, f.name)
-        if dataclasses.is_dataclass(value) or (isinstance(value, tuple) and value and dataclasses.is_dataclass(value[0])):
+        if dataclasses.is_dataclass(value) or (
+            isinstance(value, tuple) and value and dataclasses.is_dataclass(value[0])
+        ):
             continue
         comment = docs.get(f.name, "")
         lines.append(f"{f.name} = {toml_value(value)}" + (f"  # {comment}" if comment else ""))
@@ -102,7 +104,11 @@ def render() -> str:
             lines += ["", f"[{f.name}]"]
             emit_fields(value, lines)
         elif isinstance(value, tuple) and value and dataclasses.is_dataclass(value[0]):
-            lines += ["", "# one [[outputs]] table per output; several outputs are decoded and matted once", f"[[{f.name}]]"]
+            lines += [
+                "",
+                "# one [[outputs]] table per output; several outputs are decoded and matted once",
+                f"[[{f.name}]]",
+            ]
             emit_fields(value[0], lines)
     return "\n".join(lines) + "\n"
 

@@ -30,7 +30,9 @@ def main() -> None:
     if kf.exists():
         shutil.rmtree(kf)
     write_masks(kf, SCENE, KEYFRAMES)
-    print(f"wrote {out / 'clip.mp4'} ({SCENE.frames} frames, {SCENE.width}x{SCENE.height}) and masks for frames {KEYFRAMES}")
+    print(
+        f"wrote {out / 'clip.mp4'} ({SCENE.frames} frames, {SCENE.width}x{SCENE.height}) and masks for frames {KEYFRAMES}"
+    )
 
 
 if __name__ == "__main__":

@@ -21,7 +21,9 @@ def pytest_collection_modifyitems(config, items):
     except Exception:
         has_cuda = False
     skip_gpu = pytest.mark.skip(reason="needs CUDA (set VMATTE_REQUIRE_GPU=1 to fail instead of skip)")
-    skip_weights = pytest.mark.skip(reason="needs real checkpoints: set VMATTE_WEIGHTS to a folder or hub cache")
+    skip_weights = pytest.mark.skip(
+        reason="needs real checkpoints: set VMATTE_WEIGHTS to a folder or hub cache"
+    )
     for item in items:
         if "gpu" in item.keywords and not has_cuda and not require_gpu:
             item.add_marker(skip_gpu)

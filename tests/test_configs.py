@@ -27,7 +27,11 @@ def _keys(d: dict, prefix: str = "") -> set[str]:
 
 
 def test_reference_config_is_up_to_date():
-    r = subprocess.run([sys.executable, str(REPO / "scripts" / "gen_reference_config.py"), "--check"], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, str(REPO / "scripts" / "gen_reference_config.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
     assert r.returncode == 0, r.stderr
 
 

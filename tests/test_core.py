@@ -58,7 +58,7 @@ def test_frame_range_parsing():
 
 def test_unknown_config_key_names_file_and_suggests(tmp_path):
     cfg = tmp_path / "job.toml"
-    cfg.write_text('[engine]\nbatch_sise = 4\n')
+    cfg.write_text("[engine]\nbatch_sise = 4\n")
     with pytest.raises(ConfigError) as err:
         build_config(config_file=cfg)
     msg = str(err.value)
@@ -70,7 +70,10 @@ def test_config_precedence_file_preset_flags(tmp_path):
     cfg.write_text('[engine]\nbatch_size = 3\nname = "classic"\n[smooth]\nstrength = 0.3\n')
     presets = list_presets()
     assert presets, "pipelines/ must ship presets"
-    run = build_config(config_file=cfg, overrides={"input": "x.mp4", "engine": {"batch_size": 5}, "output": {"premultiplied": True}})
+    run = build_config(
+        config_file=cfg,
+        overrides={"input": "x.mp4", "engine": {"batch_size": 5}, "output": {"premultiplied": True}},
+    )
     assert run.engine.batch_size == 5  # flags beat the file
     assert run.engine.name == "classic"  # file beats defaults
     assert run.smooth.strength == 0.3
@@ -176,7 +179,9 @@ def test_sink_close_waits_for_all_items():
     assert seen == list(range(20))
 
 
-@pytest.mark.parametrize("module", ["vmatte", "vmatte.cli", "vmatte.io.decode", "vmatte.io.encode", "vmatte.pipeline.runner"])
+@pytest.mark.parametrize(
+    "module", ["vmatte", "vmatte.cli", "vmatte.io.decode", "vmatte.io.encode", "vmatte.pipeline.runner"]
+)
 def test_light_modules_do_not_import_torch(module):
     code = f"import sys, {module}; from vmatte.cli import build_parser; build_parser(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -184,5 +189,7 @@ def test_light_modules_do_not_import_torch(module):
 
 
 def test_help_lists_exit_codes_and_commands():
-    out = subprocess.run([sys.executable, "-m", "vmatte", "--help"], capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-m", "vmatte", "--help"], capture_output=True, text=True, check=True
+    )
     assert "exit codes" in out.stdout and "run" in out.stdout and "143" in out.stdout

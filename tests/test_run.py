@@ -22,7 +22,13 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _cli(*args, cwd=None, timeout=300):
-    return subprocess.run([sys.executable, "-m", "vmatte", *map(str, args)], capture_output=True, text=True, timeout=timeout, cwd=cwd)
+    return subprocess.run(
+        [sys.executable, "-m", "vmatte", *map(str, args)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=cwd,
+    )
 
 
 def _sha(path: Path) -> str:
@@ -49,7 +55,20 @@ def test_cli_run_writes_prores_with_real_matte_and_input_timing(tmp_path, clip_p
     out = tmp_path / "out.mov"
     report = tmp_path / "report.json"
     before = _sha(clip_path)
-    r = _cli("run", clip_path, "--masks", masks_dir, "-o", out, "--engine", "classic", "--report", report, "--progress", "lines")
+    r = _cli(
+        "run",
+        clip_path,
+        "--masks",
+        masks_dir,
+        "-o",
+        out,
+        "--engine",
+        "classic",
+        "--report",
+        report,
+        "--progress",
+        "lines",
+    )
     assert r.returncode == 0, r.stderr
     assert _sha(clip_path) == before  # input untouched
     with av.open(str(out)) as c:
@@ -76,7 +95,11 @@ def test_cli_run_writes_prores_with_real_matte_and_input_timing(tmp_path, clip_p
 def test_api_reuses_engine_across_clips(tmp_path, clip_path, masks_dir):
     engine = FakeEngine(batch_size=3)
     for i in range(2):
-        cfg = vmatte.RunConfig(input=str(clip_path), masks=str(masks_dir), outputs=(OutputConfig(path=str(tmp_path / f"o{i}.mov")),))
+        cfg = vmatte.RunConfig(
+            input=str(clip_path),
+            masks=str(masks_dir),
+            outputs=(OutputConfig(path=str(tmp_path / f"o{i}.mov")),),
+        )
         events = []
         rep = vmatte.run(cfg, engine=engine, on_progress=events.append)
         assert rep.frames_written == 12 and (tmp_path / f"o{i}.mov").exists()

@@ -1,3 +1,5 @@
-from vmatte.cli import main
 import sys
+
+from vmatte.cli import main
+
 sys.exit(main())

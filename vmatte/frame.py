@@ -51,7 +51,9 @@ class Frame:
     def __post_init__(self) -> None:
         rgb = self.rgb
         if not isinstance(rgb, np.ndarray) or rgb.ndim != 3 or rgb.shape[2] != 3:
-            raise ValueError(f"Frame {self.index}: rgb must be (H, W, 3), got {getattr(rgb, 'shape', type(rgb))}")
+            raise ValueError(
+                f"Frame {self.index}: rgb must be (H, W, 3), got {getattr(rgb, 'shape', type(rgb))}"
+            )
         if rgb.dtype not in (np.uint8, np.uint16):
             raise ValueError(f"Frame {self.index}: rgb must be uint8 or uint16, got {rgb.dtype}")
         hw = rgb.shape[:2]
@@ -66,7 +68,9 @@ class Frame:
         if self.foreground is not None:
             f = self.foreground
             if f.shape != (*hw, 3) or f.dtype != np.float32:
-                raise ValueError(f"Frame {self.index}: foreground must be {(*hw, 3)} float32, got {f.shape} {f.dtype}")
+                raise ValueError(
+                    f"Frame {self.index}: foreground must be {(*hw, 3)} float32, got {f.shape} {f.dtype}"
+                )
 
     @property
     def height(self) -> int:

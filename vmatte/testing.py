@@ -189,7 +189,9 @@ def write_sequence(folder: str | Path, scene: Scene, *, pattern: str = "%06d.png
     return folder
 
 
-def write_masks(folder: str | Path, scene: Scene, frames: Sequence[int], *, kind: str = "mask", name: str = "{:06d}.png") -> Path:
+def write_masks(
+    folder: str | Path, scene: Scene, frames: Sequence[int], *, kind: str = "mask", name: str = "{:06d}.png"
+) -> Path:
     """Write keyframe masks for ``frames``: kind "mask" (binary), "alpha" (soft GT) or "trimap"."""
     import cv2
 

@@ -8,9 +8,47 @@ import platform
 import sys
 from importlib import metadata
 
-_PACKAGES = ["vmatte", "torch", "transformers", "av", "opencv-python-headless", "numpy", "pymatting", "tqdm", "ffmpeg-python", "ray"]
-_ENCODERS = ["prores_ks", "libvpx-vp9", "ffv1", "qtrle", "png", "exr", "libx264", "libx265", "libsvtav1", "h264_nvenc", "hevc_nvenc", "aac", "libopus"]
-_DECODERS = ["h264", "hevc", "prores", "vp9", "libvpx-vp9", "av1", "ffv1", "qtrle", "png", "exr", "dnxhd", "mpeg4"]
+_PACKAGES = [
+    "vmatte",
+    "torch",
+    "transformers",
+    "av",
+    "opencv-python-headless",
+    "numpy",
+    "pymatting",
+    "tqdm",
+    "ffmpeg-python",
+    "ray",
+]
+_ENCODERS = [
+    "prores_ks",
+    "libvpx-vp9",
+    "ffv1",
+    "qtrle",
+    "png",
+    "exr",
+    "libx264",
+    "libx265",
+    "libsvtav1",
+    "h264_nvenc",
+    "hevc_nvenc",
+    "aac",
+    "libopus",
+]
+_DECODERS = [
+    "h264",
+    "hevc",
+    "prores",
+    "vp9",
+    "libvpx-vp9",
+    "av1",
+    "ffv1",
+    "qtrle",
+    "png",
+    "exr",
+    "dnxhd",
+    "mpeg4",
+]
 
 
 def register(subs) -> None:
@@ -68,15 +106,25 @@ def main(args: argparse.Namespace) -> int:
     for name, ver in info["packages"].items():
         w(f"  {name:24s} {ver or 'not installed'}\n")
     w("FFmpeg libraries (PyAV): " + ", ".join(f"{k} {v}" for k, v in info["ffmpeg_libs"].items()) + "\n")
-    w("encoders: " + ", ".join(f"{n}{'' if ok else ' (missing)'}" for n, ok in info["encoders"].items()) + "\n")
-    w("decoders: " + ", ".join(f"{n}{'' if ok else ' (missing)'}" for n, ok in info["decoders"].items()) + "\n")
-    w(f"external ffmpeg (for writer = \"ffmpeg\"): {info['external_ffmpeg'] or 'not found on PATH'}\n")
+    w(
+        "encoders: "
+        + ", ".join(f"{n}{'' if ok else ' (missing)'}" for n, ok in info["encoders"].items())
+        + "\n"
+    )
+    w(
+        "decoders: "
+        + ", ".join(f"{n}{'' if ok else ' (missing)'}" for n, ok in info["decoders"].items())
+        + "\n"
+    )
+    w(f'external ffmpeg (for writer = "ffmpeg"): {info["external_ffmpeg"] or "not found on PATH"}\n')
     dev = info["device"]
     w("device: " + ", ".join(f"{k}={v}" for k, v in dev.items()) + "\n")
     m = info["model"]
     if m["resolved"]:
         w(f"model {m['requested']}: {m['resolved']}\n")
     else:
-        w(f"model {m['requested']}: weights not found offline (local path, HF cache) → --engine auto uses classic; "
-          f"download with `huggingface-cli download {m['requested']}` or pass --model DIR\n")
+        w(
+            f"model {m['requested']}: weights not found offline (local path, HF cache) → --engine auto uses classic; "
+            f"download with `huggingface-cli download {m['requested']}` or pass --model DIR\n"
+        )
     return 0

@@ -13,12 +13,38 @@ from vmatte.errors import ConfigError, Interrupted, VmatteError
 
 
 def add_common_input_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("input", metavar="CLIP", help="video file, folder of frames, or printf pattern (frames/%%06d.png)")
-    p.add_argument("--masks", metavar="DIR", default=None, help="folder of keyframe masks named by frame number (000120.png)")
-    p.add_argument("--frames", metavar="START-END", default=None, help="only these clip frames (inclusive), e.g. 1001-1100")
-    p.add_argument("--config", metavar="FILE", default=None, help="TOML config file (see configs/reference.toml)")
-    p.add_argument("--work-size", type=int, default=None, metavar="PX", help="propagation working resolution, long side (default 640)")
-    p.add_argument("--band", type=float, default=None, metavar="FRAC", help="unknown band half-width, fraction of the short side (default 0.012)")
+    p.add_argument(
+        "input", metavar="CLIP", help="video file, folder of frames, or printf pattern (frames/%%06d.png)"
+    )
+    p.add_argument(
+        "--masks",
+        metavar="DIR",
+        default=None,
+        help="folder of keyframe masks named by frame number (000120.png)",
+    )
+    p.add_argument(
+        "--frames",
+        metavar="START-END",
+        default=None,
+        help="only these clip frames (inclusive), e.g. 1001-1100",
+    )
+    p.add_argument(
+        "--config", metavar="FILE", default=None, help="TOML config file (see configs/reference.toml)"
+    )
+    p.add_argument(
+        "--work-size",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="propagation working resolution, long side (default 640)",
+    )
+    p.add_argument(
+        "--band",
+        type=float,
+        default=None,
+        metavar="FRAC",
+        help="unknown band half-width, fraction of the short side (default 0.012)",
+    )
 
 
 def register(subs) -> None:
@@ -36,41 +62,115 @@ def register(subs) -> None:
 def add_farm_args(p: argparse.ArgumentParser) -> None:
     """Render-farm flags of ``vmatte run`` (see docs/farm.md)."""
     g = p.add_argument_group("render farm")
-    g.add_argument("--chunk", type=int, default=None, metavar="N",
-                   help="render as resumable chunks of N frames (with --frames: only those chunks, no assembly)")
-    g.add_argument("--ray", nargs="?", const="local", default=None, metavar="ADDRESS",
-                   help="run the chunks as Ray tasks: a local Ray started here, or an existing cluster's address")
-    g.add_argument("--workers", type=int, default=None, metavar="N",
-                   help="with --ray and no ADDRESS: worker slots (CPUs) of the local Ray (default all cores)")
-    g.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
-                   help="skip chunks the manifest proves finished (checksums re-verified); --no-resume redoes all")
+    g.add_argument(
+        "--chunk",
+        type=int,
+        default=None,
+        metavar="N",
+        help="render as resumable chunks of N frames (with --frames: only those chunks, no assembly)",
+    )
+    g.add_argument(
+        "--ray",
+        nargs="?",
+        const="local",
+        default=None,
+        metavar="ADDRESS",
+        help="run the chunks as Ray tasks: a local Ray started here, or an existing cluster's address",
+    )
+    g.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="with --ray and no ADDRESS: worker slots (CPUs) of the local Ray (default all cores)",
+    )
+    g.add_argument(
+        "--resume",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="skip chunks the manifest proves finished (checksums re-verified); --no-resume redoes all",
+    )
 
 
 def add_run_args(p: argparse.ArgumentParser) -> None:
     """Output, engine and reporting flags shared by ``run`` and ``plan``."""
-    p.add_argument("-o", "--output", action="append", default=None, metavar="OUT",
-                   help="output path (repeat for several outputs; format from the extension; default CLIP.matte-rgba.mov)")
-    p.add_argument("--pipeline", metavar="NAME", default=None, help="output preset from pipelines/ (vmatte pipelines lists them)")
-    p.add_argument("--engine", choices=["auto", "vitmatte", "classic"], default=None, help="matting engine (default auto)")
-    p.add_argument("--model", default=None, help="hub id, local model folder, or original ViTMatte .pth checkpoint")
+    p.add_argument(
+        "-o",
+        "--output",
+        action="append",
+        default=None,
+        metavar="OUT",
+        help="output path (repeat for several outputs; format from the extension; default CLIP.matte-rgba.mov)",
+    )
+    p.add_argument(
+        "--pipeline",
+        metavar="NAME",
+        default=None,
+        help="output preset from pipelines/ (vmatte pipelines lists them)",
+    )
+    p.add_argument(
+        "--engine",
+        choices=["auto", "vitmatte", "classic"],
+        default=None,
+        help="matting engine (default auto)",
+    )
+    p.add_argument(
+        "--model", default=None, help="hub id, local model folder, or original ViTMatte .pth checkpoint"
+    )
     p.add_argument("--device", default=None, help="auto, cpu, cuda, cuda:N")
     p.add_argument("--precision", choices=["auto", "fp32", "fp16", "bf16"], default=None)
-    p.add_argument("--batch-size", type=int, default=None, metavar="N", help="frames per forward pass (0 = automatic)")
-    p.add_argument("--tile", type=int, default=None, metavar="PX",
-                   help="matte frames whose long side exceeds PX in overlapping tiles (0 = only when memory requires)")
-    p.add_argument("--tile-overlap", type=int, default=None, metavar="PX", help="overlap between tiles (default 64)")
-    p.add_argument("--memory-budget-gb", type=float, default=None, metavar="GB", help="cap GPU memory used by the engine")
-    p.add_argument("--attention", choices=["auto", "sdpa", "eager"], default=None, help="attention kernel (auto: fused SDPA on CUDA)")
-    p.add_argument("--compile", action="store_true", default=None, help="torch.compile the model (CUDA; compile time reported separately)")
+    p.add_argument(
+        "--batch-size", type=int, default=None, metavar="N", help="frames per forward pass (0 = automatic)"
+    )
+    p.add_argument(
+        "--tile",
+        type=int,
+        default=None,
+        metavar="PX",
+        help="matte frames whose long side exceeds PX in overlapping tiles (0 = only when memory requires)",
+    )
+    p.add_argument(
+        "--tile-overlap", type=int, default=None, metavar="PX", help="overlap between tiles (default 64)"
+    )
+    p.add_argument(
+        "--memory-budget-gb", type=float, default=None, metavar="GB", help="cap GPU memory used by the engine"
+    )
+    p.add_argument(
+        "--attention",
+        choices=["auto", "sdpa", "eager"],
+        default=None,
+        help="attention kernel (auto: fused SDPA on CUDA)",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        default=None,
+        help="torch.compile the model (CUDA; compile time reported separately)",
+    )
     p.add_argument("--alpha-only", action="store_true", help="write a gray alpha matte instead of RGBA")
-    p.add_argument("--composite", metavar="BG", default=None, help="composite over a colour (#00ff00, green), an image or a clip")
-    p.add_argument("--premultiplied", action="store_true", help="write premultiplied colour (default straight alpha)")
-    p.add_argument("--no-decontaminate", action="store_true", help="keep original edge colours (no foreground estimation)")
+    p.add_argument(
+        "--composite",
+        metavar="BG",
+        default=None,
+        help="composite over a colour (#00ff00, green), an image or a clip",
+    )
+    p.add_argument(
+        "--premultiplied", action="store_true", help="write premultiplied colour (default straight alpha)"
+    )
+    p.add_argument(
+        "--no-decontaminate",
+        action="store_true",
+        help="keep original edge colours (no foreground estimation)",
+    )
     p.add_argument("--no-smooth", action="store_true", help="disable temporal smoothing")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     p.add_argument("--report", metavar="FILE", default=None, help="write a JSON run report here")
-    p.add_argument("--progress", choices=["auto", "bar", "lines", "json", "none"], default=None,
-                   help="progress display on stderr (auto: bar on a terminal, lines otherwise)")
+    p.add_argument(
+        "--progress",
+        choices=["auto", "bar", "lines", "json", "none"],
+        default=None,
+        help="progress display on stderr (auto: bar on a terminal, lines otherwise)",
+    )
 
 
 def overrides_from_args(args: argparse.Namespace) -> dict:
@@ -87,13 +187,22 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
         prop["band"] = args.band
     if prop:
         o["propagate"] = prop
-    eng = {k: v for k, v in {
-        "name": getattr(args, "engine", None), "model": getattr(args, "model", None), "device": getattr(args, "device", None),
-        "precision": getattr(args, "precision", None), "batch_size": getattr(args, "batch_size", None),
-        "tile": getattr(args, "tile", None), "tile_overlap": getattr(args, "tile_overlap", None),
-        "memory_budget_gb": getattr(args, "memory_budget_gb", None), "attention": getattr(args, "attention", None),
-        "compile": getattr(args, "compile", None),
-    }.items() if v is not None}
+    eng = {
+        k: v
+        for k, v in {
+            "name": getattr(args, "engine", None),
+            "model": getattr(args, "model", None),
+            "device": getattr(args, "device", None),
+            "precision": getattr(args, "precision", None),
+            "batch_size": getattr(args, "batch_size", None),
+            "tile": getattr(args, "tile", None),
+            "tile_overlap": getattr(args, "tile_overlap", None),
+            "memory_budget_gb": getattr(args, "memory_budget_gb", None),
+            "attention": getattr(args, "attention", None),
+            "compile": getattr(args, "compile", None),
+        }.items()
+        if v is not None
+    }
     if eng:
         o["engine"] = eng
     patch: dict = {}
@@ -224,7 +333,9 @@ def remove_temporaries(config) -> None:
             folders.add(p if p.is_dir() else p.parent)
     for d in list(folders):  # default sequence outputs live in a folder beside the input
         if d.is_dir():
-            folders.update(c for c in d.iterdir() if c.is_dir() and c.name.endswith((".matte", ".matte-rgba", ".comp")))
+            folders.update(
+                c for c in d.iterdir() if c.is_dir() and c.name.endswith((".matte", ".matte-rgba", ".comp"))
+            )
     for d in folders:
         for f in d.glob(f".*vmatte-tmp-{pid}*"):
             with contextlib.suppress(OSError):
@@ -249,8 +360,19 @@ def main(args: argparse.Namespace) -> int:
 
             # never where it would clobber an input, and best effort: the config error is what we report
             outs = list(getattr(args, "output", None) or [])
-            if report_path_problem(args.report, getattr(args, "input", "") or "", getattr(args, "masks", "") or "", outs) is None:
-                rep = Report(input=getattr(args, "input", ""), status="error", exit_code=exc.exit_code, error=str(exc), retryable=exc.retryable)
+            if (
+                report_path_problem(
+                    args.report, getattr(args, "input", "") or "", getattr(args, "masks", "") or "", outs
+                )
+                is None
+            ):
+                rep = Report(
+                    input=getattr(args, "input", ""),
+                    status="error",
+                    exit_code=exc.exit_code,
+                    error=str(exc),
+                    retryable=exc.retryable,
+                )
                 with contextlib.suppress(OSError):
                     rep.write_json(args.report)
         raise
@@ -276,8 +398,14 @@ def main(args: argparse.Namespace) -> int:
     for w in report.warnings:
         print(f"vmatte: warning: {w}", file=sys.stderr)
     outs = ", ".join(report.outputs)
-    print(f"vmatte: wrote {report.frames_written} frames ({report.width}x{report.height}) in {report.times.total:.1f} s "
-          f"({report.fps:.2f} frames/s, engine {report.engine.get('engine', '?')}) → {outs}", file=sys.stderr)
+    print(
+        f"vmatte: wrote {report.frames_written} frames ({report.width}x{report.height}) in {report.times.total:.1f} s "
+        f"({report.fps:.2f} frames/s, engine {report.engine.get('engine', '?')}) → {outs}",
+        file=sys.stderr,
+    )
     if report.suggested_keyframes:
-        print(f"vmatte: new keyframe masks would help most on frames {report.suggested_keyframes}", file=sys.stderr)
+        print(
+            f"vmatte: new keyframe masks would help most on frames {report.suggested_keyframes}",
+            file=sys.stderr,
+        )
     return 0

@@ -37,7 +37,9 @@ class Progress:
 
             bar = self._bars.get(stage)
             if bar is None:
-                bar = self._bars[stage] = tqdm(total=total, desc=stage, unit="frame", file=self.stream, leave=True)
+                bar = self._bars[stage] = tqdm(
+                    total=total, desc=stage, unit="frame", file=self.stream, leave=True
+                )
             bar.update(done - bar.n)
             if total is not None and done >= total:
                 bar.close()
@@ -49,7 +51,9 @@ class Progress:
             pct = f" ({100.0 * done / total:.0f}%)" if total else ""
             fps = event.get("fps")
             eta = event.get("eta_s")
-            extra = (f", {fps:.2f} frames/s" if fps else "") + (f", ETA {eta:.0f} s" if eta is not None and not final else "")
+            extra = (f", {fps:.2f} frames/s" if fps else "") + (
+                f", ETA {eta:.0f} s" if eta is not None and not final else ""
+            )
             self.stream.write(f"vmatte: {stage} {done}/{total if total is not None else '?'}{pct}{extra}\n")
             self.stream.flush()
 

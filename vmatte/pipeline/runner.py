@@ -39,7 +39,11 @@ def smoothing_context(smooth_cfg) -> tuple[int, int, str]:
         sm = TemporalSmoother(smooth_cfg)
         return int(sm.warmup_frames), int(sm.lookahead), "TemporalSmoother.warmup_frames / .lookahead"
     except (ImportError, AttributeError):  # smoother not importable here: its config states the window
-        return int(smooth_cfg.lookbehind), int(smooth_cfg.lookahead), "SmoothConfig.lookbehind / .lookahead (fallback)"
+        return (
+            int(smooth_cfg.lookbehind),
+            int(smooth_cfg.lookahead),
+            "SmoothConfig.lookbehind / .lookahead (fallback)",
+        )
 
 
 def context_range(
@@ -137,7 +141,9 @@ class _Chain:
 class _Output:
     """Encode-thread work: decontaminate once, write to every writer."""
 
-    def __init__(self, writers: list, needs_fg: bool, report: Report, progress: Callable[[int], None]) -> None:
+    def __init__(
+        self, writers: list, needs_fg: bool, report: Report, progress: Callable[[int], None]
+    ) -> None:
         self.writers = writers
         self.needs_fg = needs_fg
         self.report = report
@@ -264,7 +270,9 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
     if not config.input:
         raise UsageError("no input clip given", hint="vmatte run CLIP --masks DIR")
     if not config.masks:
-        raise UsageError("no keyframe masks given", hint="pass --masks DIR (a folder of masks named by frame number)")
+        raise UsageError(
+            "no keyframe masks given", hint="pass --masks DIR (a folder of masks named by frame number)"
+        )
 
     # 1. everything that can be wrong with the inputs, before any model loads
     t = time.perf_counter()
@@ -283,7 +291,9 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
     for out_cfg in config.outputs:
         final = resolve_output_path(out_cfg, info)
         if final in finals:
-            raise UsageError(f"{final}: two outputs write to the same path", hint="give each output its own path")
+            raise UsageError(
+                f"{final}: two outputs write to the same path", hint="give each output its own path"
+            )
         if final.resolve().parent == masks_dir:
             # masks are inputs too: never written over, and new files there would be read as masks next time
             raise OutputError(
@@ -305,13 +315,22 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
     decode_start, decode_end = context_range(start, end, info.frame_count, list(keyframes.indices), config)
 
     # 2. propagation pass (worker thread) while the engine loads (main thread owns the model/GPU)
-    propagator = Propagator(clip, keyframes, config.propagate, frame_range=(decode_start, decode_end), cancel=cancel,
+    propagator = Propagator(
+        clip,
+        keyframes,
+        config.propagate,
+        frame_range=(decode_start, decode_end),
+        cancel=cancel,
         max_corrupt=config.pipeline.max_corrupt_frames,
     )
     t = time.perf_counter()
 
     def prepare() -> None:
-        propagator.prepare(on_progress=lambda done, total: emit_progress({"stage": "propagate", "done": done, "total": total}))
+        propagator.prepare(
+            on_progress=lambda done, total: emit_progress(
+                {"stage": "propagate", "done": done, "total": total}
+            )
+        )
 
     stop_prepare = threading.Event()  # set when the engine fails to load: the pass's result is not needed
     propagator.cancel = AnyEvent(cancel, stop_prepare)
@@ -355,13 +374,23 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
     succeeded = False
     try:
         for out_cfg in config.outputs:
-            writers.append(open_writer(out_cfg, info, overwrite=config.overwrite, threads=config.pipeline.encode_threads, frame_range=(start, end)))
+            writers.append(
+                open_writer(
+                    out_cfg,
+                    info,
+                    overwrite=config.overwrite,
+                    threads=config.pipeline.encode_threads,
+                    frame_range=(start, end),
+                )
+            )
             for note in getattr(writers[-1], "notes", ()) or ():
                 report.warn(note)  # e.g. audio re-encoded because the container cannot carry the source codec
         from vmatte.io.compose import needs_foreground
 
         needs_fg = any(needs_foreground(c) for c in config.outputs)
-        sink = Sink(_Output(writers, needs_fg, report, progress_written), depth=depth, cancel=cancel, name="encode")
+        sink = Sink(
+            _Output(writers, needs_fg, report, progress_written), depth=depth, cancel=cancel, name="encode"
+        )
 
         def emit(frame: Frame) -> None:
             if frame.index < start or frame.index > end:  # smoothing context of a chunk: not ours to write
@@ -374,7 +403,9 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
 
         chain = _Chain(propagator, engine, smoother, emit, report)
         corrupt: list[int] = []
-        frames = clip.frames(decode_start, decode_end, max_corrupt=config.pipeline.max_corrupt_frames, corrupt=corrupt)
+        frames = clip.frames(
+            decode_start, decode_end, max_corrupt=config.pipeline.max_corrupt_frames, corrupt=corrupt
+        )
         with Prefetch(frames, depth=depth, cancel=cancel, name="decode") as decoded:
             t_wait = time.perf_counter()
             for frame in decoded:
@@ -391,7 +422,9 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
         sink.close()
         sink = None
         if report.frames_written == 0:
-            raise InputError(f"{info.path}: no frames decoded in range {start}-{end}", hint="the clip may be corrupt")
+            raise InputError(
+                f"{info.path}: no frames decoded in range {start}-{end}", hint="the clip may be corrupt"
+            )
         closed: list = []
         try:
             for w in writers:
@@ -420,7 +453,9 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
     report.propagation = dict(propagator.summary())
     # the summary covers the context frames a chunk processed too; only suggest frames this run owns
     if "suggested_keyframes" in report.propagation:
-        report.propagation["suggested_keyframes"] = [k for k in report.propagation["suggested_keyframes"] if start <= k <= end]
+        report.propagation["suggested_keyframes"] = [
+            k for k in report.propagation["suggested_keyframes"] if start <= k <= end
+        ]
     if smoother is not None:
         report.smoothing = dict(smoother.stats())
     if report.frames_written != total:

@@ -48,7 +48,9 @@ class Prefetch(Generic[T]):
     Use as a context manager (or call ``close()``) so the thread is joined even when the consumer stops early.
     """
 
-    def __init__(self, source: Iterable[T], depth: int, cancel: threading.Event | None = None, name: str = "decode"):
+    def __init__(
+        self, source: Iterable[T], depth: int, cancel: threading.Event | None = None, name: str = "decode"
+    ):
         self._source = source
         self._q: queue.Queue = queue.Queue(maxsize=max(1, depth))
         self._cancel = cancel or threading.Event()
@@ -129,7 +131,13 @@ class Sink(Generic[T]):
     ``abort()`` drops what is queued and joins.
     """
 
-    def __init__(self, consume: Callable[[T], None], depth: int, cancel: threading.Event | None = None, name: str = "encode"):
+    def __init__(
+        self,
+        consume: Callable[[T], None],
+        depth: int,
+        cancel: threading.Event | None = None,
+        name: str = "encode",
+    ):
         self._consume = consume
         self._q: queue.Queue = queue.Queue(maxsize=max(1, depth))
         self._cancel = cancel or threading.Event()
