@@ -46,8 +46,8 @@ class SmoothConfig:
 
     enabled: bool = True
     strength: float = 1.0
-    lookahead: int = 3
-    lookbehind: int = 3
+    lookahead: int = 4
+    lookbehind: int = 4
     scene_cut_threshold: float = 0.3
     flow: Literal["ultrafast", "fast", "medium"] = "medium"
     work_size: int = 640
