@@ -14,7 +14,7 @@ from vmatte.errors import Interrupted, UsageError
 
 
 def main_farm(args: argparse.Namespace, config) -> int:
-    from vmatte.cli.run import SignalCancel
+    from vmatte.cli.run import SignalCancel, print_suggestions
     from vmatte.pipeline.progress import Progress
 
     chunk = args.chunk
@@ -72,9 +72,5 @@ def main_farm(args: argparse.Namespace, config) -> int:
         f"{report.times.total:.1f} s; {where}",
         file=sys.stderr,
     )
-    if report.suggested_keyframes:
-        print(
-            f"vmatte: new keyframe masks would help most on frames {report.suggested_keyframes}",
-            file=sys.stderr,
-        )
+    print_suggestions(report.suggested_keyframes)
     return 0

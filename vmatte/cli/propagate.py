@@ -21,37 +21,11 @@ def register(subs) -> None:
         help="propagate keyframe masks to trimaps and masks for every frame (no model; quick check before a run)",
         description="Propagate keyframe masks through CLIP and write trimaps/, masks/ and propagate.json into --out.",
     )
-    p.add_argument(
-        "input", metavar="CLIP", help="video file, folder of frames, or printf pattern (frames/%%06d.png)"
-    )
-    p.add_argument(
-        "--masks",
-        metavar="DIR",
-        required=True,
-        help="folder of keyframe masks named by frame number (000120.png)",
-    )
+    from vmatte.cli.run import add_common_input_args
+
+    add_common_input_args(p, masks_required=True)
     p.add_argument(
         "--out", metavar="DIR", required=True, help="output folder (trimaps/, masks/, propagate.json)"
-    )
-    p.add_argument(
-        "--frames", metavar="START-END", default=None, help="only these clip frames (inclusive), e.g. 100-199"
-    )
-    p.add_argument(
-        "--config", metavar="FILE", default=None, help="TOML config file; its [propagate] table applies"
-    )
-    p.add_argument(
-        "--work-size",
-        type=int,
-        default=None,
-        metavar="PX",
-        help="propagation working resolution, long side (default 640)",
-    )
-    p.add_argument(
-        "--band",
-        type=float,
-        default=None,
-        metavar="FRAC",
-        help="band half-width at keyframes, fraction of the short side (default 0.012)",
     )
     p.add_argument(
         "--band-min",

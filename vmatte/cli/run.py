@@ -12,7 +12,8 @@ import threading
 from vmatte.errors import ConfigError, Interrupted, VmatteError
 
 
-def add_common_input_args(p: argparse.ArgumentParser) -> None:
+def add_common_input_args(p: argparse.ArgumentParser, *, masks_required: bool = False) -> None:
+    """CLIP, --masks, --frames, --config, --work-size, --band: shared by run, plan and propagate."""
     p.add_argument(
         "input", metavar="CLIP", help="video file, folder of frames, or printf pattern (frames/%%06d.png)"
     )
@@ -20,6 +21,7 @@ def add_common_input_args(p: argparse.ArgumentParser) -> None:
         "--masks",
         metavar="DIR",
         default=None,
+        required=masks_required,
         help="folder of keyframe masks named by frame number (000120.png)",
     )
     p.add_argument(
@@ -403,9 +405,11 @@ def main(args: argparse.Namespace) -> int:
         f"({report.fps:.2f} frames/s, engine {report.engine.get('engine', '?')}) → {outs}",
         file=sys.stderr,
     )
-    if report.suggested_keyframes:
-        print(
-            f"vmatte: new keyframe masks would help most on frames {report.suggested_keyframes}",
-            file=sys.stderr,
-        )
+    print_suggestions(report.suggested_keyframes)
     return 0
+
+
+def print_suggestions(frames: list[int]) -> None:
+    """The end-of-run hint on where one more keyframe mask would help most (nothing when there is none)."""
+    if frames:
+        print(f"vmatte: new keyframe masks would help most on frames {frames}", file=sys.stderr)

@@ -226,8 +226,6 @@ def plan_job(
         argv = tuple([*command, "--chunk", str(chunk_size), "--frames", f"{s}-{e}"]) if command else ()
         chunks.append(Chunk(i, s, e, cs, ce, ps, pe, argv))
     notes = []
-    if "fallback" in source:
-        notes.append("smoothing window read from SmoothConfig (the smoother could not be imported here)")
     if config.propagate.use_alpha_feedback and kfs:
         gaps = [c.overlap_before for c in chunks]
         if gaps and max(gaps) > 2 * max(1, warmup) and len(chunks) > 1:

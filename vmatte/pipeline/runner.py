@@ -30,20 +30,15 @@ ProgressFn = Callable[[dict[str, Any]], None]
 
 def smoothing_context(smooth_cfg) -> tuple[int, int, str]:
     """(warm-up frames before a range, look-ahead frames after it, where the figures came from) of the
-    temporal smoother: its output for frame t depends on raw alpha of frames t - warm-up .. t + look-ahead."""
+    temporal smoother: its output for frame t depends on raw alpha of frames t - lookbehind .. t + lookahead
+    (``TemporalSmoother.warmup_frames`` is ``lookbehind``), so the window follows from the config alone."""
     if not smooth_cfg.enabled:
         return 0, 0, "smoothing disabled"
-    try:
-        from vmatte.temporal.smooth import TemporalSmoother
-
-        sm = TemporalSmoother(smooth_cfg)
-        return int(sm.warmup_frames), int(sm.lookahead), "TemporalSmoother.warmup_frames / .lookahead"
-    except (ImportError, AttributeError):  # smoother not importable here: its config states the window
-        return (
-            int(smooth_cfg.lookbehind),
-            int(smooth_cfg.lookahead),
-            "SmoothConfig.lookbehind / .lookahead (fallback)",
-        )
+    return (
+        int(smooth_cfg.lookbehind),
+        int(smooth_cfg.lookahead),
+        "TemporalSmoother window (lookbehind / lookahead)",
+    )
 
 
 def context_range(
