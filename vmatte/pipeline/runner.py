@@ -468,9 +468,3 @@ def _remove_output(writer) -> None:
     for f in paths:
         with contextlib.suppress(OSError):
             Path(f).unlink()
-
-
-def default_outputs_for(input_path: str) -> Path:
-    """Where ``vmatte run CLIP`` writes when no -o is given: CLIP.matte.mov beside the clip."""
-    p = Path(input_path)
-    return p.with_name(p.stem + ".matte.mov")
