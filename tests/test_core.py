@@ -15,7 +15,7 @@ from vmatte.config import RunConfig, build_config, list_presets, parse_frame_ran
 from vmatte.configtools import from_dict
 from vmatte.errors import ConfigError, Interrupted, UsageError
 from vmatte.frame import Frame
-from vmatte.pipeline.threads import Cancelled, Prefetch, Sink
+from vmatte.pipeline.threads import Cancelled, Prefetch, Sink, cpu_thread_limit
 
 
 def _frame(**kw):
@@ -177,6 +177,33 @@ def test_sink_close_waits_for_all_items():
         sink.put(i)
     sink.close()
     assert seen == list(range(20))
+
+
+def test_cpu_thread_limit_caps_pools_and_restores_them():
+    import cv2
+    from threadpoolctl import threadpool_info
+
+    cv2.setNumThreads(2)
+    blas_before = [p["num_threads"] for p in threadpool_info()]
+    assert blas_before, "numpy's BLAS should be visible to threadpoolctl"
+    with cpu_thread_limit(0) as caps:  # 0 = leave the libraries alone
+        assert caps == {} and cv2.getNumThreads() == 2
+    with cpu_thread_limit(1) as caps:
+        assert caps["opencv"] == 1 and cv2.getNumThreads() == 1
+        assert all(p["num_threads"] == 1 for p in threadpool_info())
+    assert cv2.getNumThreads() == 2
+    assert [p["num_threads"] for p in threadpool_info()] == blas_before
+
+
+def test_cpu_threads_flag_reaches_the_config_and_refuses_negatives(tmp_path):
+    from vmatte.cli import build_parser
+    from vmatte.cli.run import build_run_config
+
+    args = build_parser().parse_args(["run", "clip.mp4", "--masks", "m", "--cpu-threads", "3"])
+    assert build_run_config(args).pipeline.cpu_threads == 3
+    args = build_parser().parse_args(["run", "clip.mp4", "--masks", "m", "--cpu-threads", "-1"])
+    with pytest.raises(ConfigError, match="--cpu-threads"):
+        build_run_config(args)
 
 
 @pytest.mark.parametrize(

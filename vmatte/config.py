@@ -42,11 +42,14 @@ class PipelineConfig:
     queue_depth: frames held in each inter-thread queue; 0 = 2 x batch size (RAM stays flat).
     encode_threads: codec threads per video encoder; 0 = all cores.
     max_corrupt_frames: undecodable frames skipped (and reported) before the run fails.
+    cpu_threads: cap on each numeric library's thread pool (OpenCV, torch on CPU, BLAS) during the run;
+        0 = the libraries' defaults (all cores). A farm task given N cores sets N; Ray tasks set their CPUs.
     """
 
     queue_depth: int = 0
     encode_threads: int = 0
     max_corrupt_frames: int = 10
+    cpu_threads: int = 0
 
 
 @dataclass(frozen=True)

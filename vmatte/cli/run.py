@@ -87,6 +87,14 @@ def add_farm_args(p: argparse.ArgumentParser) -> None:
         help="with --ray and no ADDRESS: worker slots (CPUs) of the local Ray (default all cores)",
     )
     g.add_argument(
+        "--cpu-threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help="cap OpenCV/torch/BLAS thread pools at N (the cores the scheduler gave this task; "
+        "Ray tasks use their CPUs); default: all cores",
+    )
+    g.add_argument(
         "--resume",
         action=argparse.BooleanOptionalAction,
         default=True,
@@ -219,6 +227,13 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
         patch["decontaminate"] = False
     if patch:
         o["output"] = patch
+    if getattr(args, "cpu_threads", None) is not None:
+        if args.cpu_threads < 0:
+            raise ConfigError(
+                f"--cpu-threads must be 0 (all cores) or more, got {args.cpu_threads}",
+                hint="give the number of cores this task may use",
+            )
+        o["pipeline"] = {"cpu_threads": args.cpu_threads}
     if getattr(args, "no_smooth", False):
         o["smooth"] = {"enabled": False}
     for key in ("overwrite",):

@@ -4,7 +4,8 @@
   it down afterwards; any other value is an existing cluster's address (``ray://head:10001``, ``auto``,
   ``head:6379``). When Ray is already initialised in this process (a notebook, a test) it is used as is.
 - Each task asks for ``num_gpus=1`` when the cluster has GPUs (Ray then sets ``CUDA_VISIBLE_DEVICES`` and the
-  engine's ``device="auto"`` picks that GPU), else ``num_cpus=1``. Tasks reuse their worker process
+  engine's ``device="auto"`` picks that GPU), else ``num_cpus=1``; its library thread pools and codec threads
+  are capped at its CPUs (``pipeline.cpu_threads``/``encode_threads``, unless set). Tasks reuse their worker process
   (``max_calls=0``) and cache the loaded engine there, so a model loads once per worker, not once per chunk.
 - Workers read the clip and masks and write outputs by path: on a cluster, every node must see the same
   paths (shared storage), and vmatte must be installed on every node.
@@ -18,6 +19,7 @@ Ray is optional (``pip install 'vmatte[ray]'``) and imported only here, only whe
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import socket
 import threading
@@ -152,6 +154,16 @@ def run_ray(
             chunk_size = max(1, -(-n // (2 * slots)))
         task_opts: dict[str, Any] = {"max_calls": 0, "max_retries": max_retries}
         task_opts.update({"num_gpus": 1, "num_cpus": 1} if gpus else {"num_cpus": 1})
+        # a task asked Ray for num_cpus cores: keep its library thread pools and codec threads within them, or
+        # tasks sharing a node oversubscribe it (unless the user set their own caps)
+        pipe = config.pipeline
+        config = config.replace(
+            pipeline=dataclasses.replace(
+                pipe,
+                cpu_threads=pipe.cpu_threads or task_opts["num_cpus"],
+                encode_threads=pipe.encode_threads or task_opts["num_cpus"],
+            )
+        )
         remote = ray.remote(**task_opts)(_run_chunk_task)
 
         def execute(

@@ -23,7 +23,7 @@ from vmatte.config import RunConfig, parse_frame_range
 from vmatte.errors import InputError, Interrupted, OutputError, UsageError, VmatteError
 from vmatte.frame import Frame
 from vmatte.pipeline.report import Report
-from vmatte.pipeline.threads import AnyEvent, Cancelled, Prefetch, Sink, run_in_thread
+from vmatte.pipeline.threads import AnyEvent, Cancelled, Prefetch, Sink, cpu_thread_limit, run_in_thread
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -177,7 +177,8 @@ def run(
     try:
         if report_error is not None:
             raise report_error
-        _run(config, engine, on_progress, cancel, report)
+        with cpu_thread_limit(config.pipeline.cpu_threads):
+            _run(config, engine, on_progress, cancel, report)
     except Cancelled:
         err = Interrupted("cancelled")
         _fail(report, err)

@@ -8,7 +8,9 @@ cancel event stops everything.
 
 from __future__ import annotations
 
+import contextlib
 import queue
+import sys
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Generic, TypeVar
@@ -238,3 +240,35 @@ class AnyEvent:
 
     def is_set(self) -> bool:
         return any(e.is_set() for e in self._events)
+
+
+@contextlib.contextmanager
+def cpu_thread_limit(n: int) -> Iterator[dict[str, int]]:
+    """Cap the numeric libraries' own thread pools at ``n`` threads while the block runs, then restore them.
+
+    n = 0 leaves every pool as it is (the libraries default to all cores). The pools capped are OpenCV's
+    (flow, resizes, morphology), torch's intra-op pool on CPU and BLAS/OpenMP (numpy, scipy, through
+    threadpoolctl). Why: vmatte already runs decode, propagation, matting, smoothing and encode in parallel
+    threads, so a farm task given N cores that also lets every library start one thread per core of the
+    *machine* oversubscribes it, and two tasks on one node slow each other down. Yields what was set.
+    The caps are process-wide: do not run two differently capped runs in one process at once.
+    """
+    if n <= 0:
+        yield {}
+        return
+    import cv2
+    from threadpoolctl import threadpool_limits
+
+    torch = sys.modules.get("torch")  # capped only if already loaded: never import torch for this
+    before_cv = cv2.getNumThreads()
+    before_torch = torch.get_num_threads() if torch is not None else None
+    cv2.setNumThreads(n)
+    if torch is not None:
+        torch.set_num_threads(n)
+    try:
+        with threadpool_limits(limits=n):
+            yield {"opencv": n, "torch": n if torch is not None else 0, "blas": n}
+    finally:
+        cv2.setNumThreads(before_cv)
+        if torch is not None and before_torch is not None:
+            torch.set_num_threads(before_torch)
