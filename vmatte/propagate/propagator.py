@@ -4,21 +4,26 @@ How it works (all at a bounded working resolution, ``cfg.work_size`` px on the l
 
 1. :meth:`Propagator.prepare` decodes the clip once. For every pair of consecutive frames it computes dense
    OpenCV DIS flow both ways and a forward-backward consistency map (Sundaram et al. 2010: a pixel is
-   reliable when following the flow there and back returns to it).
+   reliable when following the flow there and back returns to it). Decoding and flow each run in a worker
+   thread a few frames ahead of the chains, so the two cores of a small machine both work.
 2. Forward chain: from each keyframe the mask travels forward as a soft *probability* (bilinear warps, so
    uncertainty shows up as values between 0 and 1) with a per-pixel *reliability* that is multiplied by the
    consistency at every step (occlusions and bad flow drop it to 0) and decays slowly with distance.
 3. Backward chain: when the next keyframe arrives, the frames since the previous one (kept compactly) get the
    same from the other side, and the two are blended per pixel with weights reliability x temporal weight
    (a frame next to keyframe B follows B). Before the first / after the last keyframe one direction is used.
-4. The blended probability is guided-filtered with the frame (edges snap to the image) and thresholded at 0.5
+4. Colour: each keyframe also yields a colour model, P(foreground | RGB bin) learnt near its boundary.
+   Where the flow is unreliable (fast motion, blur: the chains' reliability is low) and colour separated the
+   keyframe well, the blended probability leans on the colour models of the two keyframes (Bai et al.'s
+   Video SnapCut idea, with one global model per keyframe instead of local windows).
+5. The blended probability is guided-filtered with the frame (edges snap to the image) and thresholded at 0.5
    for the binary mask. The trimap is definite where every direction that has weight is sure (p >= ``sure``
    or <= 1 - ``sure``); unknown where they disagree, and in a band around the mask boundary whose half-width
    runs from ``band_min`` (reliable) to ``band_max`` (unreliable flow) per pixel.
-5. Per frame only a compact result is kept: the probability and the unknown map, 8 bit PNG-compressed at the
+6. Per frame only a compact result is kept: the probability and the unknown map, 8 bit PNG-compressed at the
    working resolution (a few kB). :meth:`push` upsamples to the frame's full size; keyframes are emitted
    exactly as the user drew them.
-6. Alpha feedback (:meth:`observe`): the most recent matted alpha (up to ``max_feedback_lag`` frames old) is
+7. Alpha feedback (:meth:`observe`): the most recent matted alpha (up to ``max_feedback_lag`` frames old) is
    warped to the pushed frame; where it is confidently 0 or 1, flow is consistent and it agrees with the
    propagated mask, unknown pixels become definite. It never flips a definite label, never touches keyframes
    and never narrows the band below ``band_min`` around the propagated boundary, so a matting error cannot
@@ -45,6 +50,7 @@ import numpy as np
 from vmatte.errors import Interrupted, MaskError, UsageError
 from vmatte.frame import TRIMAP_BG, TRIMAP_FG, TRIMAP_UNKNOWN, Frame
 from vmatte.io.masks import Keyframes
+from vmatte.pipeline.threads import AnyEvent, Cancelled, Prefetch
 from vmatte.propagate.config import PropagateConfig
 from vmatte.propagate.trimap import (
     alpha_to_trimap,
@@ -262,7 +268,7 @@ class Propagator:
         self.confidence: dict[int, float] = {}
         self.cuts: list[int] = []
         self.timings = {
-            "decode_s": 0.0,
+            "wait_s": 0.0,
             "flow_s": 0.0,
             "blend_s": 0.0,
             "prepare_s": 0.0,
@@ -272,6 +278,7 @@ class Propagator:
         self.prepared = False
         self._flow: FlowPair | None = None
         self._fb: dict[str, object] = {}  # latest observed alpha for feedback
+        self._luts: dict[int, tuple[np.ndarray, float]] = {}  # keyframe → colour model
         self.feedback_pixels = 0
 
     # ---- helpers -------------------------------------------------------------------------------------------
@@ -308,10 +315,6 @@ class Propagator:
         kset = set(self.kf_in)
         scratch = _Scratch()
         total = self.hi - self.lo + 1
-        prev_gray = None
-        prev_kf = None  # index of the last keyframe seen (forward chain anchor)
-        pf = rf = None  # forward chain state: probability, reliability (float32 work res)
-        pending: list[int] = []  # frames since prev_kf waiting for the next keyframe
         next_kf = {}
         nk = None
         for k in reversed(range(self.lo, self.hi + 1)):
@@ -322,55 +325,43 @@ class Propagator:
         # (which starts at the keyframe before its range) detects the same cuts as a full run
         cuts = SceneCutDetector(cfg.scene_cut) if cfg.scene_cut > 0 else None
         self.corrupt = []
-        it = self.clip.frames(self.lo, self.hi, max_corrupt=self.max_corrupt, corrupt=self.corrupt)
-        td = time.perf_counter()
-        for done, frame in enumerate(it, start=1):
-            t = frame.index
-            gray = self._gray(frame)
-            cut = cuts.update(frame.rgb_u8()) if cuts is not None else False
-            self.timings["decode_s"] += time.perf_counter() - td
-            self._check_cancel()
-            if prev_gray is not None:
-                tf = time.perf_counter()
-                ab, ba, c_ab, c_ba = flow.compute(prev_gray, gray)
-                if cut:
-                    self.cuts.append(t)
-                    c_ab[:] = 0
-                    c_ba[:] = 0
-                self.timings["flow_s"] += time.perf_counter() - tf
-                # frame t-1's record is complete now that its flow to t is known
-                if pending and pending[-1] == t - 1:
-                    p_prev, r_prev, g_prev = scratch.pop(t - 1)
-                    scratch.put(
-                        t - 1, p_prev, r_prev, g_prev, ab.astype(np.float16), (c_ab * 255).astype(np.uint8)
-                    )
-                if pf is not None:
-                    pf, rf = flow.warp_layer(pf, rf, ba, c_ba, self.layer_r)
-                    rf = rf * c_ba * _DECAY
-            if t in kset:
-                p_kf = self._kf_prob(t)
-                if pending:
-                    self._backward(pending, scratch, p_kf, prev_kf, t, flow)
-                    pending = []
-                    scratch.clear()
-                pf, rf, prev_kf = p_kf, np.ones_like(p_kf), t
-                if self.start <= t <= self.end:
-                    self._store_keyframe(t, p_kf)
-            elif next_kf.get(t) is not None:
-                # wait for the next keyframe: keep the forward state compactly
-                p_u8 = np.zeros_like(gray) if pf is None else np.clip(pf * 255 + 0.5, 0, 255).astype(np.uint8)
-                r_u8 = np.zeros_like(gray) if rf is None else np.clip(rf * 255 + 0.5, 0, 255).astype(np.uint8)
-                scratch.put(t, p_u8, r_u8, gray)
-                pending.append(t)
-            elif self.start <= t <= self.end:
-                tb = time.perf_counter()
-                self._finalize(t, gray, pf, rf, 1.0, None, None, 0.0)
-                self.timings["blend_s"] += time.perf_counter() - tb
-            prev_gray = gray
-            if on_progress is not None:
-                on_progress(done, total)
-            td = time.perf_counter()
-        scratch.clear()
+
+        def decoded():
+            # runs in a worker thread (decode, grey conversion, resize and the cut histogram release the GIL
+            # or are cheap), so the next frames are ready while this thread computes flow
+            for frame in self.clip.frames(
+                self.lo, self.hi, max_corrupt=self.max_corrupt, corrupt=self.corrupt
+            ):
+                cut = cuts.update(frame.rgb_u8()) if cuts is not None else False
+                yield frame.index, self._gray(frame), cut, self._bins(frame)
+
+        def flowed(items):
+            # runs in a second worker thread: DIS and the consistency maps (OpenCV releases the GIL)
+            prev = None
+            for t, gray, cut, bins in items:
+                pair = None
+                if prev is not None:
+                    tf = time.perf_counter()
+                    pair = flow.compute(prev, gray)
+                    if cut:
+                        self.cuts.append(t)
+                        pair[2][:] = 0
+                        pair[3][:] = 0
+                    self.timings["flow_s"] += time.perf_counter() - tf
+                yield t, gray, bins, pair
+                prev = gray
+
+        stop = AnyEvent(self.cancel)
+        try:
+            with (
+                Prefetch(decoded(), depth=4, cancel=stop, name="propagate-decode") as dec,
+                Prefetch(flowed(dec), depth=3, cancel=stop, name="propagate-flow") as frames,
+            ):
+                self._chain(frames, flow, kset, scratch, next_kf, total, on_progress)
+        except Cancelled:
+            raise Interrupted("propagation cancelled") from None
+        finally:
+            scratch.clear()
         # corrupt frames are skipped by the decoder in both passes (and reported by the runner); any other gap
         # means the stream ended early
         skipped = set(self.corrupt)
@@ -385,12 +376,78 @@ class Propagator:
         self.timings["prepare_s"] = time.perf_counter() - t0
         self.prepared = True
 
+    def _chain(
+        self,
+        frames,
+        flow: FlowPair,
+        kset: set[int],
+        scratch: _Scratch,
+        next_kf: dict,
+        total: int,
+        on_progress,
+    ) -> None:
+        """The forward chain over decoded ``(index, gray, cut)`` items; each keyframe runs the backward chain
+        over the frames pending since the previous one (see the module docstring)."""
+        prev_kf = None  # index of the last keyframe seen (forward chain anchor)
+        pf = rf = None  # forward chain state: probability, reliability (float32 work res)
+        pending: list[int] = []  # frames since prev_kf waiting for the next keyframe
+        td = time.perf_counter()
+        for done, (t, gray, bins, pair) in enumerate(frames, start=1):
+            self.timings["wait_s"] += time.perf_counter() - td  # waiting for the decode and flow threads
+            self._check_cancel()
+            if pair is not None:
+                ab, ba, c_ab, c_ba = pair
+                # frame t-1's record is complete now that its flow to t is known
+                if pending and pending[-1] == t - 1:
+                    p_prev, r_prev, g_prev, *extra = scratch.pop(t - 1)
+                    scratch.put(
+                        t - 1,
+                        p_prev,
+                        r_prev,
+                        g_prev,
+                        ab.astype(np.float16),
+                        (c_ab * 255).astype(np.uint8),
+                        *extra,
+                    )
+                if pf is not None:
+                    pf, rf = flow.warp_layer(pf, rf, ba, c_ba, self.layer_r)
+                    rf = rf * c_ba * _DECAY
+            if t in kset:
+                p_kf = self._kf_prob(t)
+                if bins is not None:
+                    self._luts[t] = self._color_lut(p_kf, bins)
+                if pending:
+                    self._backward(pending, scratch, p_kf, prev_kf, t, flow)
+                    pending = []
+                    scratch.clear()
+                pf, rf, prev_kf = p_kf, np.ones_like(p_kf), t
+                for k in [k for k in self._luts if k != t]:  # later frames need this keyframe's model only
+                    del self._luts[k]
+                if self.start <= t <= self.end:
+                    self._store_keyframe(t, p_kf)
+            elif next_kf.get(t) is not None:
+                # wait for the next keyframe: keep the forward state compactly
+                p_u8 = np.zeros_like(gray) if pf is None else np.clip(pf * 255 + 0.5, 0, 255).astype(np.uint8)
+                r_u8 = np.zeros_like(gray) if rf is None else np.clip(rf * 255 + 0.5, 0, 255).astype(np.uint8)
+                scratch.put(t, p_u8, r_u8, gray, *([] if bins is None else [bins]))
+                pending.append(t)
+            elif self.start <= t <= self.end:
+                tb = time.perf_counter()
+                self._finalize(
+                    t, gray, pf, rf, 1.0, None, None, 0.0, bins, self._lut(prev_kf, None, 1.0, 0.0)
+                )
+                self.timings["blend_s"] += time.perf_counter() - tb
+            if on_progress is not None:
+                on_progress(done, total)
+            td = time.perf_counter()
+
     def _backward(self, pending: list[int], scratch: _Scratch, p_kf, a, b, flow: FlowPair) -> None:
         """Backward chain from keyframe b over ``pending`` (frames a+1..b-1, or lo..b-1 when a is None)."""
         pb, rb = p_kf, np.ones_like(p_kf)
         for t in reversed(pending):
             self._check_cancel()
-            p_u8, r_u8, gray, ab, c_ab = scratch.pop(t)
+            p_u8, r_u8, gray, ab, c_ab, *extra = scratch.pop(t)
+            bins = extra[0] if extra else None
             tb = time.perf_counter()
             ab = ab.astype(np.float32)
             c = c_ab.astype(np.float32) / 255.0
@@ -400,10 +457,11 @@ class Propagator:
                 pf = p_u8.astype(np.float32) / 255.0
                 rf = r_u8.astype(np.float32) / 255.0
                 if a is None:
-                    self._finalize(t, gray, None, None, 0.0, pb, rb, 1.0)
+                    self._finalize(t, gray, None, None, 0.0, pb, rb, 1.0, bins, self._lut(None, b, 0.0, 1.0))
                 else:
                     # linear temporal weights: the closer keyframe counts more (next to B, B wins 9:1 at gap 10)
-                    self._finalize(t, gray, pf, rf, float(b - t), pb, rb, float(t - a))
+                    tf_, tb_ = float(b - t), float(t - a)
+                    self._finalize(t, gray, pf, rf, tf_, pb, rb, tb_, bins, self._lut(a, b, tf_, tb_))
             self.timings["blend_s"] += time.perf_counter() - tb
 
     def _store_keyframe(self, t: int, p_kf: np.ndarray) -> None:
@@ -412,7 +470,46 @@ class Propagator:
         self.results[t] = (_pack(p), _pack(unk))
         self.confidence[t] = 1.0
 
-    def _finalize(self, t, gray, pf, rf, tw_f, pb, rb, tw_b) -> None:
+    def _bins(self, frame: Frame):
+        """(wh, ww) uint16 colour bin of each working-resolution pixel (5 bits per RGB channel), or None."""
+        if self.cfg.color_model <= 0:
+            return None
+        rgb = frame.rgb_u8()
+        if (rgb.shape[1], rgb.shape[0]) != (self.ww, self.wh):
+            rgb = cv2.resize(rgb, (self.ww, self.wh), interpolation=cv2.INTER_AREA)
+        q = (rgb >> 3).astype(np.uint16)
+        return (q[..., 0] << 10) | (q[..., 1] << 5) | q[..., 2]
+
+    def _color_lut(self, p_kf: np.ndarray, bins: np.ndarray):
+        """Colour model of a keyframe: P(foreground | colour bin) learnt near its boundary, and its accuracy
+        there (how well colour alone separates this subject from its surroundings)."""
+        from scipy.ndimage import uniform_filter
+
+        m = p_kf >= 0.5
+        d = signed_distance(m)
+        zone = np.abs(d) <= self.cfg.color_zone * min(self.ww, self.wh)
+        n = 1 << 15
+        hf = np.bincount(bins[zone & m], minlength=n).astype(np.float32).reshape(32, 32, 32)
+        hb = np.bincount(bins[zone & ~m], minlength=n).astype(np.float32).reshape(32, 32, 32)
+        hf = uniform_filter(hf, 3, mode="nearest")
+        hb = uniform_filter(hb, 3, mode="nearest")
+        lut = ((hf + 1e-3) / (hf + hb + 2e-3)).reshape(-1).astype(np.float32)
+        acc = float(((lut[bins[zone]] >= 0.5) == m[zone]).mean()) if zone.any() else 0.5
+        return lut, acc
+
+    def _lut(self, a, b, tw_a: float, tw_b: float):
+        la = self._luts.get(a) if a is not None else None
+        lb = self._luts.get(b) if b is not None else None
+        if la is None and lb is None:
+            return None
+        if la is None or tw_a <= 0:
+            return lb
+        if lb is None or tw_b <= 0:
+            return la
+        s = tw_a + tw_b
+        return ((la[0] * tw_a + lb[0] * tw_b) / s, (la[1] * tw_a + lb[1] * tw_b) / s)
+
+    def _finalize(self, t, gray, pf, rf, tw_f, pb, rb, tw_b, bins=None, lut=None) -> None:
         """Blend the directions for frame t and store (probability, unknown) compactly. Arrays float32 work
         res; tw_f / tw_b are the temporal weights of the forward / backward evidence (0 = absent)."""
         cfg = self.cfg
@@ -428,6 +525,14 @@ class Propagator:
         p_plain = (tw_f * pf + tw_b * pb) / max(tw, 1e-6)
         p = np.where(wsum > 1e-3, (wf * pf + wb * pb) / np.maximum(wsum, 1e-6), p_plain)
         rel = wsum / max(tw, 1e-6)  # reliability in [0, 1]
+        if lut is not None and bins is not None:
+            table, acc = lut
+            pc = table[bins]
+            zone = np.abs(signed_distance(p >= 0.5)) <= cfg.color_zone * min(self.ww, self.wh)
+            lam = cfg.color_model * float(np.clip((acc - 0.5) / 0.4, 0.0, 1.0))
+            # colour speaks only where the flow is unreliable, and only as much as it separated the keyframe
+            wgt = np.where(zone, lam * (1.0 - rel), 0.0).astype(np.float32)
+            p = (p * (1.0 - wgt) + pc * wgt).astype(np.float32)
         if cfg.snap:
             rad = max(1, round(cfg.snap_radius * min(self.ww, self.wh)))
             p = np.clip(
