@@ -173,21 +173,24 @@ def install_flow_cache(folder: Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     orig = FlowPair.__init__
 
+    class Cached:
+        def __init__(self, dis, preset: str) -> None:
+            self.dis, self.preset = dis, preset
+
+        def calc(self, a, b, _init):
+            h = hashlib.sha1(a.tobytes() + b.tobytes() + self.preset.encode()).hexdigest()
+            f = folder / f"{h}.npy"
+            if f.exists():
+                return np.load(f).astype(np.float32)
+            flow = self.dis.calc(a, b, None)
+            np.save(f, flow.astype(np.float16))
+            return flow.astype(np.float16).astype(np.float32)
+
     def init(self, preset, width, height):
         orig(self, preset, width, height)
-        dis = self.dis
-
-        class Cached:
-            def calc(_self, a, b, _init):
-                h = hashlib.sha1(a.tobytes() + b.tobytes() + preset.encode()).hexdigest()
-                f = folder / f"{h}.npy"
-                if f.exists():
-                    return np.load(f).astype(np.float32)
-                flow = dis.calc(a, b, None)
-                np.save(f, flow.astype(np.float16))
-                return flow.astype(np.float16).astype(np.float32)
-
-        self.dis = Cached()
+        # both DIS instances (FlowPair runs the backward direction on its own instance, in a second thread)
+        self.dis = Cached(self.dis, preset)
+        self.dis_back = Cached(self.dis_back, preset)
 
     FlowPair.__init__ = init
 

@@ -50,7 +50,7 @@ import numpy as np
 from vmatte.errors import Interrupted, MaskError, UsageError
 from vmatte.frame import TRIMAP_BG, TRIMAP_FG, TRIMAP_UNKNOWN, Frame
 from vmatte.io.masks import Keyframes
-from vmatte.pipeline.threads import AnyEvent, Cancelled, Prefetch
+from vmatte.pipeline.threads import AnyEvent, Cancelled, Prefetch, run_in_thread
 from vmatte.propagate.config import PropagateConfig
 from vmatte.propagate.trimap import (
     alpha_to_trimap,
@@ -142,6 +142,7 @@ class FlowPair:
 
     def __init__(self, preset: str, width: int, height: int) -> None:
         self.dis = cv2.DISOpticalFlow_create(_PRESETS[preset])
+        self.dis_back = cv2.DISOpticalFlow_create(_PRESETS[preset])  # b→a, in a second thread
         self.grid = np.dstack(
             np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
         )
@@ -207,9 +208,14 @@ class FlowPair:
 
     def compute(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Gray uint8 frames a, b → (flow a→b on a, flow b→a on b, consistency on a, consistency on b)."""
+        # the two directions are independent: the backward one runs in a second thread (OpenCV releases the
+        # GIL), on its own DIS instance (one instance must not be used by two threads at once)
+        join = run_in_thread(lambda: self.dis_back.calc(b, a, None), name="flow-back")
         ab = self.dis.calc(a, b, None)
-        ba = self.dis.calc(b, a, None)
-        return ab, ba, self.consistency(ab, ba), self.consistency(ba, ab)
+        ba = join()
+        join = run_in_thread(lambda: self.consistency(ba, ab), name="flow-back")
+        c_ab = self.consistency(ab, ba)
+        return ab, ba, c_ab, join()
 
 
 class Propagator:
