@@ -40,6 +40,10 @@ class PropagateConfig:
         0.773 -> 0.81 and cut hard error 0.046 -> 0.03: fast motion (libby, breakdance) is where flow fails.
     color_zone: half-width of the zone around the boundary where colour models learn and apply, fraction of
         the short side.
+    color_cell: local colour models: the frame is cut into square cells of this fraction of the short side,
+        each with its own colour statistics (learnt over the cell widened by half a cell), backed by the
+        keyframe's global model; 0 = the global model only. Local models separate a subject whose colours
+        recur elsewhere in the background (DAVIS every-10 IoU 0.809 global -> 0.826 local).
     scene_cut: colour-histogram distance (total variation, 0-1, see vmatte.temporal.scenecut) between
         consecutive frames above which propagation does not carry masks across (0 disables).
     """
@@ -62,6 +66,7 @@ class PropagateConfig:
     unknown_soft: bool = True
     color_model: float = 1.0
     color_zone: float = 0.06
+    color_cell: float = 0.167
 
     def __post_init__(self) -> None:
         if self.work_size < 64:
@@ -74,7 +79,11 @@ class PropagateConfig:
             raise ValueError(f"flow must be ultrafast, fast or medium, got {self.flow!r}")
         if not (0.5 < self.sure < 1.0):
             raise ValueError(f"sure must be in (0.5, 1), got {self.sure}")
-        if not (0.0 <= self.color_model <= 1.0) or not (0.0 < self.color_zone < 0.5):
+        if (
+            not (0.0 <= self.color_model <= 1.0)
+            or not (0.0 < self.color_zone < 0.5)
+            or not (0 <= self.color_cell <= 1)
+        ):
             raise ValueError(
                 f"color_model must be in [0, 1] and color_zone in (0, 0.5), got {self.color_model}, {self.color_zone}"
             )

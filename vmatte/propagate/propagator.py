@@ -15,7 +15,7 @@ How it works (all at a bounded working resolution, ``cfg.work_size`` px on the l
 4. Colour: each keyframe also yields a colour model, P(foreground | RGB bin) learnt near its boundary.
    Where the flow is unreliable (fast motion, blur: the chains' reliability is low) and colour separated the
    keyframe well, the blended probability leans on the colour models of the two keyframes (Bai et al.'s
-   Video SnapCut idea, with one global model per keyframe instead of local windows).
+   Video SnapCut idea, with local models on a fixed grid of cells backed by one global model).
 5. The blended probability is guided-filtered with the frame (edges snap to the image) and thresholded at 0.5
    for the binary mask. The trimap is definite where every direction that has weight is sure (p >= ``sure``
    or <= 1 - ``sure``); unknown where they disagree, and in a band around the mask boundary whose half-width
@@ -71,6 +71,7 @@ _PRESETS = {
 }
 _DECAY = 0.98  # reliability lost per chained step even where flow is consistent (drift grows with distance)
 _PNG = [cv2.IMWRITE_PNG_COMPRESSION, 1]
+_COLOUR_PRIOR = 2.0  # local colour samples it takes to outweigh a keyframe's global colour model
 
 
 def _pack(a: np.ndarray) -> bytes:
@@ -500,8 +501,55 @@ class Propagator:
         hf = uniform_filter(hf, 3, mode="nearest")
         hb = uniform_filter(hb, 3, mode="nearest")
         lut = ((hf + 1e-3) / (hf + hb + 2e-3)).reshape(-1).astype(np.float32)
-        acc = float(((lut[bins[zone]] >= 0.5) == m[zone]).mean()) if zone.any() else 0.5
-        return lut, acc
+        local = self._local_counts(bins, zone, m) if self.cfg.color_cell > 0 else None
+        model = (lut, local)
+        pc = self._colour_prob(model, bins)
+        acc = float(((pc[zone] >= 0.5) == m[zone]).mean()) if zone.any() else 0.5
+        return model, acc
+
+    def _cells(self):
+        """(wh, ww) int32 cell number of each working pixel, and (cell size px, cells across, cells down)."""
+        if not hasattr(self, "_cellmap"):
+            size = max(16, round(self.cfg.color_cell * min(self.ww, self.wh)))
+            gx, gy = -(-self.ww // size), -(-self.wh // size)
+            ys, xs = np.mgrid[0 : self.wh, 0 : self.ww]
+            self._cellmap = ((ys // size) * gx + (xs // size)).astype(np.int32)
+            self._cellgeo = (size, gx, gy)
+        return self._cellmap, self._cellgeo
+
+    def _local_counts(self, bins, zone, m):
+        """Local colour statistics of a keyframe: per cell of the grid, (foreground count, all count) per
+        4-bit RGB bin (cells x 4096 float32 each), over the zone pixels of the cell widened by half a cell
+        on every side (the subject moves between keyframes)."""
+        _cellmap, (size, gx, gy) = self._cells()
+        b4 = (((bins >> 11) & 15) << 8) | (((bins >> 6) & 15) << 4) | ((bins >> 1) & 15)
+        hf = np.zeros((gx * gy, 4096), np.float32)
+        nn = np.zeros((gx * gy, 4096), np.float32)
+        half = size // 2
+        for cy in range(gy):
+            for cx in range(gx):
+                y0, y1 = max(0, cy * size - half), min(self.wh, (cy + 1) * size + half)
+                x0, x1 = max(0, cx * size - half), min(self.ww, (cx + 1) * size + half)
+                z = zone[y0:y1, x0:x1]
+                bb = b4[y0:y1, x0:x1][z]
+                mm = m[y0:y1, x0:x1][z]
+                c = cy * gx + cx
+                hf[c] = np.bincount(bb[mm], minlength=4096)
+                nn[c] = np.bincount(bb, minlength=4096)
+        return hf, nn
+
+    def _colour_prob(self, model, bins):
+        """(wh, ww) float32 P(foreground | colour) of a frame's bins under a keyframe model: the local
+        counts of the pixel's cell, with the global 5-bit model as a prior worth _COLOUR_PRIOR samples."""
+        lut, local = model
+        pg = lut[bins]
+        if local is None:
+            return pg
+        hf, nn = local
+        cellmap, _ = self._cells()
+        b4 = (((bins >> 11) & 15) << 8) | (((bins >> 6) & 15) << 4) | ((bins >> 1) & 15)
+        k = np.float32(_COLOUR_PRIOR)
+        return (hf[cellmap, b4] + k * pg) / (nn[cellmap, b4] + k)
 
     def _lut(self, a, b, tw_a: float, tw_b: float):
         la = self._luts.get(a) if a is not None else None
@@ -513,7 +561,15 @@ class Propagator:
         if lb is None or tw_b <= 0:
             return la
         s = tw_a + tw_b
-        return ((la[0] * tw_a + lb[0] * tw_b) / s, (la[1] * tw_a + lb[1] * tw_b) / s)
+
+        def mix(x, y):
+            if x is None or y is None:
+                return None
+            if isinstance(x, tuple):
+                return tuple(mix(u, v) for u, v in zip(x, y))
+            return (x * tw_a + y * tw_b) / s
+
+        return (mix(la[0], lb[0]), (la[1] * tw_a + lb[1] * tw_b) / s)
 
     def _finalize(self, t, gray, pf, rf, tw_f, pb, rb, tw_b, bins=None, lut=None) -> None:
         """Blend the directions for frame t and store (probability, unknown) compactly. Arrays float32 work
@@ -532,8 +588,8 @@ class Propagator:
         p = np.where(wsum > 1e-3, (wf * pf + wb * pb) / np.maximum(wsum, 1e-6), p_plain)
         rel = wsum / max(tw, 1e-6)  # reliability in [0, 1]
         if lut is not None and bins is not None:
-            table, acc = lut
-            pc = table[bins]
+            model, acc = lut
+            pc = self._colour_prob(model, bins)
             zone = np.abs(signed_distance(p >= 0.5)) <= cfg.color_zone * min(self.ww, self.wh)
             lam = cfg.color_model * float(np.clip((acc - 0.5) / 0.4, 0.0, 1.0))
             # colour speaks only where the flow is unreliable, and only as much as it separated the keyframe
