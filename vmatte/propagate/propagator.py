@@ -503,8 +503,7 @@ class Propagator:
         lut = ((hf + 1e-3) / (hf + hb + 2e-3)).reshape(-1).astype(np.float32)
         local = self._local_counts(bins, zone, m) if self.cfg.color_cell > 0 else None
         model = (lut, local)
-        pc = self._colour_prob(model, bins)
-        acc = float(((pc[zone] >= 0.5) == m[zone]).mean()) if zone.any() else 0.5
+        acc = float(((self._colour_prob(model, bins, zone) >= 0.5) == m[zone]).mean()) if zone.any() else 0.5
         return model, acc
 
     def _cells(self):
@@ -538,18 +537,21 @@ class Propagator:
                 nn[c] = np.bincount(bb, minlength=4096)
         return hf, nn
 
-    def _colour_prob(self, model, bins):
-        """(wh, ww) float32 P(foreground | colour) of a frame's bins under a keyframe model: the local
-        counts of the pixel's cell, with the global 5-bit model as a prior worth _COLOUR_PRIOR samples."""
+    def _colour_prob(self, model, bins, sel):
+        """P(foreground | colour) under a keyframe model at the pixels ``sel`` ((wh, ww) bool) → (n,) float32:
+        the local counts of the pixel's cell, with the global 5-bit model as a prior worth _COLOUR_PRIOR
+        samples. Only the selected pixels are looked up (the zone is a small part of the frame)."""
         lut, local = model
-        pg = lut[bins]
+        b = bins[sel]
+        pg = lut[b]
         if local is None:
             return pg
         hf, nn = local
         cellmap, _ = self._cells()
-        b4 = (((bins >> 11) & 15) << 8) | (((bins >> 6) & 15) << 4) | ((bins >> 1) & 15)
+        b = b.astype(np.int32)
+        flat = cellmap[sel] * 4096 + ((((b >> 11) & 15) << 8) | (((b >> 6) & 15) << 4) | ((b >> 1) & 15))
         k = np.float32(_COLOUR_PRIOR)
-        return (hf[cellmap, b4] + k * pg) / (nn[cellmap, b4] + k)
+        return (hf.reshape(-1)[flat] + k * pg) / (nn.reshape(-1)[flat] + k)
 
     def _lut(self, a, b, tw_a: float, tw_b: float):
         la = self._luts.get(a) if a is not None else None
@@ -589,12 +591,13 @@ class Propagator:
         rel = wsum / max(tw, 1e-6)  # reliability in [0, 1]
         if lut is not None and bins is not None:
             model, acc = lut
-            pc = self._colour_prob(model, bins)
-            zone = np.abs(signed_distance(p >= 0.5)) <= cfg.color_zone * min(self.ww, self.wh)
             lam = cfg.color_model * float(np.clip((acc - 0.5) / 0.4, 0.0, 1.0))
-            # colour speaks only where the flow is unreliable, and only as much as it separated the keyframe
-            wgt = np.where(zone, lam * (1.0 - rel), 0.0).astype(np.float32)
-            p = (p * (1.0 - wgt) + pc * wgt).astype(np.float32)
+            zone = np.abs(signed_distance(p >= 0.5)) <= cfg.color_zone * min(self.ww, self.wh)
+            if lam > 0 and zone.any():
+                # colour speaks only where the flow is unreliable, and only as much as it separated the keyframe
+                wgt = lam * (1.0 - rel[zone])
+                p = p.astype(np.float32, copy=True)
+                p[zone] = p[zone] * (1.0 - wgt) + self._colour_prob(model, bins, zone) * wgt
         if cfg.snap:
             rad = max(1, round(cfg.snap_radius * min(self.ww, self.wh)))
             p = np.clip(
