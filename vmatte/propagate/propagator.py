@@ -87,9 +87,11 @@ def _unpack(b: bytes) -> np.ndarray:
 
 class _Scratch:
     """Per-segment arrays (frames waiting for the next keyframe): in RAM up to ``budget`` bytes, then in an
-    anonymous temporary file, so a long gap between keyframes costs disk, not memory."""
+    anonymous temporary file, so a long gap between keyframes costs disk, not memory. A frame holds about
+    1.9 MB at a 640x360 working size (probability, reliability, grey, flow, consistency, colour bins): the
+    default 64 MB keeps ~35 frames in RAM; the rest goes through the page cache (~1 ms per frame)."""
 
-    def __init__(self, budget: int = 256 << 20) -> None:
+    def __init__(self, budget: int = 64 << 20) -> None:
         self.budget = budget
         self.ram: dict[int, tuple[np.ndarray, ...]] = {}
         self.disk: dict[int, list[tuple[int, tuple, str]]] = {}
