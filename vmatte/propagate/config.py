@@ -85,7 +85,8 @@ class PropagateConfig:
             or not (0 <= self.color_cell <= 1)
         ):
             raise ValueError(
-                f"color_model must be in [0, 1] and color_zone in (0, 0.5), got {self.color_model}, {self.color_zone}"
+                "color_model must be in [0, 1], color_zone in (0, 0.5) and color_cell in [0, 1], got "
+                f"{self.color_model}, {self.color_zone}, {self.color_cell}"
             )
         if self.suggest_keyframes < 0 or self.max_feedback_lag < 0 or not (0 <= self.scene_cut <= 1):
             raise ValueError("suggest_keyframes and max_feedback_lag must be >= 0, scene_cut in [0, 1]")

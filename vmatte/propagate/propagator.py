@@ -220,6 +220,13 @@ class FlowPair:
         c_ab = self.consistency(ab, ba)
         return ab, ba, c_ab, join()
 
+    def one_way(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Gray uint8 frames a, b → (flow a→b on a, its consistency on a): the backward flow is computed only
+        for the check, and b's own consistency map is not."""
+        join = run_in_thread(lambda: self.dis_back.calc(b, a, None), name="flow-back")
+        ab = self.dis.calc(a, b, None)
+        return ab, self.consistency(ab, join())
+
 
 class Propagator:
     """Trimaps for every frame of one clip from its keyframe masks. See the module docstring for the method.
@@ -287,7 +294,9 @@ class Propagator:
         self.prepared = False
         self._flow: FlowPair | None = None
         self._fb: dict[str, object] = {}  # latest observed alpha for feedback
-        self._luts: dict[int, tuple[np.ndarray, float]] = {}  # keyframe → colour model
+        self._luts: dict[int, tuple] = {}  # keyframe → ((global LUT, local counts or None), accuracy)
+        self._cellmap: np.ndarray | None = None  # colour-model grid, made on first use (see _cells)
+        self._cellgeo: tuple[int, int, int] = (0, 0, 0)
         self.feedback_pixels = 0
 
     # ---- helpers -------------------------------------------------------------------------------------------
@@ -395,8 +404,9 @@ class Propagator:
         total: int,
         on_progress,
     ) -> None:
-        """The forward chain over decoded ``(index, gray, cut)`` items; each keyframe runs the backward chain
-        over the frames pending since the previous one (see the module docstring)."""
+        """The forward chain over ``(index, gray, colour bins or None, flow pair from the previous frame or
+        None)`` items; each keyframe runs the backward chain over the frames pending since the previous one
+        (see the module docstring)."""
         prev_kf = None  # index of the last keyframe seen (forward chain anchor)
         pf = rf = None  # forward chain state: probability, reliability (float32 work res)
         pending: list[int] = []  # frames since prev_kf waiting for the next keyframe
@@ -489,6 +499,12 @@ class Propagator:
         q = (rgb >> 3).astype(np.uint16)
         return (q[..., 0] << 10) | (q[..., 1] << 5) | q[..., 2]
 
+    @staticmethod
+    def _bins4(bins: np.ndarray) -> np.ndarray:
+        """5-bit-per-channel colour bins → 4-bit ones (0..4095, int32): local models see fewer samples."""
+        b = bins.astype(np.int32)
+        return (((b >> 11) & 15) << 8) | (((b >> 6) & 15) << 4) | ((b >> 1) & 15)
+
     def _color_lut(self, p_kf: np.ndarray, bins: np.ndarray):
         """Colour model of a keyframe: P(foreground | colour bin) learnt near its boundary, and its accuracy
         there (how well colour alone separates this subject from its surroundings)."""
@@ -510,7 +526,7 @@ class Propagator:
 
     def _cells(self):
         """(wh, ww) int32 cell number of each working pixel, and (cell size px, cells across, cells down)."""
-        if not hasattr(self, "_cellmap"):
+        if self._cellmap is None:
             size = max(16, round(self.cfg.color_cell * min(self.ww, self.wh)))
             gx, gy = -(-self.ww // size), -(-self.wh // size)
             ys, xs = np.mgrid[0 : self.wh, 0 : self.ww]
@@ -523,7 +539,7 @@ class Propagator:
         4-bit RGB bin (cells x 4096 float32 each), over the zone pixels of the cell widened by half a cell
         on every side (the subject moves between keyframes)."""
         _cellmap, (size, gx, gy) = self._cells()
-        b4 = (((bins >> 11) & 15) << 8) | (((bins >> 6) & 15) << 4) | ((bins >> 1) & 15)
+        b4 = self._bins4(bins)
         hf = np.zeros((gx * gy, 4096), np.float32)
         nn = np.zeros((gx * gy, 4096), np.float32)
         half = size // 2
@@ -550,12 +566,13 @@ class Propagator:
             return pg
         hf, nn = local
         cellmap, _ = self._cells()
-        b = b.astype(np.int32)
-        flat = cellmap[sel] * 4096 + ((((b >> 11) & 15) << 8) | (((b >> 6) & 15) << 4) | ((b >> 1) & 15))
+        flat = cellmap[sel] * 4096 + self._bins4(b)
         k = np.float32(_COLOUR_PRIOR)
         return (hf.reshape(-1)[flat] + k * pg) / (nn.reshape(-1)[flat] + k)
 
     def _lut(self, a, b, tw_a: float, tw_b: float):
+        """The colour model for a frame between keyframes a and b (either may be None): their models mixed
+        by the temporal weights tw_a / tw_b (counts and accuracies alike), or None without any."""
         la = self._luts.get(a) if a is not None else None
         lb = self._luts.get(b) if b is not None else None
         if la is None and lb is None:
@@ -735,7 +752,7 @@ class Propagator:
         tf = time.perf_counter()
         flow = self._flow or FlowPair(self.cfg.flow, self.ww, self.wh)
         gray = self._gray(frame)
-        ts, _st, c_ts, _c_st = flow.compute(gray, self._fb["gray"])
+        ts, c_ts = flow.one_way(gray, self._fb["gray"])
         # alpha of s sampled along flow t→s lands on t's grid; c_ts says where that flow is trustworthy
         a = flow.warp(self._fb["alpha"].astype(np.float32) / 255.0, ts)
         c = c_ts
