@@ -964,6 +964,14 @@ def fake_engine(**kw) -> Iterator[None]:
             eng.load_engine = orig  # type: ignore[attr-defined]
 
 
+def run_args(clip, masks, out, *extra) -> list:
+    """The argument list of ``vmatte run CLIP --masks MASKS -o OUT EXTRA...`` (for run_cli and Proc)."""
+    return ["run", clip, "--masks", masks, "-o", out, *extra]
+
+
+VITMATTE_CPU = ("--engine", "vitmatte", "--device", "cpu")  # with --model DIR: the tiny ViTMatte on CPU
+
+
 def run_cli(*argv, engine: dict | None = None) -> CliResult:
     """``vmatte <argv>`` in this process with stderr captured; an exception escaping main() is exit 1 + traceback
     (what the console script would print). ``engine`` set → a FakeEngine(**engine) replaces model loading."""

@@ -90,18 +90,10 @@ def test_bad_model_file(name, clip_and_masks, tiny_vitmatte_dir, tmp_path):
     model = MODEL_CASES[name](tmp_path, marker, tiny_vitmatte_dir)
     out = tmp_path / "out" / "matte.mov"
     res = h.run_cli(
-        "run",
-        clip,
-        "--masks",
-        masks,
-        "-o",
-        out,
-        "--engine",
-        "vitmatte",
+        *h.run_args(clip, masks, out),
+        *h.VITMATTE_CPU,
         "--model",
         model,
-        "--device",
-        "cpu",
         "--progress",
         "none",
     )
@@ -115,18 +107,10 @@ def test_good_tiny_model_control(clip_and_masks, tiny_vitmatte_dir, tmp_path):
     clip, masks = clip_and_masks
     out = tmp_path / "matte.mov"
     res = h.run_cli(
-        "run",
-        clip,
-        "--masks",
-        masks,
-        "-o",
-        out,
-        "--engine",
-        "vitmatte",
+        *h.run_args(clip, masks, out),
+        *h.VITMATTE_CPU,
         "--model",
         tiny_vitmatte_dir,
-        "--device",
-        "cpu",
         "--progress",
         "none",
     )

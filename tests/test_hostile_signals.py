@@ -138,12 +138,7 @@ def test_signal_while_matting(long_clip, tmp_path, sig, want):
     guarded = {clip: h.sha(clip), masks: h.sha(masks)}
     out, report = tmp_path / "out" / "matte.mov", tmp_path / "report.json"
     proc = Proc(
-        "run",
-        clip,
-        "--masks",
-        masks,
-        "-o",
-        out,
+        *h.run_args(clip, masks, out),
         "--engine",
         "classic",
         "--progress",
@@ -171,12 +166,7 @@ def test_sigint_while_propagating(long_clip, tmp_path):
     guarded = {clip: h.sha(clip), masks: h.sha(masks)}
     out = tmp_path / "matte.mov"
     proc = Proc(
-        "run",
-        clip,
-        "--masks",
-        masks,
-        "-o",
-        out,
+        *h.run_args(clip, masks, out),
         "--engine",
         "classic",
         "--progress",
@@ -200,18 +190,10 @@ def test_sigint_while_loading_model(long_clip, tmp_path, tiny_vitmatte_dir):
     clip, masks = long_clip
     out = tmp_path / "matte.mov"
     proc = Proc(
-        "run",
-        clip,
-        "--masks",
-        masks,
-        "-o",
-        out,
-        "--engine",
-        "vitmatte",
+        *h.run_args(clip, masks, out),
+        *h.VITMATTE_CPU,
         "--model",
         tiny_vitmatte_dir,
-        "--device",
-        "cpu",
         "--progress",
         "json",
     )
