@@ -33,7 +33,8 @@ class SmoothConfig:
         moving edge) and gets ~0 weight, so it cannot leave a trail.
     jitter_px: edge displacement in px still treated as flicker (see sigma_alpha). Measured trade-off: 1.0
         (1.5) takes the flicker benchmark from -21 % to -35 % (-40 %) dtSSD, but doubles the error a moving,
-        non-rigid fur edge picks up (tests/test_temporal_smooth.py: mean 0.006 -> 0.012, 99th pct 0.13 -> 0.27).
+        non-rigid fur edge picks up (tests/test_temporal_smooth.py, worst frame: mean 0.009 -> 0.019, 99th
+        percentile 0.13 -> 0.28).
     sigma_time: temporal Gaussian width in frames.
     fb_tolerance: forward-backward flow consistency tolerance in working-resolution px (occlusion check).
     combine: how the weighted candidates (this frame + warped neighbours) become one alpha per pixel:
