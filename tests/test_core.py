@@ -15,7 +15,7 @@ from vmatte.config import RunConfig, build_config, list_presets, parse_frame_ran
 from vmatte.configtools import from_dict
 from vmatte.errors import ConfigError, Interrupted, UsageError
 from vmatte.frame import Frame
-from vmatte.pipeline.threads import Cancelled, Prefetch, Sink, cpu_thread_limit
+from vmatte.pipeline.threads import Cancelled, Prefetch, Sink, Worker, cpu_thread_limit
 
 
 def _frame(**kw):
@@ -177,6 +177,21 @@ def test_sink_close_waits_for_all_items():
         sink.put(i)
     sink.close()
     assert seen == list(range(20))
+
+
+def test_worker_runs_every_call_on_one_thread_and_closes():
+    w = Worker("t")
+    joins = [w.submit(lambda: threading.get_ident()) for _ in range(10)]
+    idents = {j() for j in joins}
+    assert len(idents) == 1 and threading.get_ident() not in idents
+    with pytest.raises(ZeroDivisionError):
+        w.submit(lambda: 1 / 0)()  # the error comes back to the caller; the thread lives on
+    assert w.submit(lambda: 7)() == 7
+    w.close()
+    w.close()  # idempotent
+    assert not [t for t in threading.enumerate() if t.name.startswith("vmatte-t")]
+    assert w.submit(lambda: 8)() == 8  # a later submit starts a new thread
+    w.close()
 
 
 def test_cpu_thread_limit_caps_pools_and_restores_them():

@@ -59,6 +59,26 @@ def full_run(seq, kf_dir):
     return prop
 
 
+def test_threads_started_do_not_grow_with_clip_length(seq, kf_dir, monkeypatch):
+    """A thread per frame pair costs a thread start and leaves ~1-2 KB in OpenCV's per-thread storage each
+    time (measured), so a long clip would grow without bound: propagation and feedback reuse their threads."""
+    import threading
+
+    started = []
+    start = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", lambda self: (started.append(self.name), start(self))[1])
+    clip = open_clip(seq)
+    prop = Propagator(clip, load_keyframes(kf_dir, clip.info), CFG)
+    prop.prepare()
+    for frame in clip.frames(0, SCENE.frames - 1):
+        prop.push(frame)
+        prop.observe(frame.replace(alpha=SCENE.alpha(frame.index)))  # feedback: one flow per frame
+    prop.close()
+    # prepare: decode, flow and the flow helper; feedback: the helper again
+    assert SCENE.frames >= 10 and len(started) <= 4, started
+    assert not [t for t in threading.enumerate() if t.name.startswith("vmatte-flow-back")]
+
+
 def gt_mask(t: int, scene: Scene = SCENE) -> np.ndarray:
     return scene.alpha(t) >= 0.5
 

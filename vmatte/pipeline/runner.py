@@ -434,6 +434,7 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
             raise
         succeeded = True
     finally:
+        propagator.close()  # the alpha feedback's flow helper thread
         if sink is not None:
             sink.abort()
         if not succeeded:

@@ -50,7 +50,7 @@ import numpy as np
 from vmatte.errors import Interrupted, MaskError, UsageError
 from vmatte.frame import TRIMAP_BG, TRIMAP_FG, TRIMAP_UNKNOWN, Frame
 from vmatte.io.masks import Keyframes
-from vmatte.pipeline.threads import AnyEvent, Cancelled, Prefetch, run_in_thread
+from vmatte.pipeline.threads import AnyEvent, Cancelled, Prefetch, Worker
 from vmatte.propagate.config import PropagateConfig
 from vmatte.propagate.trimap import (
     alpha_to_trimap,
@@ -145,7 +145,8 @@ class FlowPair:
 
     def __init__(self, preset: str, width: int, height: int) -> None:
         self.dis = cv2.DISOpticalFlow_create(_PRESETS[preset])
-        self.dis_back = cv2.DISOpticalFlow_create(_PRESETS[preset])  # b→a, in a second thread
+        self.dis_back = cv2.DISOpticalFlow_create(_PRESETS[preset])  # b→a, in the helper thread
+        self.helper = Worker("flow-back")
         self.grid = np.dstack(
             np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
         )
@@ -213,19 +214,23 @@ class FlowPair:
         """Gray uint8 frames a, b → (flow a→b on a, flow b→a on b, consistency on a, consistency on b)."""
         # the two directions are independent: the backward one runs in a second thread (OpenCV releases the
         # GIL), on its own DIS instance (one instance must not be used by two threads at once)
-        join = run_in_thread(lambda: self.dis_back.calc(b, a, None), name="flow-back")
+        join = self.helper.submit(lambda: self.dis_back.calc(b, a, None))
         ab = self.dis.calc(a, b, None)
         ba = join()
-        join = run_in_thread(lambda: self.consistency(ba, ab), name="flow-back")
+        join = self.helper.submit(lambda: self.consistency(ba, ab))
         c_ab = self.consistency(ab, ba)
         return ab, ba, c_ab, join()
 
     def one_way(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Gray uint8 frames a, b → (flow a→b on a, its consistency on a): the backward flow is computed only
         for the check, and b's own consistency map is not."""
-        join = run_in_thread(lambda: self.dis_back.calc(b, a, None), name="flow-back")
+        join = self.helper.submit(lambda: self.dis_back.calc(b, a, None))
         ab = self.dis.calc(a, b, None)
         return ab, self.consistency(ab, join())
+
+    def close(self) -> None:
+        """End the helper thread (a later compute starts it again)."""
+        self.helper.close()
 
 
 class Propagator:
@@ -380,6 +385,7 @@ class Propagator:
             raise Interrupted("propagation cancelled") from None
         finally:
             scratch.clear()
+            flow.close()  # alpha feedback, if used, starts the helper again; close() ends it
         # corrupt frames are skipped by the decoder in both passes (and reported by the runner); any other gap
         # means the stream ended early
         skipped = set(self.corrupt)
@@ -750,7 +756,9 @@ class Propagator:
         if lag <= 0 or lag > self.cfg.max_feedback_lag or any(s < c <= t for c in self.cuts):
             return tri
         tf = time.perf_counter()
-        flow = self._flow or FlowPair(self.cfg.flow, self.ww, self.wh)
+        if self._flow is None:
+            self._flow = FlowPair(self.cfg.flow, self.ww, self.wh)
+        flow = self._flow
         gray = self._gray(frame)
         ts, c_ts = flow.one_way(gray, self._fb["gray"])
         # alpha of s sampled along flow t→s lands on t's grid; c_ts says where that flow is trustworthy
@@ -794,6 +802,12 @@ class Propagator:
                 continue
             picked.append(i)
         return picked
+
+    def close(self) -> None:
+        """End the flow helper thread that alpha feedback keeps between frames (idempotent). Results stay
+        readable; :meth:`prepare` ends its own threads, so a caller that only prepares need not call this."""
+        if self._flow is not None:
+            self._flow.close()
 
     def summary(self) -> dict:
         """JSON-able report: per-frame confidence, suggested keyframes, scene cuts, timings (seconds)."""
