@@ -1,8 +1,12 @@
 """Run a chunked job on Ray: one Ray task per chunk, then assembly in the driver.
 
-- ``address="local"`` (or None/""): start Ray on this machine on the spot (``ray.init(num_cpus=...)``) and shut
-  it down afterwards; any other value is an existing cluster's address (``ray://head:10001``, ``auto``,
-  ``head:6379``). When Ray is already initialised in this process (a notebook, a test) it is used as is.
+- ``address="local"`` (or None/""): start a new Ray on this machine on the spot and shut it down afterwards,
+  even when another Ray cluster runs there; any other value is an existing cluster's address
+  (``ray://head:10001``, ``auto``, ``head:6379``). A ``host:port`` that nothing answers at fails in seconds
+  (Ray itself would retry for minutes); a cluster with token authentication (Ray >= 2.59 turns it on by
+  default) needs ``RAY_AUTH_MODE=token`` and its token here, and a refused token is a usage error (exit 2).
+  Ray's own connection log lines are held back and shown only when the connection succeeds, so a failure is
+  one line. When Ray is already initialised in this process (a notebook, a test) it is used as is.
 - Each task asks for ``num_gpus=1`` when the cluster has GPUs (Ray then sets ``CUDA_VISIBLE_DEVICES`` and the
   engine's ``device="auto"`` picks that GPU), else ``num_cpus=1``; its library thread pools and codec threads
   are capped at its CPUs (``pipeline.cpu_threads``/``encode_threads``, unless set). Tasks reuse their worker process
@@ -22,6 +26,8 @@ import contextlib
 import dataclasses
 import os
 import socket
+import sys
+import tempfile
 import threading
 import time
 from typing import Any
@@ -45,6 +51,81 @@ def import_ray():
             "--ray needs Ray, which is not installed", hint="pip install 'vmatte[ray]'"
         ) from None
     return ray
+
+
+_AUTH_FAILURE = ("InvalidAuthToken", "Unauthenticated", "AuthenticationError")
+
+
+def _probe_target(address: str) -> tuple[str, int] | None:
+    """(host, port) to check before connecting: ``host:port`` or ``ray://host:port``; None for ``auto`` and
+    anything else Ray resolves itself."""
+    rest = address.removeprefix("ray://")
+    host, sep, port = rest.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        return None
+    return host.strip("[]"), int(port)
+
+
+@contextlib.contextmanager
+def _stderr_held(box: dict[str, str]):
+    """Send file descriptor 2 to a temporary file while the block runs and put what was written in
+    ``box["text"]``: Ray's C++ core logs connection retries straight to fd 2, not through Python."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as f:
+        os.dup2(f.fileno(), 2)
+        try:
+            yield box
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            f.seek(0)
+            box["text"] = f.read().decode(errors="replace")
+
+
+def _init(ray, address: str | None, num_cpus: int | None) -> None:
+    """Start a local Ray or connect to a cluster; a failure becomes one VmatteError line."""
+    if address in (None, "", "local"):
+        # address="local" starts a new instance even when a cluster runs on this machine: a plain ray.init()
+        # would join that cluster and then refuse num_cpus
+        ray.init(
+            address="local",
+            num_cpus=num_cpus,
+            include_dashboard=False,
+            log_to_driver=False,
+            configure_logging=False,
+        )
+        return
+    target = _probe_target(address)
+    if target is not None:
+        try:
+            socket.create_connection(target, timeout=5).close()
+        except OSError as exc:
+            raise TransientError(
+                f"cannot reach the Ray cluster at {address}: nothing answers at {target[0]}:{target[1]} "
+                f"({exc.strerror or exc})",
+                hint="check the address and that the cluster is up, then run the same command again",
+            ) from None
+    box: dict[str, str] = {}
+    failed: BaseException | None = None
+    with _stderr_held(box):
+        try:
+            ray.init(address=address, log_to_driver=False, configure_logging=False)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            failed = exc
+    if failed is None:
+        sys.stderr.write(box["text"])  # connected: Ray's notes (a version warning, say) are worth seeing
+        return
+    if any(s in box["text"] or s in str(failed) for s in _AUTH_FAILURE):
+        raise UsageError(
+            f"the Ray cluster at {address} refused this client's authentication token",
+            hint="set RAY_AUTH_MODE=token and the cluster's token (RAY_AUTH_TOKEN, RAY_AUTH_TOKEN_PATH or "
+            "~/.ray/auth_token) as on its nodes",
+        )
+    raise TransientError(
+        f"cannot connect to the Ray cluster at {address} ({failed})",
+        hint="check the address and that the cluster is up",
+    )
 
 
 def _run_chunk_task(job: Job, chunk: Chunk, submitted_at: float) -> dict[str, Any]:
@@ -131,16 +212,7 @@ def run_ray(
     started_here = False
     t_init = time.perf_counter()
     if not ray.is_initialized():
-        if address in (None, "", "local"):
-            ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False, configure_logging=False)
-        else:
-            try:
-                ray.init(address=address, log_to_driver=False, configure_logging=False)
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise TransientError(
-                    f"cannot connect to the Ray cluster at {address} ({exc})",
-                    hint="check the address and that the cluster is up",
-                ) from None
+        _init(ray, address, num_cpus)
         started_here = True
     init_s = time.perf_counter() - t_init
     try:
