@@ -15,7 +15,7 @@ from vmatte.config import RunConfig, build_config, list_presets, parse_frame_ran
 from vmatte.configtools import from_dict
 from vmatte.errors import ConfigError, Interrupted, UsageError
 from vmatte.frame import Frame
-from vmatte.pipeline.threads import Cancelled, Prefetch, Sink, Worker, cpu_thread_limit
+from vmatte.pipeline.threads import Cancelled, Prefetch, Sink, Worker, cpu_thread_limit, run_in_thread
 
 
 def _frame(**kw):
@@ -177,6 +177,17 @@ def test_sink_close_waits_for_all_items():
         sink.put(i)
     sink.close()
     assert seen == list(range(20))
+
+
+def test_run_in_thread_join_times_out_or_returns():
+    gate = threading.Event()
+    join = run_in_thread(lambda: gate.wait(5) and 42, name="t-slow")
+    with pytest.raises(TimeoutError):
+        join(0.05)  # still running: the caller is not held
+    gate.set()
+    assert join() == 42
+    with pytest.raises(KeyError):
+        run_in_thread(lambda: {}["x"])(1.0)
 
 
 def test_worker_runs_every_call_on_one_thread_and_closes():

@@ -79,10 +79,17 @@ def test_probe_is_bounded_and_respects_offline_env(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     assert W.probe_hub(30.0) is False  # returns without trying
     monkeypatch.delenv("HF_HUB_OFFLINE")
-    # a blackholed endpoint: the join timeout bounds the wait even where connect() would hang
+    # a blackholed endpoint: the join timeout bounds the wait even where connect() hangs (DNS ignores timeouts)
+    import threading
+    import time
+
+    release = threading.Event()
     monkeypatch.setenv("HF_ENDPOINT", "https://10.255.255.1:9")
-    monkeypatch.setattr(W.threading.Thread, "join", lambda self, timeout=None: None)  # as if it timed out
-    assert W.probe_hub(0.01) is False
+    monkeypatch.setattr(W.socket, "create_connection", lambda *a, **k: release.wait(10))
+    t = time.monotonic()
+    assert W.probe_hub(0.05) is False
+    assert time.monotonic() - t < 5  # the connect would have taken 10 s
+    release.set()
 
 
 def test_hub_cache_is_found_offline(offline, tiny_vitmatte_dir, monkeypatch, tmp_path):

@@ -10,6 +10,7 @@ import sys
 import threading
 
 from vmatte.errors import ConfigError, Interrupted, VmatteError
+from vmatte.pipeline.threads import run_in_thread
 
 
 def add_common_input_args(p: argparse.ArgumentParser, *, masks_required: bool = False) -> None:
@@ -321,7 +322,7 @@ class SignalCancel:
             return
         self.signum = signum
         self.event.set()
-        threading.Thread(target=self._watchdog, name="vmatte-stop-watchdog", daemon=True).start()
+        run_in_thread(self._watchdog, name="stop-watchdog")  # never joined: it ends the process or returns
 
     def __enter__(self) -> SignalCancel:
         if threading.current_thread() is threading.main_thread():

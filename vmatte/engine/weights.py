@@ -16,7 +16,6 @@ import json
 import os
 import re
 import socket
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -93,23 +92,24 @@ def probe_hub(timeout_s: float) -> bool:
 
     Runs in a daemon thread joined with a timeout because ``getaddrinfo`` ignores socket timeouts.
     """
+    from vmatte.pipeline.threads import run_in_thread
+
     if hub_offline() or timeout_s <= 0:
         return False
     url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))
     host, port = url.hostname or "huggingface.co", url.port or (443 if url.scheme == "https" else 80)
-    result: list[bool] = []
 
-    def attempt() -> None:
+    def attempt() -> bool:
         try:
             with socket.create_connection((host, port), timeout=timeout_s):
-                result.append(True)
+                return True
         except OSError:
-            result.append(False)
+            return False
 
-    t = threading.Thread(target=attempt, name="vmatte-hub-probe", daemon=True)
-    t.start()
-    t.join(timeout_s)
-    return bool(result and result[0])
+    try:
+        return run_in_thread(attempt, name="hub-probe")(timeout_s)
+    except TimeoutError:
+        return False
 
 
 def resolve_weights(model: str, *, probe_timeout_s: float = 3.0) -> WeightsSource | None:

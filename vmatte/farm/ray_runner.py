@@ -111,7 +111,7 @@ def _init(ray, address: str | None, num_cpus: int | None) -> None:
     with _stderr_held(box):
         try:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
-        except (ConnectionError, RuntimeError, ValueError) as exc:
+        except Exception as exc:  # ConnectionError, RuntimeError, ray.exceptions.AuthenticationError, ...
             failed = exc
     if failed is None:
         sys.stderr.write(box["text"])  # connected: Ray's notes (a version warning, say) are worth seeing

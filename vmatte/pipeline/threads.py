@@ -210,8 +210,10 @@ class Sink(Generic[T]):
             self._thread.join(timeout=_POLL_S)
 
 
-def run_in_thread(fn: Callable[[], T], name: str = "worker") -> Callable[[], T]:
-    """Start ``fn`` in a thread now; return a function that joins it and returns its result (or re-raises)."""
+def run_in_thread(fn: Callable[[], T], name: str = "worker") -> Callable[..., T]:
+    """Start ``fn`` in a (daemon) thread now; return ``join(timeout=None)``, which waits for it and returns its
+    result or re-raises its error; with a timeout in seconds it raises TimeoutError if ``fn`` is still running
+    then (the thread is left to finish on its own: for calls that cannot be interrupted, like DNS lookups)."""
     box: dict[str, Any] = {}
 
     def work() -> None:
@@ -223,8 +225,10 @@ def run_in_thread(fn: Callable[[], T], name: str = "worker") -> Callable[[], T]:
     t = threading.Thread(target=work, name=f"vmatte-{name}", daemon=True)
     t.start()
 
-    def join() -> T:
-        t.join()
+    def join(timeout: float | None = None) -> T:
+        t.join(timeout)
+        if t.is_alive():
+            raise TimeoutError(f"{t.name} still running after {timeout} s")
         if "error" in box:
             raise box["error"]
         return box["value"]
