@@ -79,6 +79,31 @@ def test_threads_started_do_not_grow_with_clip_length(seq, kf_dir, monkeypatch):
     assert not [t for t in threading.enumerate() if t.name.startswith("vmatte-flow-back")]
 
 
+def test_flow_keeps_to_one_thread_when_opencv_is_capped_at_one():
+    """A 1-CPU farm task (cpu_threads=1) computes both flow directions in its own thread, with the same result
+    as the two-thread path."""
+    from vmatte.pipeline.threads import cpu_thread_limit
+
+    rng = np.random.default_rng(0)
+    a = cv2.GaussianBlur(rng.integers(0, 255, (48, 64), dtype=np.uint8), (5, 5), 0)
+    b = np.roll(a, 2, axis=1)
+
+    def helpers() -> list[str]:
+        return [t.name for t in threading.enumerate() if t.name.startswith("vmatte-flow-back")]
+
+    with cpu_thread_limit(1):
+        capped = FlowPair("medium", 64, 48)
+        one = capped.compute(a, b)
+        assert helpers() == []
+    with cpu_thread_limit(2):
+        pair = FlowPair("medium", 64, 48)
+        two = pair.compute(a, b)
+        assert helpers() != []
+        pair.close()
+    for x, y in zip(one, two):
+        np.testing.assert_array_equal(x, y)
+
+
 def gt_mask(t: int, scene: Scene = SCENE) -> np.ndarray:
     return scene.alpha(t) >= 0.5
 

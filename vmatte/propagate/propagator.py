@@ -214,19 +214,33 @@ class FlowPair:
         """Gray uint8 frames a, b → (flow a→b on a, flow b→a on b, consistency on a, consistency on b)."""
         # the two directions are independent: the backward one runs in a second thread (OpenCV releases the
         # GIL), on its own DIS instance (one instance must not be used by two threads at once)
-        join = self.helper.submit(lambda: self.dis_back.calc(b, a, None))
+        submit = self._submit()
+        join = submit(lambda: self.dis_back.calc(b, a, None))
         ab = self.dis.calc(a, b, None)
         ba = join()
-        join = self.helper.submit(lambda: self.consistency(ba, ab))
+        join = submit(lambda: self.consistency(ba, ab))
         c_ab = self.consistency(ab, ba)
         return ab, ba, c_ab, join()
 
     def one_way(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Gray uint8 frames a, b → (flow a→b on a, its consistency on a): the backward flow is computed only
         for the check, and b's own consistency map is not."""
-        join = self.helper.submit(lambda: self.dis_back.calc(b, a, None))
+        join = self._submit()(lambda: self.dis_back.calc(b, a, None))
         ab = self.dis.calc(a, b, None)
         return ab, self.consistency(ab, join())
+
+    def _submit(self):
+        """Where the second direction runs: the helper thread, or inline when OpenCV is capped at one thread
+        (``pipeline.cpu_threads`` = 1, as in a 1-CPU Ray task): a task given one core does not run two DIS
+        flows at once."""
+        if cv2.getNumThreads() > 1:
+            return self.helper.submit
+
+        def inline(fn):
+            value = fn()
+            return lambda: value
+
+        return inline
 
     def close(self) -> None:
         """End the helper thread (a later compute starts it again)."""
