@@ -39,6 +39,23 @@ from vmatte.io.config import OutputConfig
 from vmatte.testing import Scene, write_clip, write_masks
 
 
+def _cpu_ticks() -> list[int] | None:
+    """The aggregate ``cpu`` line of /proc/stat (user nice system idle iowait irq softirq steal ...), or None."""
+    try:
+        with open("/proc/stat") as f:
+            return [int(x) for x in f.readline().split()[1:]]
+    except (OSError, ValueError):
+        return None
+
+
+def _steal_pct(a: list[int] | None, b: list[int] | None) -> float | None:
+    if a is None or b is None or len(a) < 8:
+        return None
+    d = [y - x for x, y in zip(a, b)]
+    total = sum(d[:8])  # guest time is already counted in user
+    return round(100.0 * d[7] / total, 1) if total > 0 else None
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--frames", type=int, default=96, help="clip length in frames")
@@ -96,9 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     }
 
     def ray_run(n: int, rep: int) -> dict:
+        cpu0 = _cpu_ticks()
         t = time.perf_counter()
         r = run_ray(cfg(f"ray{n}-{rep}"), args.chunk, address="local", num_cpus=n)
         wall = time.perf_counter() - t
+        cpu1 = _cpu_ticks()
         tasks = r.farm.get("tasks", [])
         fresh = [x for x in tasks if not x["engine_reused"]]
         warm = [x for x in tasks if x["engine_reused"]]
@@ -122,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
                 sum(x.get("cpu_s", 0.0) for x in tasks) / max(1e-9, wall - r.farm["ray"]["init_s"]), 2
             ),
             "cpu_s_total": round(sum(x.get("cpu_s", 0.0) for x in tasks), 3),
+            # share of the machine's CPU time the hypervisor gave to other VMs during the run (Linux
+            # /proc/stat "steal"): a 2-worker run that wants both cores loses the most to it
+            "steal_pct": _steal_pct(cpu0, cpu1),
             "tasks": tasks,
         }
 
@@ -157,16 +179,24 @@ def main(argv: list[str] | None = None) -> int:
         f"{args.width}x{args.height}, {args.frames} frames, {len(plan.chunks)} chunks of {args.chunk}, classic engine"
     )
     print(f"ray rows: the median of {args.repeat} runs")
-    print(f"{'run':<10}{'wall s':>9}{'ray init s':>12}{'work s':>9}{'workers':>9}{'cores got':>11}")
+    print(
+        f"{'run':<10}{'wall s':>9}{'ray init s':>12}{'work s':>9}{'workers':>9}{'cores got':>11}{'steal %':>9}"
+    )
     print(
         f"{'single':<10}{result['single']['wall_s']:>9.2f}{'-':>12}{result['single']['wall_s']:>9.2f}{1:>9}{'-':>11}"
+        f"{'-':>9}"
     )
     for n in (1, 2):
         r = result[f"ray{n}"]
+        steal = "-" if r["steal_pct"] is None else f"{r['steal_pct']:.1f}"
         print(
             f"{f'ray {n}':<10}{r['wall_s']:>9.2f}{r['ray_init_s']:>12.2f}{r['work_s']:>9.2f}{r['workers_used']:>9}"
-            f"{r['cores_used']:>11.2f}"
+            f"{r['cores_used']:>11.2f}{steal:>9}"
         )
+    steals = {n: [x["steal_pct"] for x in runs[n]] for n in (1, 2)}
+    print(
+        f"CPU steal per repeat (% of machine time taken by other VMs): 1 worker {steals[1]}, 2 workers {steals[2]}"
+    )
     print(
         f"speed-up 1 → 2 workers (medians of {args.repeat}): {result['speedup_wall']:.2f}x wall, "
         f"{result['speedup_work']:.2f}x without Ray start; per repeat: wall {result['speedup_wall_per_repeat']}, "
