@@ -22,6 +22,7 @@ from typing import Any, Literal
 from urllib.parse import urlparse
 
 from vmatte.errors import ModelError
+from vmatte.pipeline.threads import run_in_thread
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*/[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
@@ -92,8 +93,6 @@ def probe_hub(timeout_s: float) -> bool:
 
     Runs in a daemon thread joined with a timeout because ``getaddrinfo`` ignores socket timeouts.
     """
-    from vmatte.pipeline.threads import run_in_thread
-
     if hub_offline() or timeout_s <= 0:
         return False
     url = urlparse(os.environ.get("HF_ENDPOINT", "https://huggingface.co"))

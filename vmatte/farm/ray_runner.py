@@ -67,11 +67,12 @@ def _probe_target(address: str) -> tuple[str, int] | None:
 
 
 @contextlib.contextmanager
-def _stderr_held(box: dict[str, str]):
-    """Send file descriptor 2 to a temporary file while the block runs and put what was written in
-    ``box["text"]``: Ray's C++ core logs connection retries straight to fd 2, not through Python."""
+def _stderr_held():
+    """Send file descriptor 2 to a temporary file while the block runs; the yielded dict gets what was written
+    as ``["text"]`` when the block ends. Ray's C++ core logs connection retries straight to fd 2."""
     sys.stderr.flush()
     saved = os.dup(2)
+    box: dict[str, str] = {}
     with tempfile.TemporaryFile() as f:
         os.dup2(f.fileno(), 2)
         try:
@@ -106,9 +107,8 @@ def _init(ray, address: str | None, num_cpus: int | None) -> None:
                 f"({exc.strerror or exc})",
                 hint="check the address and that the cluster is up, then run the same command again",
             ) from None
-    box: dict[str, str] = {}
     failed: BaseException | None = None
-    with _stderr_held(box):
+    with _stderr_held() as box:
         try:
             ray.init(address=address, log_to_driver=False, configure_logging=False)
         except Exception as exc:  # ConnectionError, RuntimeError, ray.exceptions.AuthenticationError, ...

@@ -601,16 +601,13 @@ class Propagator:
             return lb
         if lb is None or tw_b <= 0:
             return la
-        s = tw_a + tw_b
-
-        def mix(x, y):
-            if x is None or y is None:
-                return None
-            if isinstance(x, tuple):
-                return tuple(mix(u, v) for u, v in zip(x, y))
-            return (x * tw_a + y * tw_b) / s
-
-        return (mix(la[0], lb[0]), (la[1] * tw_a + lb[1] * tw_b) / s)
+        wa, wb = tw_a / (tw_a + tw_b), tw_b / (tw_a + tw_b)
+        (glob_a, local_a), acc_a = la
+        (glob_b, local_b), acc_b = lb
+        local = None
+        if local_a is not None and local_b is not None:  # (foreground counts, all counts) per cell
+            local = (local_a[0] * wa + local_b[0] * wb, local_a[1] * wa + local_b[1] * wb)
+        return (glob_a * wa + glob_b * wb, local), acc_a * wa + acc_b * wb
 
     def _finalize(self, t, gray, pf, rf, tw_f, pb, rb, tw_b, bins=None, lut=None) -> None:
         """Blend the directions for frame t and store (probability, unknown) compactly. Arrays float32 work
