@@ -241,6 +241,13 @@ def test_light_modules_do_not_import_torch(module):
     assert out.stdout.strip() == "False", f"{module} pulled in torch"
 
 
+def test_import_vmatte_is_light():
+    # plugins import vmatte inside a host's UI thread: the package itself must not load OpenCV, torch or PyAV
+    code = "import sys, vmatte; print([m for m in ('cv2', 'torch', 'av', 'transformers') if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", f"import vmatte pulled in {out.stdout.strip()}"
+
+
 def test_help_lists_exit_codes_and_commands():
     out = subprocess.run(
         [sys.executable, "-m", "vmatte", "--help"], capture_output=True, text=True, check=True

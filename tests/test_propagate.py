@@ -397,7 +397,9 @@ def test_trimap_helpers():
     assert (tri[20, 7:13] == 128).all() and tri[20, 13] == 255 and tri[20, 20] == 255 and tri[20, 2] == 0
     p = trimap_to_probability(tri)
     assert p[20, 20] == 1 and p[20, 2] == 0 and 0.3 < p[20, 10] < 0.7
-    assert Frame(index=0, pts=0, time_base=None, rgb=np.zeros((40, 40, 3), np.uint8), trimap=tri) is not None
+    # a propagated trimap travels on a Frame unchanged: uint8 with values in {0, 128, 255}
+    f = Frame(index=0, pts=0, time_base=None, rgb=np.zeros((40, 40, 3), np.uint8), trimap=tri)
+    assert f.trimap.dtype == np.uint8 and set(np.unique(f.trimap).tolist()) == {0, 128, 255}
 
 
 def test_colour_model_recovers_where_flow_fails(tmp_path):

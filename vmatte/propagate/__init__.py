@@ -3,9 +3,20 @@
 ``Propagator(clip, keyframes, cfg, frame_range=None, cancel=None)``: ``prepare()`` runs the cheap pass at working
 resolution; ``push(frame)`` / ``flush()`` attach full-resolution trimaps in clip order; ``observe(frame)`` feeds
 matted alpha back; ``summary()`` is the JSON report. Never imports torch.
+
+The config dataclass is imported eagerly (``vmatte.config`` needs it); the propagator, which pulls in OpenCV,
+loads on first attribute access so that ``import vmatte`` stays light.
 """
 
 from vmatte.propagate.config import PropagateConfig
-from vmatte.propagate.propagator import FlowPair, Propagator
 
 __all__ = ["FlowPair", "PropagateConfig", "Propagator"]
+
+
+def __getattr__(name: str):
+    # PEP 562 lazy attributes: `from vmatte.propagate import Propagator` still works, cv2 loads only then
+    if name in ("FlowPair", "Propagator"):
+        from vmatte.propagate import propagator
+
+        return getattr(propagator, name)
+    raise AttributeError(f"module 'vmatte.propagate' has no attribute {name!r}")
