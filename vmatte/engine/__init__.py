@@ -15,6 +15,7 @@ from vmatte.engine.base import BatchingEngine, Engine, FakeEngine
 from vmatte.engine.config import DEFAULT_MODEL, EngineConfig
 from vmatte.engine.weights import GET_VITMATTE_HINT, WeightsSource, resolve_weights, unavailable_message
 from vmatte.errors import ModelError, UsageError
+from vmatte.pipeline.threads import cap_torch
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -40,6 +41,12 @@ def load_engine(
     "classic": closed-form matting, no weights.
     """
     cfg = cfg or EngineConfig()
+    engine = _load(cfg, on_warning)
+    cap_torch()  # torch may have loaded just now, inside a run's --cpu-threads cap
+    return engine
+
+
+def _load(cfg: EngineConfig, on_warning: Callable[[str], None] | None) -> BatchingEngine:
     if cfg.name == "classic":
         return _classic(cfg)
     if cfg.name not in ("auto", "vitmatte"):
