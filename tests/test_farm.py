@@ -210,6 +210,23 @@ def test_farm_task_renders_its_chunks_then_assemble_command_joins(
     assert pts_g == pts_r and aud_g == aud_r
 
 
+def _probe(path: Path) -> tuple[str, str]:
+    """(codec tag, decoded pix_fmt) of a video's first stream."""
+    with av.open(str(path)) as c:
+        return c.streams.video[0].codec_context.codec_tag, next(c.decode(video=0)).format.name
+
+
+def test_assembled_prores_keeps_its_4444_tag(tmp_path, farm_clip, farm_masks, single_run):
+    """Packet-copy assembly of 3 ProRes 4444 segments: the file is tagged 'ap4h' like a single run's, so FFmpeg
+    decodes 12-bit 4444 with alpha (the remux used to drop the tag: 'apch' = 422 HQ, decoded 10-bit)."""
+    out = tmp_path / "pr"
+    cfg = _cfg(farm_clip, farm_masks, (OutputConfig(path=str(out / "rgba.mov"), decontaminate=False),))
+    rep = run_chunked(cfg, 7, engine=FakeEngine())
+    assert len(rep.chunks) == 3
+    assert _probe(single_run / "rgba.mov") == ("ap4h", "yuva444p12le")
+    assert _probe(out / "rgba.mov") == ("ap4h", "yuva444p12le")
+
+
 def test_plan_reports_context_from_propagator_and_commands(tmp_path, farm_clip, farm_masks, capsys):
     from vmatte.cli import main
     from vmatte.io.decode import open_clip

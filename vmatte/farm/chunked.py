@@ -456,6 +456,10 @@ def concat_segments(
                             out.metadata[k] = v
                     for s in streams:
                         o = out.add_stream_from_template(s)
+                        if s.type == "video":
+                            # the template drops the codec tag: MOV would then write ProRes as 'apch' (422 HQ)
+                            # and FFmpeg decode the 4444 alpha stream as 10-bit, so carry the segment's tag
+                            _copy_codec_tag(s, o)
                         for k, v in s.metadata.items():
                             if k.lower() not in ("encoder", "handler_name", "vendor_id", "duration"):
                                 o.metadata[k] = v
@@ -506,6 +510,13 @@ def concat_segments(
                 out.close()
         if tmp.exists():
             remove_quietly(tmp)
+
+
+def _copy_codec_tag(src, dst) -> None:
+    """Give output stream ``dst`` the codec tag (fourcc, e.g. 'ap4h') of input stream ``src``."""
+    tag = src.codec_context.codec_tag
+    if tag and tag.isprintable() and len(tag) == 4:
+        dst.codec_context.codec_tag = tag
 
 
 def _alpha_frames(paths: list[Path]):
