@@ -141,7 +141,7 @@ def test_split_run_equals_single_run(tmp_path, farm_clip, farm_masks, single_run
         assert pts_g == pts_r
         assert max(np.abs(x.astype(int) - y.astype(int)).mean() for x, y in zip(m_r, m_g)) < 0.5
         assert not list(out.glob(".*vmatte-tmp*"))
-        assert not (Manifest(out / "alpha.%04d.png", "").segments_dir).exists()  # consumed by assembly
+        assert (Manifest(out / "alpha.%04d.png", "").segments_dir).is_dir()  # kept: re-assembly needs them
 
 
 def test_manifest_checksums_decide_what_is_redone(tmp_path, farm_clip, farm_masks):
@@ -181,6 +181,33 @@ def test_manifest_checksums_decide_what_is_redone(tmp_path, farm_clip, farm_mask
         run_chunked(other, 7, engine=FakeEngine())
     changed = run_chunked(other.replace(overwrite=True), 7, engine=FakeEngine())
     assert [c["status"] for c in changed.chunks] == ["done"] * 3
+
+
+def test_damaged_assembled_video_is_rejoined_from_kept_segments(tmp_path, farm_clip, farm_masks):
+    """A final video damaged after assembly: the warning names its failed checksum, nothing is rendered
+    again, the file is joined again from the kept segments (same bytes), other outputs are left alone."""
+    out = tmp_path / "j"
+    outs = (
+        OutputConfig(path=str(out / "alpha.%04d.png"), content="alpha", bit_depth=16),
+        OutputConfig(path=str(out / "rgba.mov"), decontaminate=False),
+    )
+    cfg = _cfg(farm_clip, farm_masks, outs)
+    run_chunked(cfg, 7, engine=FakeEngine())
+    final = out / "rgba.mov"
+    original = final.read_bytes()
+    frame_mtime = (out / "alpha.0003.png").stat().st_mtime_ns
+    data = bytearray(original)
+    data[len(data) // 2] ^= 0xFF
+    final.write_bytes(bytes(data))
+    redo = run_chunked(cfg, 7, engine=FakeEngine())
+    assert redo.status == "ok" and redo.frames_written == 0
+    assert [c["status"] for c in redo.chunks] == ["skipped"] * 3
+    assert any("rgba.mov: checksum differs" in w for w in redo.warnings), redo.warnings
+    assert not any("missing" in w for w in redo.warnings), redo.warnings
+    assert final.read_bytes() == original
+    assert (out / "alpha.0003.png").stat().st_mtime_ns == frame_mtime
+    # and the manifest now verifies it again
+    assert run_chunked(cfg, 7, engine=FakeEngine()).farm.get("note", "").startswith("already complete")
 
 
 def test_fresh_job_refuses_foreign_files(tmp_path, farm_clip, farm_masks):

@@ -227,18 +227,32 @@ class Job:
                                 hint="pass --overwrite or choose another -o path",
                             )
 
-    def assembled_ok(self) -> bool:
-        """True when an earlier run assembled every output and the files still match their checksums."""
+    def verified_assembled(self) -> tuple[set[int], list[str]]:
+        """(indices of outputs an earlier run assembled whose files still match the manifest, one note per
+        assembled file that does not, naming the failed check). Sequence outputs count as assembled here;
+        their frames are verified through the chunk records."""
         done = {a.get("path"): a for a in self.manifest.assembled()}
+        ok: set[int] = set()
+        notes: list[str] = []
         for o in self.outputs:
             a = done.get(str(o.final))
             if a is None:
-                return False
-            if o.kind != "sequence" and verify_entry(a):
-                return False
+                continue
+            why = verify_entry(a) if o.kind != "sequence" else None
+            if why:
+                notes.append(f"assembled output {why}: re-assembling it from the kept segments")
+            else:
+                ok.add(o.index)
+        return ok, notes
+
+    def assembled_ok(self) -> bool:
+        """True when an earlier run assembled every output and the files still match their checksums."""
+        ok, _ = self.verified_assembled()
+        if len(ok) < len(self.outputs):
+            return False
         seq = {o.index for o in self.outputs if o.kind == "sequence"}
         if seq:
-            # sequence frames live in the chunk records (video segments were consumed by assembly)
+
             def only(entry: dict[str, Any]) -> bool:
                 return entry.get("output") in seq
 
@@ -334,8 +348,13 @@ class Job:
     def missing_for_assembly(self) -> list[Chunk]:
         return [c for c in self.plan.chunks if self.manifest.verified(c.key)[0] is None]
 
-    def assemble(self, cancel: threading.Event | None = None) -> list[dict[str, Any]]:
-        """Join the chunks into the final outputs (every grid chunk must be verified). Returns manifest entries."""
+    def assemble(
+        self, cancel: threading.Event | None = None, keep: set[int] | None = None
+    ) -> list[dict[str, Any]]:
+        """Join the chunks into the final outputs (every grid chunk must be verified), except the outputs in
+        ``keep`` (indices of verified earlier assemblies, whose manifest entries are carried over). Returns the
+        manifest entries. Segments stay in the work folder: a final output damaged or deleted later is
+        re-assembled from them without rendering anything."""
         missing = self.missing_for_assembly()
         if missing:
             raise TransientError(
@@ -344,10 +363,14 @@ class Job:
             )
         from fractions import Fraction
 
+        keep = keep or set()
+        before = {a.get("path"): a for a in self.manifest.assembled()}
         entries: list[dict[str, Any]] = []
         times = None  # input timestamps, read once when a video output needs them
         for o in self.outputs:
-            if o.kind == "sequence":
+            if o.index in keep and str(o.final) in before:
+                entries.append(before[str(o.final)])
+            elif o.kind == "sequence":
                 entries.append({"path": str(o.final), "kind": "sequence", "frames": self.info.frame_count})
             elif o.kind == "remux":
                 if times is None:
@@ -365,16 +388,12 @@ class Job:
                     cancel=cancel,
                 )
                 entries.append({**file_entry(o.final), "kind": "remux", "segments": len(self.plan.chunks)})
-        enc = [o for o in self.outputs if o.kind == "encode"]
+        enc = [o for o in self.outputs if o.kind == "encode" and o.index not in keep]
         if enc:
             encode_with_alpha(self, enc, [self.alpha_path(c) for c in self.plan.chunks], cancel=cancel)
             for o in enc:
                 entries.append({**file_entry(o.final), "kind": "encode"})
         self.manifest.write(self.job_info(), assembled=entries)
-        # segments are now inside the finals; keep the records (small) so a re-run verifies and stops
-        import shutil
-
-        shutil.rmtree(self.manifest.segments_dir, ignore_errors=True)
         return entries
 
 
@@ -651,6 +670,11 @@ def run_job(
             }
         )
         ours = resume and job.manifest.is_ours()
+        keep: set[int] = set()
+        if job.whole and ours:
+            keep, notes = job.verified_assembled()
+            for n in notes:
+                report.warn(n)
         if job.whole and ours and job.assembled_ok():
             report.farm["note"] = "already complete: every output verified against the manifest"
             report.chunks = [
@@ -669,14 +693,16 @@ def run_job(
         emit({"stage": "chunks", "done": len(done), "total": len(job.selected), "skipped": len(done)})
         if todo:
             execute(job, todo, report, emit, cancel)
+            keep = set()  # chunks changed: every output is joined again
         job.manifest.write(job.job_info())
         if job.whole:
             t = time.perf_counter()
             missing = job.missing_for_assembly()
             if missing:  # e.g. a record went bad between planning and now: render it, then assemble
                 execute(job, missing, report, emit, cancel)
+                keep = set()
             emit({"stage": "assemble", "done": 0, "total": 1})
-            report.farm["assembled"] = job.assemble(cancel=cancel)
+            report.farm["assembled"] = job.assemble(cancel=cancel, keep=keep)
             emit({"stage": "assemble", "done": 1, "total": 1})
             report.farm["assemble_s"] = round(time.perf_counter() - t, 3)
         report.status = "ok"
