@@ -210,6 +210,39 @@ def test_damaged_assembled_video_is_rejoined_from_kept_segments(tmp_path, farm_c
     assert run_chunked(cfg, 7, engine=FakeEngine()).farm.get("note", "").startswith("already complete")
 
 
+def test_job_report_covers_the_whole_clip(tmp_path, farm_clip, farm_masks):
+    """The chunked report carries per-frame confidence and smoothing stats like a single run's, and ranks
+    keyframe suggestions over the whole clip from every chunk's record, also when a resumed run renders one
+    chunk only; progress numbers chunks by their place in the grid and counts frames with an ETA."""
+    out = tmp_path / "r"
+    cfg = _cfg(farm_clip, farm_masks, _outputs(out, video=False))
+    single = vmatte.run(
+        _cfg(farm_clip, farm_masks, _outputs(tmp_path / "s", video=False)), engine=FakeEngine()
+    )
+    first = run_chunked(cfg, 7, engine=FakeEngine())
+    conf = first.propagation["confidence"]
+    assert len(conf) == FRAMES and None not in conf
+    assert conf == pytest.approx(single.propagation["confidence"], abs=1e-4)
+    assert first.suggested_keyframes == single.suggested_keyframes and first.suggested_keyframes
+    sm = first.smoothing
+    assert sm["chunks"] == 3 and sm["frames"] >= FRAMES and sm["ms_per_frame"] > 0
+    assert "mean_neighbour_weight" in sm
+
+    # resume after losing the middle chunk's record: only it is rendered, the report still spans the clip
+    Manifest(out / "alpha.%04d.png", "").record_path("000007-000013").unlink()
+    events: list[dict] = []
+    again = run_chunked(cfg, 7, engine=FakeEngine(), on_progress=events.append)
+    assert [c["status"] for c in again.chunks] == ["skipped", "done", "skipped"]
+    assert again.suggested_keyframes == first.suggested_keyframes
+    assert again.propagation["confidence"] == pytest.approx(conf)
+    done = [e for e in events if e["stage"] == "chunks" and "chunk" in e]
+    assert [(e["chunk_index"], e["chunks"], e["done"], e["total"]) for e in done] == [(1, 3, 3, 3)]
+    assert {e["chunk_index"] for e in events if e["stage"] == "matte"} == {1}
+    frames = [e for e in events if e["stage"] == "frames"]
+    assert frames[0]["done"] >= 14 and frames[-1]["done"] == frames[-1]["total"] == FRAMES
+    assert any(e["eta_s"] is not None and e["fps"] > 0 for e in frames[:-1])
+
+
 def test_fresh_job_refuses_foreign_files(tmp_path, farm_clip, farm_masks):
     out = tmp_path / "o"
     out.mkdir()
@@ -351,6 +384,21 @@ def _wait_for_chunks(proc, n: int, timeout: float = 120.0) -> None:
     pytest.fail("the run ended before it could be killed mid-way")
 
 
+def _wait_for_event(proc, want, timeout: float = 120.0) -> dict:
+    """Read --progress json lines until one satisfies ``want``."""
+    t0 = time.monotonic()
+    for line in proc.stderr:
+        if time.monotonic() - t0 > timeout:
+            break
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue
+        if want(ev):
+            return ev
+    pytest.fail("the run ended before the awaited progress event")
+
+
 def test_kill_and_resume_gives_the_same_output(tmp_path, farm_clip, farm_masks):
     out = tmp_path / "k"
     report = tmp_path / "report.json"
@@ -378,14 +426,18 @@ def test_kill_and_resume_gives_the_same_output(tmp_path, farm_clip, farm_masks):
     ref_files = {p.name: p.read_bytes() for p in ref_out.glob("alpha.*.png")}
     assert len(ref_files) == FRAMES
 
-    # 1) SIGTERM after the first chunk: clean stop, exit 143, report says cancelled and retryable
+    # 1) SIGTERM inside the second chunk: clean stop, exit 143, report says cancelled, retryable, and names
+    # the chunk that was cut short
     proc = _start(args, tmp_path)
     _wait_for_chunks(proc, 1)
+    _wait_for_event(proc, lambda ev: ev.get("stage") == "matte" and ev.get("chunk_index") == 1)
     proc.send_signal(signal.SIGTERM)
     proc.stderr.read()
     assert proc.wait(timeout=60) == 143
     rep = json.loads(report.read_text())
     assert rep["status"] == "cancelled" and rep["exit_code"] == 143 and rep["retryable"]
+    assert rep["farm"]["interrupted"] == ["000007-000013"] and "000007-000013" in rep["error"]
+    assert {"key": "000007-000013", "start": 7, "end": 13, "status": "interrupted"} in rep["chunks"]
     # 2) resume, then SIGKILL (no cleanup at all) after one more chunk
     proc = _start(args, tmp_path)
     _wait_for_chunks(proc, 1)

@@ -36,6 +36,7 @@ from typing import Any
 
 from vmatte.config import OutputConfig, RunConfig
 from vmatte.errors import Interrupted, OutputError, TransientError, UsageError, VmatteError
+from vmatte.farm.jobreport import JobProgress, interrupted_in, own_confidence, whole_clip_summary
 from vmatte.farm.manifest import Manifest, file_entry, fingerprint, verify_entry
 from vmatte.farm.plan import Chunk, Plan, plan_job
 from vmatte.pipeline.report import Report
@@ -107,6 +108,7 @@ class Job:
     outputs: list[JobOutput]
     manifest: Manifest
     whole: bool  # no --frames: assemble at the end
+    keyframes: list[int] = field(default_factory=list)  # clip frame numbers with a keyframe mask
 
     @classmethod
     def prepare(cls, config: RunConfig, chunk_size: int) -> Job:
@@ -147,7 +149,17 @@ class Job:
             kind, ext = _output_kind(cfg)
             outputs.append(JobOutput(i, cfg, final, kind, ext))
         manifest = Manifest(anchor=finals[0], fingerprint=fingerprint(config, info))
-        return cls(config, chunk_size, info, plan, selected, outputs, manifest, whole=not config.frames)
+        return cls(
+            config,
+            chunk_size,
+            info,
+            plan,
+            selected,
+            outputs,
+            manifest,
+            whole=not config.frames,
+            keyframes=[int(k) for k in keyframes.indices],
+        )
 
     # -- layout ------------------------------------------------------------------------------------------
     def job_info(self) -> dict[str, Any]:
@@ -298,6 +310,9 @@ class Job:
                 "warnings": list(rep.warnings),
                 # the propagator also scored the chunk's context frames: keep only this chunk's own
                 "suggested_keyframes": [k for k in rep.suggested_keyframes if chunk.start <= k <= chunk.end],
+                # per-frame confidence of frames start..end (the job ranks keyframe suggestions over all chunks)
+                "confidence": own_confidence(rep.propagation, chunk),
+                "smoothing": dict(rep.smoothing),
                 "engine": rep.engine,
             },
         }
@@ -620,9 +635,6 @@ def _merge(report: JobReport, rec: dict[str, Any], status: str, chunk: Chunk) ->
     for w in r.get("warnings", []):
         if w not in report.warnings:
             report.warn(w)
-    sk = set(report.propagation.get("suggested_keyframes", []))
-    sk.update(r.get("suggested_keyframes", []))
-    report.propagation["suggested_keyframes"] = sorted(sk)
     if r.get("engine"):
         report.engine = dict(r["engine"])
 
@@ -637,7 +649,7 @@ def _fail(report: Report, err: VmatteError) -> None:
 def run_job(
     config: RunConfig,
     chunk_size: int,
-    execute: Callable[[Job, list[Chunk], JobReport, ProgressFn, threading.Event], None],
+    execute: Callable[[Job, list[Chunk], JobReport, JobProgress, threading.Event], None],
     *,
     resume: bool = True,
     on_progress: ProgressFn | None = None,
@@ -652,6 +664,7 @@ def run_job(
     cancel = cancel or threading.Event()
     emit = on_progress or (lambda event: None)
     t0 = time.perf_counter()
+    job: Job | None = None
     try:
         t = time.perf_counter()
         job = Job.prepare(config, chunk_size)
@@ -690,16 +703,17 @@ def run_job(
             report.warn(n)
         for c in done:
             _merge(report, {}, "skipped", c)
+        progress = JobProgress(job, emit, done)
         emit({"stage": "chunks", "done": len(done), "total": len(job.selected), "skipped": len(done)})
         if todo:
-            execute(job, todo, report, emit, cancel)
+            execute(job, todo, report, progress, cancel)
             keep = set()  # chunks changed: every output is joined again
         job.manifest.write(job.job_info())
         if job.whole:
             t = time.perf_counter()
             missing = job.missing_for_assembly()
             if missing:  # e.g. a record went bad between planning and now: render it, then assemble
-                execute(job, missing, report, emit, cancel)
+                execute(job, missing, report, progress, cancel)
                 keep = set()
             emit({"stage": "assemble", "done": 0, "total": 1})
             report.farm["assembled"] = job.assemble(cancel=cancel, keep=keep)
@@ -715,6 +729,9 @@ def run_job(
         report.status, report.exit_code, report.error = "error", 1, f"{type(exc).__name__}: {exc}"
         raise
     finally:
+        if job is not None:
+            with contextlib.suppress(Exception):  # the report must still be written
+                report.propagation, report.smoothing = whole_clip_summary(job)
         report.chunks.sort(key=lambda c: c["start"])
         report.times.total = time.perf_counter() - t0
         if config.report:
@@ -738,7 +755,7 @@ def run_chunked(
     state: dict[str, Any] = {"engine": engine, "own": engine is None}
 
     def execute(
-        job: Job, chunks: list[Chunk], report: JobReport, emit: ProgressFn, cancel: threading.Event
+        job: Job, chunks: list[Chunk], report: JobReport, progress: JobProgress, cancel: threading.Event
     ) -> None:
         if state["engine"] is None:
             from vmatte.engine import load_engine
@@ -746,17 +763,22 @@ def run_chunked(
             t = time.perf_counter()
             state["engine"] = load_engine(job.config.engine, on_warning=report.warn)
             report.times.load_engine += time.perf_counter() - t
-        for n, c in enumerate(chunks):
+        for c in chunks:
             if cancel.is_set():
                 raise Interrupted("cancelled")
 
-            def chunk_progress(event: dict[str, Any], c=c, n=n) -> None:
-                emit({**event, "chunk": c.key, "chunk_index": n, "chunks": len(chunks)})
+            def chunk_progress(event: dict[str, Any], c=c) -> None:
+                progress.emit({**event, **progress.chunk_fields(c)})
+                if event.get("stage") == "matte":
+                    progress.frames(int(event.get("done", 0)))
 
-            rec = job.run_chunk(c, engine=state["engine"], on_progress=chunk_progress, cancel=cancel)
+            try:
+                rec = job.run_chunk(c, engine=state["engine"], on_progress=chunk_progress, cancel=cancel)
+            except Interrupted as exc:
+                raise interrupted_in(report, [c], exc) from None
             _merge(report, rec, "done", c)
             job.manifest.write(job.job_info())
-            emit({"stage": "chunks", "done": n + 1, "total": len(chunks), "chunk": c.key})
+            progress.chunk_done(c)
 
     try:
         return run_job(config, chunk_size, execute, resume=resume, on_progress=on_progress, cancel=cancel)
@@ -770,6 +792,7 @@ __all__ = [
     "REMUX_FORMATS",
     "Job",
     "JobOutput",
+    "JobProgress",
     "JobReport",
     "concat_segments",
     "encode_with_alpha",
