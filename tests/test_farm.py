@@ -243,6 +243,17 @@ def test_job_report_covers_the_whole_clip(tmp_path, farm_clip, farm_masks):
     assert any(e["eta_s"] is not None and e["fps"] > 0 for e in frames[:-1])
 
 
+def test_chunked_cli_shows_job_progress_not_per_chunk_counts(tmp_path, farm_clip, farm_masks, capsys):
+    from vmatte.cli import main
+
+    out = tmp_path / "c" / "alpha.%04d.png"
+    argv = ["run", str(farm_clip), "--masks", str(farm_masks), "-o", str(out), "--alpha-only"]
+    assert main([*argv, "--engine", "classic", "--chunk", "7", "--progress", "lines"]) == 0
+    err = capsys.readouterr().err
+    assert f"vmatte: frames {FRAMES}/{FRAMES} (100%)" in err and "vmatte: chunks 3/3" in err
+    assert "vmatte: matte 7/7" not in err  # counts that restart at every chunk stay out of the display
+
+
 def test_fresh_job_refuses_foreign_files(tmp_path, farm_clip, farm_masks):
     out = tmp_path / "o"
     out.mkdir()

@@ -20,7 +20,15 @@ def main_farm(args: argparse.Namespace, config) -> int:
     chunk = args.chunk
     if chunk is not None and chunk < 1:
         raise UsageError(f"--chunk {chunk}: must be at least 1 frame")
-    progress = Progress(config.progress)
+    display = Progress(config.progress)
+
+    def progress(event: dict) -> None:
+        # a person watching sees the job (frames with ETA, chunks); the chunks' own stage events, whose counts
+        # restart at every chunk, go to --progress json only
+        if display.mode != "json" and event.get("chunk") and event.get("stage") not in ("chunks",):
+            return
+        display(event)
+
     with SignalCancel() as sig:
         try:
             if args.ray is not None:
@@ -51,7 +59,7 @@ def main_farm(args: argparse.Namespace, config) -> int:
                 rep.write_json(config.report)
             raise
         finally:
-            progress.close()
+            display.close()
     for w in report.warnings:
         print(f"vmatte: warning: {w}", file=sys.stderr)
     done = sum(1 for c in report.chunks if c.get("status") == "done")
