@@ -29,12 +29,13 @@ How the others differ, precisely (people compare these numbers with papers):
   as 0, then averaged) and TCVOM (last frame 0, averaged over N). Over a region (``dtSSD_unknown``) ours is
   the per-pixel mean over the union of both frames' unknown bands, × 100. That is neither TCVOM's
   (``calc_metric.py``: sqrt of the *sum* over the current frame's band, next frame as the neighbour, no
-  scale) nor MaGGIe's (``metric.py``: sqrt of the sum over the previous frame's band, × 0.1, summed over
-  pairs and divided by the frame count).
+  scale) nor MaGGIe's (``metric.py``: per instance *one* square root of the sum over all frame pairs and
+  the previous frame's band, × 0.1, averaged over instances: a clip value, not a mean of frame values).
 - **MESSDdt** was introduced by Erofeev et al. (2015) and used by TCVOM (VideoMatting108); RVM has no such
   metric. TCVOM's per-frame value is the *sum* over the current frame's unknown band (pixels with valid flow)
-  of |e_t² − warp(e_{t+1})²| with the dataset's precomputed flow to the *next* frame, not scaled; MaGGIe's is
-  Σ|...| / (Σ mask + 1) × 10000 with Farneback flow on the ground truth rounded to whole pixels. Ours is the
+  of |e_t² − warp(e_{t+1})²| with the dataset's precomputed flow to the *next* frame, not scaled; MaGGIe's
+  sums |e_t²·m_t − warp(e_{t+1}²·m_{t+1})| over all frame pairs and pixels and divides by the bands' pixel
+  count (+1 per pair), × 10000, with forward Farneback flow on the ground truth rounded to whole pixels. Ours is the
   per-pixel *mean* over the region, × 1000, with the flow to the previous frame estimated on the ground-truth
   alpha (OpenCV DIS, medium preset) unless the caller passes one; points warped outside the frame are skipped.
   Compare MESSDdt only with numbers computed by this module.
