@@ -22,8 +22,8 @@ How the others differ, precisely (people compare these numbers with papers):
   ``MetricCONN`` and mmeval build τ with ``np.arange(0, 1.1, 0.1)``, whose 0.6 is 0.6000000000000001: in float64
   an alpha of 153/255 fails ``>= 0.6`` there and passes here (in float32 it passes in both).
 - **Unknown-region scores** (``*_unknown`` in :mod:`vmatte.evaluate.score`): the prediction is first forced to
-  the trimap's known values (0 in background, 1 in foreground), as mmagic/mmeval require (``_assert_masked``)
-  and as the DIM MATLAB protocol assumes; this changes Grad (its filters reach across the band edge, and the
+  the trimap's known values (0 in background, 1 in foreground), as mmagic/mmeval require (their
+  ``_assert_masked`` refuses any other prediction); this changes Grad (its filters reach across the band edge, and the
   min-max normalisation) and Conn (connectivity through known pixels), not SAD or MSE.
 - **dtSSD.** Per frame exactly RVM's. Clip value: Σ over frames 1..N−1 divided by N, as RVM (frame 0 appended
   as 0, then averaged) and TCVOM (last frame 0, averaged over N). Over a region (``dtSSD_unknown``) ours is
@@ -218,7 +218,7 @@ def messddt(
 
 def force_known(pred: np.ndarray, bg: np.ndarray, fg: np.ndarray) -> np.ndarray:
     """(H, W) float64 prediction with the trimap's known pixels set to their known values: 0 where ``bg``,
-    1 where ``fg`` (both (H, W) bool). The mmagic/DIM protocol scores unknown-region Grad and Conn on this."""
+    1 where ``fg`` (both (H, W) bool). mmagic/mmeval score unknown-region Grad and Conn on this."""
     out = _f64(pred).copy()
     out[bg] = 0.0
     out[fg] = 1.0
