@@ -6,7 +6,7 @@ mask (the trimap's unknown band); None means the whole frame.
 
 | metric  | definition (over the region)                                     | reported as | matches exactly |
 |---------|------------------------------------------------------------------|-------------|-----------------|
-| SAD     | Σ |p − g|                                                         | / 1000      | DIM MATLAB ``compute_sad_loss``; mmeval ``SAD`` |
+| SAD     | Σ |p − g|                                                         | / 1000      | DIM MATLAB ``compute_sad_loss`` |
 | MSE     | mean (p − g)² (divided by the region's pixel count)               | × 1000      | DIM MATLAB ``compute_mse_loss`` (× 1000) |
 | Grad    | Σ (|∇p| − |∇g|)², 9x9 Gaussian-derivative filters (σ 1.4), each image min-max normalised first | / 1000 | DIM MATLAB ``compute_gradient_loss``; RVM ``MetricGRAD`` |
 | Conn    | Σ |φ(p) − φ(g)|, φ from the largest 4-connected component of {p ≥ τ} ∩ {g ≥ τ}, τ = 0.1 … 1, differences < 0.15 ignored | / 1000 | DIM MATLAB ``compute_connectivity_error`` |
