@@ -61,6 +61,13 @@ def main(args: argparse.Namespace) -> int:
     from vmatte.errors import UsageError
     from vmatte.service import server
 
+    try:
+        import starlette  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError as exc:
+        raise UsageError(
+            f"vmatte serve needs {exc.name}, which is not installed", hint="pip install 'vmatte[serve]'"
+        ) from None
     if args.max_queue < 1 or args.max_body_kb < 1:
         raise UsageError("--max-queue and --max-body-kb must be at least 1")
     warning = server.check_host(args.host, args.allow_remote)
