@@ -133,6 +133,7 @@ def main() -> int:
         cpu_before = sum(proc.cpu_times()[:2])
 
         results: list[dict] = []
+        rss_samples: list[float] = []
         lock = threading.Lock()
         counter = iter(range(args.jobs))
 
@@ -160,6 +161,8 @@ def main() -> int:
                         out.unlink()  # keep the disk flat over many jobs
                     with lock:
                         results.append(rec)
+                        if len(results) % max(1, args.jobs // 5) == 0:  # is RSS flat or growing?
+                            rss_samples.append(round(proc.memory_info().rss / 2**20, 1))
 
         t0 = time.perf_counter()
         threads = [threading.Thread(target=client_loop) for _ in range(args.clients)]
@@ -184,6 +187,7 @@ def main() -> int:
             "server_cpu_s": round(cpu_server, 2),
             "server_rss_mb_before": round(rss_before / 2**20, 1),
             "server_rss_mb_after": round(rss_after / 2**20, 1),
+            "server_rss_mb_every_fifth": rss_samples,
             "server_startup_s": round(startup_s, 2),
             "cold_run_first_frame_s": round(cold["first_frame_s"] or -1, 2),
             "cold_run_wall_s": round(cold["wall_s"], 2),

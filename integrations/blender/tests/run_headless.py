@@ -252,9 +252,10 @@ def main() -> None:
     print("VMATTE_HEADLESS_OK")
 
 
-try:
-    main()
-except BaseException:
-    traceback.print_exc()
-    sys.stdout.flush()
-    os._exit(1)  # Blender would otherwise exit 0 after a failing script
+if __name__ == "__main__":  # (screenshot.py imports the helpers above)
+    try:
+        main()
+    except BaseException:
+        traceback.print_exc()
+        sys.stdout.flush()
+        os._exit(1)  # Blender would otherwise exit 0 after a failing script
