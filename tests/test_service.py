@@ -471,3 +471,22 @@ def test_serve_command_generates_token_and_sigterm_cleans_up(clip_path, masks_di
     assert rc in (-signal.SIGTERM, 143), proc.stderr.read()
     assert not out.exists()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ok.mov"]  # no temporaries left
+
+
+def test_pipeline_preset_applies_under_the_body(svc, clip_path, masks_dir, tmp_path):
+    _, client = svc
+    body = {"input": str(clip_path), "masks": str(masks_dir), "output": {"path": f"{tmp_path / 'seq'}/"}}
+    r = client.post("/v1/jobs?pipeline=png-seq", json=body)
+    assert r.status_code == 201, r.text
+    assert wait_done(client, r.json()["id"])["status"] == "ok"
+    assert len(list((tmp_path / "seq").glob("*.png"))) == 12
+    r = client.post("/v1/jobs?pipeline=png-sek", json=body)
+    assert r.status_code == 400 and "did you mean 'png-seq'" in r.json()["error"]
+
+
+def test_serve_without_the_extra_says_what_to_install(monkeypatch, capsys):
+    from vmatte.cli import main
+
+    monkeypatch.setitem(sys.modules, "uvicorn", None)  # import uvicorn → ImportError
+    assert main(["serve", "--port", "0"]) == 2
+    assert "pip install 'vmatte[serve]'" in capsys.readouterr().err

@@ -26,7 +26,10 @@ def register(subs) -> None:
         help="allow a --host that is not loopback (other machines could run jobs on this one's files)",
     )
     p.add_argument(
-        "--token", default=None, help="bearer token (default $VMATTE_TOKEN, else a random one, printed)"
+        "--token",
+        default=None,
+        help="bearer token (default $VMATTE_TOKEN, else a random one, printed); other users can read a "
+        "command line in ps, so prefer VMATTE_TOKEN",
     )
     p.add_argument(
         "--config", metavar="FILE", default=None, help="TOML config whose [engine] table is loaded"
@@ -40,7 +43,9 @@ def register(subs) -> None:
     p.add_argument(
         "--max-body-kb", type=int, default=1024, metavar="KB", help="largest job body accepted (default 1024)"
     )
-    p.add_argument("--verbose", action="store_true", help="log every job and request to stderr")
+    p.add_argument(
+        "--verbose", action="store_true", help="log every job to stderr (failures are logged anyway)"
+    )
     p.set_defaults(func=main)
 
 

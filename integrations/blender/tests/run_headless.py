@@ -227,6 +227,18 @@ def main() -> None:
         assert alphas[0] > 0.95 and min(alphas[1:3]) > 0.9, alphas
         assert max(alphas[3:]) < 0.05, alphas
 
+    # the EXR result too (half float, premultiplied as Blender expects of EXR)
+    s.output = "exr"
+    assert bpy.ops.vmatte.matte(wait=True) == {"FINISHED"}, s.status
+    exr = bpy.data.movieclips[s.result_clip]
+    assert exr.filepath.endswith(".exr") and exr.frame_duration == N, exr.filepath
+    assert bpy.data.images[s.result_clip].alpha_mode == "PREMUL"
+    cx, cy = disc_center(18)
+    alphas = alpha_at(exr, 18, [(int(cx), int(cy)), (5, 5), (int(cx - R - 5), int(cy))], out)
+    print(f"exr frame 18: alpha = {[round(a, 3) for a in alphas]}")
+    assert alphas[0] > 0.95 and max(alphas[1:]) < 0.05, alphas
+    s.output = "png"
+
     # 2. cancel a running job: it stops, and nothing is left where the result would have been
     session = vmatte_blender.MatteSession(bpy.context, s)
     session.start()

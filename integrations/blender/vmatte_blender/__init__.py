@@ -88,7 +88,11 @@ class VMATTE_Settings(bpy.types.PropertyGroup):
         name="Result",
         items=[
             ("png", "PNG sequence", "8-bit RGBA, straight alpha"),
-            ("exr", "EXR sequence", "half float RGBA, straight alpha"),
+            (
+                "exr",
+                "EXR sequence",
+                "half float RGBA, premultiplied (Blender reads EXR colour as premultiplied)",
+            ),
         ],
         default="png",
     )
@@ -154,6 +158,8 @@ class MatteSession:
                     "format": ext,
                     "content": "rgba",
                     "start_number": 1,
+                    # Blender takes EXR colour as premultiplied and PNG colour as straight
+                    "premultiplied": ext == "exr",
                 }
             ],
         }
@@ -199,7 +205,7 @@ class MatteSession:
         image = bpy.data.images.load(path)
         image.name = name
         image.source = "SEQUENCE"
-        image.alpha_mode = "STRAIGHT"
+        image.alpha_mode = "PREMUL" if self.settings.output == "exr" else "STRAIGHT"
         s.result_clip = result_clip.name
         s.progress = 100.0
         report = job.get("report") or {}
