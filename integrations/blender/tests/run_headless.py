@@ -193,8 +193,10 @@ def main() -> None:
     s.clip, s.mask, s.work_dir = clip, mask, os.path.join(out, "work")
 
     # 1. the operator end to end (starts vmatte serve: none answers on this port)
+    scene.frame_set(7)
     t0 = time.perf_counter()
     result = bpy.ops.vmatte.matte(wait=True)
+    assert scene.frame_current == 7, "rasterising the mask must give the user's frame back"
     print(f"matte operator: {result} in {time.perf_counter() - t0:.1f} s; status: {s.status}")
     assert result == {"FINISHED"}, s.status
     loaded = bpy.data.movieclips[s.result_clip]

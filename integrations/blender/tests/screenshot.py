@@ -3,8 +3,9 @@
     xvfb-run -s "-screen 0 1400x800x24" blender --factory-startup --enable-event-simulate --python \
         integrations/blender/tests/screenshot.py -- --vmatte "/venv/bin/python -m vmatte" --out /tmp/shot
 
-Builds the same clip and mask as run_headless.py, mattes it through the add-on (which starts vmatte serve),
-shows the Movie Clip Editor with the mask and the vmatte sidebar, and saves ``OUT/blender-panel.png``.
+Builds the same clip and mask as run_headless.py, shows the Movie Clip Editor with the mask and the vmatte
+sidebar, runs "Matte with vmatte" as a click does (the modal operator: the add-on starts vmatte serve, the
+panel shows progress and a Cancel button), saves ``OUT/blender-panel.png`` mid-run and prints the final status.
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ def setup(out: str, command: str):
     mask = rh.make_mask(clip, scene)
     s = scene.vmatte
     s.clip, s.mask, s.work_dir = clip, mask, os.path.join(out, "work")
-    bpy.ops.vmatte.matte(wait=True)
     scene.frame_set(8)
     # the biggest area becomes the Movie Clip Editor with the sidebar open on the vmatte tab
     window = bpy.context.window_manager.windows[0]
@@ -62,11 +62,13 @@ def main():
     args = ap.parse_args(argv)
     bpy.context.preferences.view.show_splash = False
     window, area = setup(args.out, args.vmatte)
-    state = {"n": 0}
+    state = {"n": 0, "shot": False}
+    import vmatte_blender
 
     def later():
         state["n"] += 1
         ui = next(r for r in area.regions if r.type == "UI")
+        s = bpy.context.scene.vmatte
         if state["n"] == 2:
             # the sidebar's tab cannot be chosen from Python in 3.4: click it (needs --enable-event-simulate);
             # the vmatte tab is the last one, just under the "Mask" tab, on the sidebar's right edge
@@ -74,18 +76,32 @@ def main():
             window.event_simulate(type="MOUSEMOVE", value="NOTHING", x=x, y=y)
             window.event_simulate(type="LEFTMOUSE", value="PRESS", x=x, y=y)
             window.event_simulate(type="LEFTMOUSE", value="RELEASE", x=x, y=y)
-        main_region = next(r for r in area.regions if r.type == "WINDOW")
-        with bpy.context.temp_override(window=window, area=area, region=main_region):
-            bpy.ops.clip.view_all(fit_view=True)
+            main_region = next(r for r in area.regions if r.type == "WINDOW")
+            with bpy.context.temp_override(window=window, area=area, region=main_region):
+                bpy.ops.clip.view_all(fit_view=True)
+        if state["n"] == 4:  # the modal operator, as a click on the button runs it
+            with bpy.context.temp_override(window=window, area=area, region=ui):
+                print("invoke:", bpy.ops.vmatte.matte("INVOKE_DEFAULT"))
         area.tag_redraw()
-        if state["n"] < 4:  # let a few redraws happen first
-            return 0.5
-        path = os.path.join(args.out, "blender-panel.png")
-        with bpy.context.temp_override(window=window, area=area):
-            bpy.ops.screen.screenshot_area(filepath=path)
-        print("SCREENSHOT", path)
-        bpy.ops.wm.quit_blender()
-        return None
+        running = "session" in vmatte_blender._active
+        print(
+            f"tick {state['n']}: frame={bpy.context.scene.frame_current} running={running} progress={s.progress:.0f} status={s.status!r}"
+        )
+        if running and s.progress >= 40 and not state["shot"]:
+            path = os.path.join(args.out, "blender-panel.png")
+            with bpy.context.temp_override(window=window, area=area):
+                bpy.ops.screen.screenshot_area(filepath=path)
+            state["shot"] = True
+            print("SCREENSHOT", path)
+        if state["n"] > 4 and not running:
+            print("FINAL", s.status)
+            bpy.ops.wm.quit_blender()
+            return None
+        if state["n"] > 600:
+            print("TIMEOUT")
+            bpy.ops.wm.quit_blender()
+            return None
+        return 0.2
 
     bpy.app.timers.register(later, first_interval=1.0)
 

@@ -359,7 +359,7 @@ class VMATTE_PT_panel(bpy.types.Panel):
         layout = self.layout
         layout.prop(s, "clip")
         layout.prop(s, "mask")
-        layout.prop(s, "frames")
+        layout.prop(s, "frames", text="Keys")
         layout.prop(s, "output")
         layout.prop(s, "work_dir")
         if "session" in _active:

@@ -131,4 +131,6 @@ def rasterise(
     finally:
         bpy.data.scenes.remove(tmp)
         scene.frame_set(keep_frame)
+        # frame_set() alone leaves editors showing the last frame rendered; setting the property notifies them
+        scene.frame_current = keep_frame
     return written
