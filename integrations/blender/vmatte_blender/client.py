@@ -69,6 +69,11 @@ class Service:
 
     def submit(self, config: dict) -> str:
         status, body = self.request("POST", "/v1/jobs", config)
+        if status == 401:  # e.g. a service left running by an earlier session, with another token
+            raise ServiceError(
+                f"vmatte serve at {self.url} refused the token: set the add-on's Token to the one it printed "
+                "at start (or its VMATTE_TOKEN), or stop that service"
+            )
         if status != 201:
             raise ServiceError(body.get("error") or f"job refused (HTTP {status})")
         return body["id"]
