@@ -490,3 +490,20 @@ def test_serve_without_the_extra_says_what_to_install(monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "uvicorn", None)  # import uvicorn → ImportError
     assert main(["serve", "--port", "0"]) == 2
     assert "pip install 'vmatte[serve]'" in capsys.readouterr().err
+
+
+def test_serve_stops_when_its_parent_process_ends():
+    """A plugin that started the service and then crashed must not leave it running (holding the model)."""
+    parent = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    proc, url, _ = start_serve("--engine", "classic", "--parent-pid", str(parent.pid))
+    try:
+        assert httpx.get(f"{url}/v1/health").status_code == 200
+        parent.kill()
+        parent.wait()
+        rc = proc.wait(timeout=30)
+    finally:
+        for p in (parent, proc):
+            if p.poll() is None:
+                p.kill()
+    assert rc == 0
+    assert "ended, stopping" in proc.stderr.read()

@@ -44,6 +44,13 @@ def register(subs) -> None:
         "--max-body-kb", type=int, default=1024, metavar="KB", help="largest job body accepted (default 1024)"
     )
     p.add_argument(
+        "--parent-pid",
+        type=int,
+        default=None,
+        metavar="PID",
+        help="stop when process PID ends (plugins that start the service pass their own PID)",
+    )
+    p.add_argument(
         "--verbose", action="store_true", help="log every job to stderr (failures are logged anyway)"
     )
     p.set_defaults(func=main)
@@ -105,7 +112,7 @@ def main(args: argparse.Namespace) -> int:
             print(f"vmatte serve: token {token}  (send 'Authorization: Bearer {token}')", flush=True)
         else:
             print(f"vmatte serve: token from {token_source}", flush=True)
-        server.serve(app, sock, manager)
+        server.serve(app, sock, manager, parent_pid=args.parent_pid)
     finally:
         engine.close()
     return 0

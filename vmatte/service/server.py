@@ -9,6 +9,7 @@ import ipaddress
 import os
 import secrets
 import socket
+import sys
 import threading
 
 from vmatte.errors import UsageError
@@ -107,10 +108,32 @@ def warm_up(engine, size: int = 96) -> float:
     return time.perf_counter() - t
 
 
-def serve(app, sock: socket.socket, manager: JobManager) -> None:
-    """Serve until SIGINT/SIGTERM. The app's lifespan cancels jobs (their temporaries are removed) on the way
-    out; uvicorn then re-raises the signal, so the exit code is the usual 130 (SIGINT) or 143 (SIGTERM)."""
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, owned by someone else
+        return True
+    return True
+
+
+def serve(app, sock: socket.socket, manager: JobManager, parent_pid: int | None = None) -> None:
+    """Serve until SIGINT/SIGTERM, or until process ``parent_pid`` ends (a plugin that started the service and
+    then crashed must not leave it holding the model). The app's lifespan cancels jobs (their temporaries are
+    removed) on the way out; after a signal uvicorn re-raises it, so the exit code is 130 (SIGINT) or 143."""
     server = make_server(app)
+    if parent_pid:
+
+        def watch() -> None:
+            while not server.should_exit:
+                if not pid_alive(parent_pid):
+                    print(f"vmatte serve: process {parent_pid} ended, stopping", file=sys.stderr, flush=True)
+                    server.should_exit = True
+                    return
+                threading.Event().wait(1.0)
+
+        threading.Thread(target=watch, name="vmatte-serve-parent", daemon=True).start()
     try:
         server.run(sockets=[sock])
     finally:

@@ -272,4 +272,7 @@ if __name__ == "__main__":  # (screenshot.py imports the helpers above)
     except BaseException:
         traceback.print_exc()
         sys.stdout.flush()
+        addon = sys.modules.get("vmatte_blender")
+        for service in getattr(addon, "_services", {}).values():
+            service.stop()  # os._exit skips atexit: never leave a started vmatte serve behind
         os._exit(1)  # Blender would otherwise exit 0 after a failing script

@@ -111,4 +111,6 @@ try:
 except BaseException:
     traceback.print_exc()
     sys.stdout.flush()
+    for service in getattr(sys.modules.get("vmatte_blender"), "_services", {}).values():
+        service.stop()
     os._exit(1)

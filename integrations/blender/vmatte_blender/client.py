@@ -109,6 +109,7 @@ class Service:
         argv = [*shlex.split(command), "serve", "--host", parsed.hostname, "--port", str(parsed.port or 8731)]
         if engine:
             argv += ["--engine", engine]
+        argv += ["--parent-pid", str(os.getpid())]  # it stops by itself if Blender crashes
         env = {**os.environ, "VMATTE_TOKEN": self.token}
         with tempfile.NamedTemporaryFile("w", prefix="vmatte-serve-", suffix=".log", delete=False) as log:
             self.log_path = log.name
