@@ -10,7 +10,7 @@ loads on first attribute access so that ``import vmatte`` stays light.
 
 from vmatte.propagate.config import PropagateConfig
 
-__all__ = ["FlowPair", "PropagateConfig", "Propagator"]
+__all__ = ["FlowPair", "PropagateConfig", "Propagator", "make_propagator"]
 
 
 def __getattr__(name: str):
@@ -19,4 +19,8 @@ def __getattr__(name: str):
         from vmatte.propagate import propagator
 
         return getattr(propagator, name)
+    if name == "make_propagator":  # flow, or SAM 2 (vmatte.propagate.sam2) per PropagateConfig.propagator
+        from vmatte.propagate import sam2
+
+        return sam2.make_propagator
     raise AttributeError(f"module 'vmatte.propagate' has no attribute {name!r}")
