@@ -23,7 +23,7 @@ from vmatte.engine.weights import WeightsSource
 from vmatte.io.decode import open_clip
 from vmatte.io.masks import load_keyframes
 from vmatte.propagate.config import PropagateConfig
-from vmatte.propagate.sam2 import Sam2Propagator, blend_directions, make_propagator
+from vmatte.propagate.sam2 import Sam2Propagator, blend_directions, make_propagator, sam_unknown
 from vmatte.testing import Scene, write_clip, write_masks
 
 pytest.importorskip("transformers.models.sam2_video")
@@ -80,6 +80,12 @@ def _prop(small, sam2_dir, frame_range=None) -> Sam2Propagator:
     return p
 
 
+@pytest.fixture(scope="module")
+def chunk_1_2(small, sam2_dir) -> Sam2Propagator:
+    """The propagator a farm chunk of frames 1-2 runs (it tracks the segment between keyframes 0 and 3)."""
+    return _prop(small, sam2_dir, frame_range=(1, 2))
+
+
 def _read(path: Path) -> np.ndarray:
     return cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
 
@@ -101,10 +107,10 @@ def test_propagate_cli_sam2_keyframes_exact_and_report(cli_out, small):
     assert all(s not in KEYS for s in rep["suggested_keyframes"])
 
 
-def test_chunks_equal_the_whole_run(cli_out, small, sam2_dir):
+def test_chunks_equal_the_whole_run(cli_out, small, sam2_dir, chunk_1_2):
     """A chunk's propagator (what a farm chunk runs) gives the whole run's trimaps exactly: seams are invisible."""
     for rng in ((4, 5), (1, 2)):
-        p = _prop(small, sam2_dir, frame_range=rng)
+        p = _prop(small, sam2_dir, frame_range=rng) if rng == (4, 5) else chunk_1_2
         assert (p.lo, p.hi) == ((3, 5) if rng == (4, 5) else (0, 3))
         for i in range(rng[0], rng[1] + 1):
             tri, mask, _ = p.result(i)
@@ -116,7 +122,7 @@ def test_chunks_equal_the_whole_run(cli_out, small, sam2_dir):
             )
 
 
-def test_later_keyframe_changes_frames_before_it(small, sam2_dir, tmp_path):
+def test_later_keyframe_changes_frames_before_it(small, sam2_dir, tmp_path, chunk_1_2):
     """Both directions are used: adding keyframe 3 changes frames 1 and 2 (backward pass + blend)."""
     sc, clip, _masks = small
     only_first = write_masks(tmp_path / "k0", sc, [0])
@@ -125,7 +131,7 @@ def test_later_keyframe_changes_frames_before_it(small, sam2_dir, tmp_path):
     cfg = PropagateConfig(propagator="sam2", propagator_model=str(sam2_dir))
     fwd = Sam2Propagator(c, load_keyframes(str(only_first), c.info), cfg, (0, 2), source=src)
     fwd.prepare()
-    both = _prop(small, sam2_dir, frame_range=(1, 2))
+    both = chunk_1_2
     assert fwd.model_calls == 1 + 2 and both.model_calls == 2 * (2 + 2)
     for i in (1, 2):
         p_fwd, _ = fwd.work_result(i)
@@ -156,6 +162,26 @@ def test_blend_follows_nearer_and_surer_direction():
     )
 
 
+def test_band_from_uncertain_logits_and_disagreement():
+    p = np.zeros((40, 60), np.float32)
+    p[:, 30:] = 1.0  # a sharp, sure edge at x = 30 that both passes agree on
+    unk, near = sam_unknown(p, p, p, np.zeros_like(p), r_min=2, r_max=8, sure=0.9)
+    cols = np.where(unk.any(0))[0]
+    assert cols.min() >= 26 and cols.max() <= 33  # the edge band only, about r_min either side
+    assert near[:, 23:37].all() and not near[:, :20].any()
+    soft = p.copy()
+    soft[:, 5:8] = 0.5  # uncertain logits far from the edge (a thin part) are unknown too
+    unk_soft, _ = sam_unknown(soft, soft, None, np.zeros_like(p), 2, 8, 0.9)
+    assert unk_soft[:, 5:8].all() and not unk_soft[:, 12:20].any()
+    unk_wide, _ = sam_unknown(p, p, p, np.ones_like(p), 2, 8, 0.9)  # the passes disagree: up to r_max
+    cols = np.where(unk_wide.any(0))[0]
+    assert cols.min() <= 23 and cols.max() >= 36
+    other = 1.0 - p  # the other pass is sure of the opposite label near the edge: unknown there
+    unk_dis, _ = sam_unknown(p, p, other, np.zeros_like(p), 2, 8, 0.9)
+    assert unk_dis[:, 23:37].all()
+
+
+@pytest.mark.slow
 def test_memory_is_flat_in_clip_length(tmp_path, sam2_dir):
     """A 15-frame run holds no more in its session than a 5-frame one, and keeps no full-size frames."""
     sc = Scene(width=96, height=64, frames=15, speed=1.0)
@@ -232,6 +258,7 @@ def test_auto_picks_sam2_when_weights_are_found(small, sam2_dir):
     assert isinstance(p, Sam2Propagator) and warned == []
 
 
+@pytest.mark.slow
 def test_run_cli_with_sam2_and_classic_engine(tmp_path, small, sam2_dir):
     sc, clip, masks = small
     out, report = tmp_path / "out.mov", tmp_path / "report.json"

@@ -28,55 +28,31 @@ How it works (:meth:`Sam2Propagator.prepare`, one pass over the frames ``lo..hi`
    temporary file; results are 8-bit PNGs at the working resolution. Nothing grows with the clip's length.
 
 Farm chunks: a frame's result depends only on its segment (the frames and masks from the keyframe before it to
-the keyframe after it), which is the range ``lo..hi`` a chunk's propagator decodes, so chunks equal a whole run.
+the keyframe after it), which is the range ``lo..hi`` a chunk's propagator decodes, so chunks equal a whole run
+(bit for bit on the same kind of device and thread count: float results of another GPU model may differ slightly).
+Cost: frames between keyframes go through the model twice (once per direction), each keyframe once per session.
 """
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import cv2
 import numpy as np
 
-from vmatte.engine.weights import (
-    WeightsSource,
-    hub_cache_dir,
-    hub_offline,
-    looks_like_hub_id,
-    resolve_weights,
-)
+from vmatte.engine.weights import WeightsSource, resolve_weights
 from vmatte.errors import DeviceError, Interrupted, ModelError
 from vmatte.pipeline.threads import AnyEvent, Cancelled, Prefetch
 from vmatte.propagate.config import PropagateConfig
 from vmatte.propagate.propagator import Propagator, _pack, _Scratch
+from vmatte.propagate.sam2_weights import get_sam2_hint, load_sam2, sam2_unavailable
 from vmatte.propagate.trimap import guided_filter, signed_distance, trimap_to_probability
 
-DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"
 _DECAY = 0.98  # confidence kept per frame of distance from the only keyframe (as the flow chains decay)
 _CERT_FLOOR = 0.05  # a direction's weight where it is unsure (certainty 0) is not quite zero
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)  # transformers' IMAGENET_DEFAULT_MEAN / _STD (the SAM 2 processor's)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
-_WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
-
-
-def get_sam2_hint(model: str) -> str:
-    """What to do when SAM 2 weights are missing (for errors and the auto fallback warning)."""
-    hub = model if looks_like_hub_id(model) else DEFAULT_MODEL
-    return (
-        f"download it with `huggingface-cli download {hub}` (then it is found in the HF cache offline), "
-        "pass --propagator-model DIR (a save_pretrained folder), or use --propagator flow"
-    )
-
-
-def sam2_unavailable(model: str) -> str:
-    """One line saying why SAM 2 weights ``model`` could not be found."""
-    if looks_like_hub_id(model):
-        where = "offline" if hub_offline() else "the hub did not answer"
-        return f"SAM 2 weights '{model}' are not in the Hugging Face cache ({hub_cache_dir()}) and {where}"
-    return f"SAM 2 weights '{model}' not found (no such folder)"
 
 
 def make_propagator(
@@ -114,76 +90,6 @@ def make_propagator(
             )
         return Propagator(clip, keyframes, cfg, frame_range, cancel, max_corrupt)
     return Sam2Propagator(clip, keyframes, cfg, frame_range, cancel, max_corrupt, source=source)
-
-
-# -- loading (imports torch) -------------------------------------------------------------------------------
-def load_sam2(source: WeightsSource):
-    """``source`` → eval-mode ``Sam2VideoModel`` on the CPU (fp32). Raises ModelError (one line)."""
-    folder = Path(source.location)
-    if source.kind == "hub":
-        from huggingface_hub import snapshot_download
-
-        try:
-            folder = Path(
-                snapshot_download(
-                    source.location, allow_patterns=["config.json", *_WEIGHT_FILES, "*.safetensors"]
-                )
-            )
-        except Exception as exc:
-            raise ModelError(
-                f"could not download SAM 2 weights '{source.location}' ({type(exc).__name__}: "
-                f"{str(exc).splitlines()[0][:160] if str(exc) else ''})",
-                hint=get_sam2_hint(source.model),
-            ) from None
-    cfg_path = folder / "config.json"
-    if not cfg_path.is_file():
-        raise ModelError(
-            f"{folder} has no config.json: not a save_pretrained folder", hint=get_sam2_hint(source.model)
-        )
-    try:
-        model_type = json.loads(cfg_path.read_text(encoding="utf-8")).get("model_type")
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"{cfg_path} is not valid JSON ({exc})") from None
-    if model_type not in ("sam2_video", "sam2"):
-        raise ModelError(
-            f"{folder} holds a '{model_type}' model, not SAM 2 (config.json model_type)",
-            hint=f"pass SAM 2 video weights such as {DEFAULT_MODEL}",
-        )
-    if not any((folder / n).is_file() for n in _WEIGHT_FILES):
-        raise ModelError(f"{folder} has config.json but no weights (model.safetensors or pytorch_model.bin)")
-    try:
-        from transformers import Sam2VideoModel
-    except ImportError:
-        import transformers
-
-        raise ModelError(
-            f"transformers {transformers.__version__} has no Sam2VideoModel",
-            hint="pip install 'transformers>=4.56' or use --propagator flow",
-        ) from None
-    from transformers.utils import logging as hf_logging
-
-    verbosity = hf_logging.get_verbosity()
-    hf_logging.set_verbosity_error()  # missing keys are reported below as a ModelError instead
-    try:
-        model, info = Sam2VideoModel.from_pretrained(
-            str(folder), local_files_only=True, output_loading_info=True, trust_remote_code=False
-        )
-    except Exception as exc:
-        first = (str(exc).strip().splitlines() or [""])[0][:200]
-        raise ModelError(
-            f"could not load SAM 2 from {folder}: {type(exc).__name__}: {first}",
-            hint="the weights file may be truncated or corrupt: download it again",
-        ) from None
-    finally:
-        hf_logging.set_verbosity(verbosity)
-    missing, mismatched = info.get("missing_keys", []), info.get("mismatched_keys", [])
-    if missing or mismatched:
-        raise ModelError(
-            f"{folder}: weights do not match the SAM 2 video architecture in config.json "
-            f"({len(missing)} missing, {len(mismatched)} mismatched, e.g. {(list(missing) or list(mismatched))[0]})",
-            hint="image-only SAM 2 checkpoints lack the memory modules: use a video checkpoint",
-        )
-    return model.eval()
 
 
 class Sam2Propagator(Propagator):
