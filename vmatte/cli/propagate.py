@@ -63,6 +63,8 @@ def _overrides(args: argparse.Namespace) -> dict:
         ("band_max", "band_max"),
         ("flow", "flow"),
         ("suggest", "suggest_keyframes"),
+        ("propagator", "propagator"),
+        ("propagator_model", "propagator_model"),
     ):
         v = getattr(args, flag)
         if v is not None:
@@ -113,12 +115,13 @@ def main(args: argparse.Namespace) -> int:
     from vmatte.io.decode import open_clip
     from vmatte.io.masks import load_keyframes
     from vmatte.pipeline.threads import Sink
-    from vmatte.propagate import Propagator
+    from vmatte.propagate import make_propagator
 
     _fix_mmap_threshold()
     t0 = time.perf_counter()
     frame_range = parse_frame_range(args.frames or "")
-    cfg = build_config(config_file=args.config).propagate
+    run_cfg = build_config(config_file=args.config)
+    cfg = run_cfg.propagate
     try:
         cfg = replace(cfg, **_overrides(args))
     except ValueError as exc:
@@ -132,10 +135,18 @@ def main(args: argparse.Namespace) -> int:
         raise OutputError(f"{out}: exists and is not a folder", hint="pass --out a folder")
     if Path(args.masks).resolve() == out.resolve():
         raise OutputError(f"{out}: is the masks folder", hint="write propagation results to another folder")
+    prop = make_propagator(
+        clip,
+        keyframes,
+        cfg,
+        frame_range=frame_range,
+        on_warning=lambda w: print(f"vmatte: warning: {w}", file=sys.stderr),
+        probe_timeout_s=run_cfg.engine.hub_probe_timeout_s,
+    )
+    # folders only once the propagator is settled: missing weights leave nothing behind
     (out / "trimaps").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)
 
-    prop = Propagator(clip, keyframes, cfg, frame_range=frame_range)
     total = prop.end - prop.start + 1
     last = [0.0]
 

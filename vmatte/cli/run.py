@@ -48,6 +48,19 @@ def add_common_input_args(p: argparse.ArgumentParser, *, masks_required: bool = 
         metavar="FRAC",
         help="unknown band half-width, fraction of the short side (default 0.012)",
     )
+    p.add_argument(
+        "--propagator",
+        choices=["flow", "sam2", "auto"],
+        default=None,
+        help="how masks travel between keyframes: flow (default, no weights), sam2 (learned tracking, needs "
+        "SAM 2 weights) or auto (sam2 when its weights are found)",
+    )
+    p.add_argument(
+        "--propagator-model",
+        metavar="M",
+        default=None,
+        help="SAM 2 weights: hub id (default facebook/sam2.1-hiera-tiny, from the HF cache) or a local folder",
+    )
 
 
 def register(subs) -> None:
@@ -196,6 +209,10 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
         prop["work_size"] = args.work_size
     if getattr(args, "band", None) is not None:
         prop["band"] = args.band
+    if getattr(args, "propagator", None) is not None:
+        prop["propagator"] = args.propagator
+    if getattr(args, "propagator_model", None) is not None:
+        prop["propagator_model"] = args.propagator_model
     if prop:
         o["propagate"] = prop
     eng = {

@@ -260,7 +260,7 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
     from vmatte.io.decode import open_clip
     from vmatte.io.encode import check_output_path, open_writer, resolve_output_path
     from vmatte.io.masks import load_keyframes
-    from vmatte.propagate import Propagator
+    from vmatte.propagate import make_propagator
 
     emit_progress = on_progress or (lambda event: None)
     if not config.input:
@@ -311,13 +311,15 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
     decode_start, decode_end = context_range(start, end, info.frame_count, list(keyframes.indices), config)
 
     # 2. propagation pass (worker thread) while the engine loads (main thread owns the model/GPU)
-    propagator = Propagator(
+    propagator = make_propagator(
         clip,
         keyframes,
         config.propagate,
         frame_range=(decode_start, decode_end),
         cancel=cancel,
         max_corrupt=config.pipeline.max_corrupt_frames,
+        on_warning=report.warn,
+        probe_timeout_s=config.engine.hub_probe_timeout_s,
     )
     t = time.perf_counter()
 
