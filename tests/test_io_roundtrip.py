@@ -164,8 +164,8 @@ def test_exr_straight_header_and_float(src, tmp_path):
 def test_ffmpeg_writer_round_trip(src, tmp_path):
     from vmatte.io.encode import ffmpeg_binary
 
-    if ffmpeg_binary() is None:
-        pytest.skip("no ffmpeg binary (CI installs it with apt)")
+    # imageio-ffmpeg (a dependency) always provides one: a missing binary is a failure, not a skip
+    assert ffmpeg_binary() is not None
     info, frames = src
     cfg = OutputConfig(
         path=str(tmp_path / "x.mov"), format="prores4444", writer="ffmpeg", decontaminate=False
@@ -279,3 +279,30 @@ def test_composite_presets_round_trip(preset, src, tmp_path):
         assert np.all(rgba[..., 3] == 1.0)
     assert video_times(path) == pytest.approx([f.time_s for f in frames], abs=1.5e-3)
     assert stream_codecs(path)["audio"] == ["aac"]
+
+
+def test_ffmpeg_binary_resolution_order(tmp_path, monkeypatch):
+    """VMATTE_FFMPEG > PATH > imageio-ffmpeg's bundled binary; an unusable VMATTE_FFMPEG is not replaced."""
+    import imageio_ffmpeg
+
+    from vmatte.io.ffmpeg_exe import ffmpeg_binary, require_ffmpeg
+
+    fake = tmp_path / "bin" / "ffmpeg"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.delenv("VMATTE_FFMPEG", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert ffmpeg_binary() == imageio_ffmpeg.get_ffmpeg_exe()
+    monkeypatch.setenv("PATH", str(fake.parent))
+    assert ffmpeg_binary() == str(fake)
+    other = tmp_path / "other-ffmpeg"
+    other.write_text("#!/bin/sh\n")
+    other.chmod(0o755)
+    monkeypatch.setenv("VMATTE_FFMPEG", str(other))
+    assert ffmpeg_binary() == str(other)
+    monkeypatch.setenv("VMATTE_FFMPEG", str(tmp_path / "missing"))
+    assert ffmpeg_binary() is None
+    with pytest.raises(Exception, match=r"VMATTE_FFMPEG=.*missing") as exc:
+        require_ffmpeg("x.mov")
+    assert "\n" not in str(exc.value)
