@@ -101,7 +101,7 @@ class FfmpegWriter:
             "pix_fmt": self.enc_pix,
             "threads": str(self.threads),
         }
-        for k, v in codec_options(spec, cfg).items():
+        for k, v in codec_options(spec, cfg, (info.width, info.height)).items():
             out_kwargs["b:v" if k == "b" else k] = v
         tags = color_tags(info, spec, self.enc_pix)
         matrix = _MATRIX.get(tags.get("colorspace", -1))
@@ -169,7 +169,8 @@ class FfmpegWriter:
         )
         args = ffmpeg.compile(out.overwrite_output(), cmd=self.binary)
         # global options first: options after the output name are ignored by ffmpeg
-        return [args[0], "-hide_banner", "-loglevel", "error", "-nostats", *args[1:]]
+        # -filter_threads 1: threaded swscale corrupts the first 8 px of rows at some sizes (vmatte/io/swscale.py)
+        return [args[0], "-hide_banner", "-loglevel", "error", "-nostats", "-filter_threads", "1", *args[1:]]
 
     def _muxer(self) -> str:
         return {".mov": "mov", ".mp4": "mp4", ".webm": "webm", ".mkv": "matroska"}[self.spec.ext]

@@ -18,6 +18,7 @@ import numpy as np
 
 from vmatte.errors import OutputError
 from vmatte.frame import Frame
+from vmatte.io import swscale as sws
 from vmatte.io.config import OutputConfig
 from vmatte.io.decode import ClipInfo
 from vmatte.io.formats import FormatSpec, output_depth
@@ -72,8 +73,8 @@ def encoder_pix_fmt(spec: FormatSpec, content: str, depth: int) -> tuple[str, st
     return src, enc
 
 
-def codec_options(spec: FormatSpec, cfg: OutputConfig) -> dict[str, str]:
-    """Encoder options per format (user options win)."""
+def codec_options(spec: FormatSpec, cfg: OutputConfig, size: tuple[int, int] = (0, 0)) -> dict[str, str]:
+    """Encoder options per format (user options win); ``size`` = (width, height) in pixels, 0 = unknown."""
     base: dict[str, str] = {}
     if spec.name == "prores4444":
         # profile 4444 keeps alpha at 16 bits per sample; apl0 vendor so Apple tools trust the stream
@@ -91,7 +92,9 @@ def codec_options(spec: FormatSpec, cfg: OutputConfig) -> dict[str, str]:
         }
     elif spec.name == "ffv1":
         # level 3 + slices allow slice threads and per-slice CRCs (archival)
-        base = {"level": "3", "slices": "16", "slicecrc": "1", "g": "1"}
+        # 16 slices are a 4x4 grid: FFmpeg refuses it below 4 px in either direction (a 2x2 grid works at 2)
+        small = 0 < min(size) < 4
+        base = {"level": "3", "slices": "4" if small else "16", "slicecrc": "1", "g": "1"}
     elif spec.name == "png-mov":
         # zlib level 1: 7x faster than FFmpeg's default at 1080p for ~13 % larger files (as OpenCV's PNG default)
         base = {"compression_level": "1"}
@@ -284,7 +287,7 @@ class VideoWriter:
         cc = s.codec_context
         for key, value in self._tags.items():
             setattr(cc, key, value)
-        s.options = codec_options(spec, cfg)
+        s.options = codec_options(spec, cfg, (info.width, info.height))
         if spec.name == "vp9" and cfg.content == "rgba":
             s.metadata["alpha_mode"] = "1"  # tells demuxers/decoders the BlockAdditional alpha plane exists
         if cfg.content == "rgba":
@@ -312,11 +315,14 @@ class VideoWriter:
             img = np.repeat(img[..., None], 3, axis=2)  # a matte in an RGB/YUV codec: R = G = B = alpha
         vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format=self._src_fmt)
         if self._enc_pix.startswith("yuv"):
-            vf = vf.reformat(
-                format=self._enc_pix, dst_colorspace=self._matrix, dst_color_range=self._tags["color_range"]
+            vf = sws.reformat(
+                vf,
+                format=self._enc_pix,
+                dst_colorspace=self._matrix,
+                dst_color_range=self._tags["color_range"],
             )
         elif self._enc_pix != self._src_fmt:
-            vf = vf.reformat(format=self._enc_pix)
+            vf = sws.reformat(vf, format=self._enc_pix)
         return vf
 
     def write(self, frame: Frame) -> None:
