@@ -11,6 +11,8 @@ Tolerances per codec (alpha / colour, in [0, 1] units):
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from io_helpers import q, stream_codecs, tiny_scene, video_times, with_alpha, write_all, write_vfr_clip
@@ -147,18 +149,51 @@ def test_premultiplied_png16_records_and_multiplies(src, tmp_path):
     assert soft.any()
 
 
-def test_exr_straight_header_and_float(src, tmp_path):
+@pytest.mark.parametrize("premultiplied", [False, True])
+def test_exr_is_always_premultiplied_header_and_float(src, tmp_path, premultiplied):
+    """One EXR convention (premultiplied, linear) whatever ``premultiplied`` says: -o x.%04d.exr (default
+    config) and the exr-seq preset (premultiplied = true) write the same pixels and header."""
+    import dataclasses
+
     from vmatte.io.writers.sequence import exr_attributes
 
     info, frames = src
     cfg = OutputConfig(
-        path=str(tmp_path / "e.%04d.exr"), format="exr", bit_depth=32, start_number=1001, decontaminate=False
+        path=str(tmp_path / "e.%04d.exr"),
+        format="exr",
+        bit_depth=32,
+        start_number=1001,
+        decontaminate=False,
+        premultiplied=premultiplied,
     )
     path = write_all(open_writer(cfg, info, frame_range=(0, len(frames) - 1)), frames)
-    _check_colour(cfg, path, frames)
+    _check_colour(dataclasses.replace(cfg, premultiplied=True), path, frames)
     attrs = exr_attributes((tmp_path / "e.1001.exr").read_bytes())
-    assert attrs["vmatte/alpha"] == "straight"
+    assert attrs["vmatte/alpha"] == "premultiplied"
+    assert read_alpha_mode(tmp_path / "e.1001.exr") == "premultiplied"
     assert attrs["vmatte/transfer"].startswith("linear")
+
+
+def test_exr_cli_pattern_and_preset_agree(tmp_path):
+    """`-o x.%04d.exr` and `--pipeline exr-seq` write byte-identical frames (both half float, premultiplied)."""
+    from vmatte.io.writers.sequence import exr_attributes
+
+    scene = tiny_scene(2)
+    clip = write_vfr_clip(tmp_path / "c.mp4", scene, [0, 40])
+    info = open_clip(clip).info
+    frames = with_alpha(open_clip(clip).frames(), scene)
+    got = {}
+    for name, overrides in (
+        ("pattern", {"input": str(clip), "outputs": [{"path": str(tmp_path / "a" / "x.%04d.exr")}]}),
+        ("preset", {"input": str(clip), "output": {"path": str(tmp_path / "b" / "x.%04d.exr")}}),
+    ):
+        cfg = build_config(preset="exr-seq" if name == "preset" else None, overrides=overrides)
+        out = cfg.outputs[0]
+        write_all(open_writer(out, info), frames)
+        first = sorted(Path(resolve_output_path(out, info)).parent.glob("*.exr"))[0]
+        got[name] = (exr_attributes(first.read_bytes())["vmatte/alpha"], first.read_bytes())
+    assert got["pattern"][0] == got["preset"][0] == "premultiplied"
+    assert got["pattern"][1] == got["preset"][1]  # same pixels, same header: one convention
 
 
 def test_ffmpeg_writer_round_trip(src, tmp_path):

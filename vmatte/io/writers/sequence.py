@@ -10,13 +10,17 @@ chunk ``vmatte:alpha``. Colour is the source's encoding (display-referred, usual
 
 EXR: written by FFmpeg's exr encoder (PyAV; ZIP compression, half or float). Colour is converted to LINEAR
 light with the sRGB EOTF (the exact inverse of what decode.py applies when it reads an EXR), as compositors
-expect scene-linear EXR; premultiplication (if chosen) happens in linear light. The alpha convention and
-transfer are written as header attributes ``vmatte/alpha`` and ``vmatte/transfer``; EXR readers that know
-no such attribute ignore it. Alpha-only EXRs hold one channel ``Y`` (the matte, no transfer applied).
+expect scene-linear EXR. RGBA EXRs are ALWAYS premultiplied (in linear light), whatever ``premultiplied``
+says: OpenEXR defines its colour as associated with alpha and Nuke, Fusion, After Effects and Blender read it
+so, and one convention for ``-o x.%04d.exr`` and ``--pipeline exr-seq`` alike leaves nothing to guess. The
+alpha convention and transfer are written as header attributes ``vmatte/alpha`` and ``vmatte/transfer``; EXR
+readers that know no such attribute ignore it. Alpha-only EXRs hold one channel ``Y`` (the matte, no transfer
+applied).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import struct
 import zlib
@@ -135,6 +139,8 @@ class SequenceWriter:
         overwrite: bool = False,
         frame_range: tuple[int, int] | None = None,
     ) -> None:
+        if spec.name == "exr" and cfg.content == "rgba":
+            cfg = dataclasses.replace(cfg, premultiplied=True)  # the EXR convention (module docstring)
         self.path = pattern
         self.info = info
         self.cfg = cfg
@@ -151,7 +157,9 @@ class SequenceWriter:
                         f"{f}: already exists (frame {index} of this run)",
                         hint="pass --overwrite or choose another -o path",
                     )
-        self._pixels = PixelSource(cfg, info.start_time_s)
+        # EXR premultiplies in linear light, so its pixels are rendered straight and multiplied in _encode_exr
+        pix_cfg = dataclasses.replace(cfg, premultiplied=False) if spec.name == "exr" else cfg
+        self._pixels = PixelSource(pix_cfg, info.start_time_s)
         self._tmp: Path | None = None
         self.written: list[Path] = []
         if spec.name == "exr":
@@ -177,11 +185,8 @@ class SequenceWriter:
         if img.ndim == 3:
             img = img.copy()
             col = img[..., :3]
-            if self.cfg.content == "rgba" and self.cfg.premultiplied:
-                # PixelSource premultiplied in display space; EXR premultiplies in linear light
-                a = img[..., 3:4]
-                col = np.where(a > 0, col / np.maximum(a, 1e-12), 0.0)
-                img[..., :3] = srgb_to_linear(col) * a
+            if self.cfg.content == "rgba":  # always premultiplied, in linear light
+                img[..., :3] = srgb_to_linear(col) * img[..., 3:4]
             else:
                 img[..., :3] = srgb_to_linear(col)
             if img.shape[2] == 3:
