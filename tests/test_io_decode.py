@@ -111,7 +111,9 @@ def test_output_is_input_refused(tmp_path, scene):
         check_output_path(blocker / "sub" / "o.mov", info, overwrite=False)
     with pytest.raises(OutputError, match="has no alpha channel"):
         open_writer(OutputConfig(path=str(tmp_path / "o.mp4"), format="h264"), info)
-    with pytest.raises(OutputError, match="frame-number pattern"):
+    from vmatte.errors import UsageError
+
+    with pytest.raises(UsageError, match="frame-number pattern"):  # 3 frames into one image
         open_writer(OutputConfig(path=str(tmp_path / "o.png"), format="png"), info)
 
 

@@ -44,7 +44,10 @@ from vmatte.io.writers.common import (
 
 
 def frame_file(pattern: Path, number: int) -> Path:
-    """``pattern`` (a path whose name holds one printf ``%0Nd``) with ``number`` filled in."""
+    """``pattern`` (a path whose name holds one printf ``%0Nd``) with ``number`` filled in; a name without one
+    is a single-image output (a one-frame run) and is returned as is."""
+    if "%" not in pattern.name:
+        return pattern
     return pattern.with_name(pattern.name % number)
 
 
