@@ -435,8 +435,9 @@ def concat_segments(
 
     import av
 
-    from vmatte.io.writers.common import oserror, remove_quietly, temp_path
+    from vmatte.io.writers.common import ensure_folder, oserror, remove_quietly, temp_path
 
+    ensure_folder(final.parent)
     tmp = temp_path(final)
     opts = {"movflags": "use_metadata_tags"} if final.suffix.lower() in (".mov", ".mp4") else {}
     out = None

@@ -133,15 +133,17 @@ def check_output_path(final: Path, info: ClipInfo, *, overwrite: bool) -> None:
     if not pattern and final.is_dir():
         raise OutputError(f"{final}: is a folder", hint="give a file name for video outputs")
     parent = final.parent
-    if not parent.exists():
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"{parent}: cannot create output folder ({exc.strerror})") from None
-    if not parent.is_dir():
+    # a missing folder is created by the writer when it starts (and removed again if the run fails): here
+    # only check that it could be, from its nearest existing ancestor
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing != parent and not existing.is_dir():
+        raise OutputError(f"{parent}: cannot create output folder ({existing} is a file)")
+    if not existing.is_dir():
         raise OutputError(f"{parent}: is not a folder", hint="choose another -o path")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"{parent}: output folder is not writable", hint="choose a writable -o path")
+    if not os.access(existing, os.W_OK):
+        raise OutputError(f"{existing}: output folder is not writable", hint="choose a writable -o path")
     if pattern and info.kind == "sequence":
         rx = re.compile("^" + _PRINTF.sub(r"\\d+", re.escape(final.name).replace("\\%", "%")) + "$")
         for f in info.files:

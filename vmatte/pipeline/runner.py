@@ -470,3 +470,6 @@ def _remove_output(writer) -> None:
     for f in paths:
         with contextlib.suppress(OSError):
             Path(f).unlink()
+    from vmatte.io.writers.common import remove_empty_folders
+
+    remove_empty_folders(list(getattr(writer, "created_dirs", None) or []))

@@ -24,7 +24,15 @@ from vmatte.io.config import OutputConfig
 from vmatte.io.decode import ClipInfo
 from vmatte.io.ffmpeg_exe import ffmpeg_binary, require_ffmpeg
 from vmatte.io.formats import FormatSpec, output_depth
-from vmatte.io.writers.common import PixelSource, alpha_note, comment_for, remove_quietly, temp_path
+from vmatte.io.writers.common import (
+    PixelSource,
+    alpha_note,
+    comment_for,
+    ensure_folder,
+    remove_empty_folders,
+    remove_quietly,
+    temp_path,
+)
 from vmatte.io.writers.video import _MATRIX, codec_options, color_tags, encoder_pix_fmt
 
 _SCALE_MATRIX = {
@@ -84,6 +92,7 @@ class FfmpegWriter:
         self._tmp = temp_path(final)
         self._range = frame_range
         self._proc: subprocess.Popen | None = None
+        self.created_dirs: list[Path] = []
         self._mux = None
         self._vstream = None
         # ffmpeg's stderr goes to a file, not a pipe: a chatty encoder can never block on a full pipe
@@ -185,6 +194,7 @@ class FfmpegWriter:
         import av
 
         args = self.command(first_time_s)
+        self.created_dirs = ensure_folder(self.path.parent)
         try:
             self._proc = subprocess.Popen(
                 args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log
@@ -256,3 +266,4 @@ class FfmpegWriter:
         self._pixels.close()
         self._log.close()
         remove_quietly(self._tmp)
+        remove_empty_folders(self.created_dirs)

@@ -1,9 +1,11 @@
 """Image-sequence writers: PNG (8/16 bit) and OpenEXR (half/float), one file per frame.
 
 File number = ``cfg.start_number + frame.index`` (clip frame index), so chunks of one shot rendered on different
-farm nodes land side by side in one folder. Each file is written to a hidden temp name and renamed when
-complete, so a partial file never stands under a frame's real name; ``abort`` (a failed run) also removes the
-frames this run wrote, so a retry of the same command starts clean.
+farm nodes land side by side in one folder. Each frame is written to a hidden temp name beside its final one
+(``.NAME.vmatte-tmp-PID.EXT``) and all of them are renamed into place by ``close``: while the run is going, and
+after it failed or was cancelled, no frame stands under a final name. ``abort`` removes the temporaries, any
+frames already renamed, and the output folders this writer created if they are left empty, so a retry of the
+same command starts clean. A path without ``%0Nd`` is a single image (one-frame runs).
 
 PNG: straight alpha is the PNG standard; a premultiplied PNG (non-standard, on request) is marked in a tEXt
 chunk ``vmatte:alpha``. Colour is the source's encoding (display-referred, usually sRGB/Rec.709).
@@ -36,7 +38,9 @@ from vmatte.io.formats import FormatSpec, output_depth
 from vmatte.io.writers.common import (
     PixelSource,
     alpha_note,
+    ensure_folder,
     oserror,
+    remove_empty_folders,
     remove_quietly,
     srgb_to_linear,
     temp_path,
@@ -164,7 +168,9 @@ class SequenceWriter:
         pix_cfg = dataclasses.replace(cfg, premultiplied=False) if spec.name == "exr" else cfg
         self._pixels = PixelSource(pix_cfg, info.start_time_s)
         self._tmp: Path | None = None
-        self.written: list[Path] = []
+        self._pending: list[tuple[Path, Path]] = []  # (temp, final) of frames written, renamed by close()
+        self.written: list[Path] = []  # final names in place (after close)
+        self.created_dirs: list[Path] = []
         if spec.name == "exr":
             import av
 
@@ -225,27 +231,42 @@ class SequenceWriter:
         else:
             data = self._encode_png(self._pixels.render_int(frame, self.depth))
         final = frame_file(self.path, self.cfg.start_number + frame.index)
+        if not self._pending:
+            self.created_dirs += ensure_folder(final.parent)
         self._tmp = temp_path(final)
         try:
             with open(self._tmp, "wb") as fh:
                 fh.write(data)
-            os.replace(self._tmp, final)
         except OSError as exc:
             remove_quietly(self._tmp)
             self._tmp = None
             raise oserror(exc, final) from None
+        self._pending.append((self._tmp, final))
         self._tmp = None
-        self.written.append(final)
 
     def close(self) -> None:
+        """Rename every frame into place (the sequence appears only now, complete)."""
         self._pixels.close()
+        for tmp, final in self._pending:
+            try:
+                os.replace(tmp, final)
+            except OSError as exc:
+                self.abort()
+                raise oserror(exc, final) from None
+            self.written.append(final)
+        self._pending = []
 
     def abort(self) -> None:
-        """Remove the unfinished temp file and every frame file this writer wrote: a failed run leaves nothing,
-        so re-running the same command (a farm retry) does not stop on 'already exists'."""
+        """Remove the temporaries, every frame file this writer put in place, and the folders it created when
+        left empty: a failed run leaves nothing, so re-running the same command (a farm retry) does not stop
+        on 'already exists'."""
         remove_quietly(self._tmp)
         self._tmp = None
+        for tmp, _ in self._pending:
+            remove_quietly(tmp)
+        self._pending = []
         for f in self.written:
             remove_quietly(f)
         self.written = []
         self._pixels.close()
+        remove_empty_folders(self.created_dirs)

@@ -26,7 +26,9 @@ from vmatte.io.writers.common import (
     PixelSource,
     alpha_note,
     comment_for,
+    ensure_folder,
     oserror,
+    remove_empty_folders,
     remove_quietly,
     temp_path,
 )
@@ -250,11 +252,14 @@ class VideoWriter:
         self._last_pts: int | None = None
         self._first = True
         container_opts = {"movflags": "use_metadata_tags"} if spec.ext in (".mov", ".mp4") else {}
+        self.created_dirs = ensure_folder(final.parent)
         try:
             self._out = av.open(str(self._tmp), "w", container_options=container_opts)
         except OSError as exc:
+            remove_empty_folders(self.created_dirs)
             raise oserror(exc, final) from None
         except av.error.FFmpegError as exc:
+            remove_empty_folders(self.created_dirs)
             raise OutputError(f"{final}: cannot create output ({exc})") from None
         try:
             self._setup(av, threads)
@@ -395,3 +400,4 @@ class VideoWriter:
             self._out.close()
         self._pixels.close()
         remove_quietly(self._tmp)
+        remove_empty_folders(self.created_dirs)
