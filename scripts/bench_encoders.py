@@ -10,9 +10,11 @@ Usage: python scripts/bench_encoders.py [--frames 20] [--size 1920x1080] [--pres
 Outputs go to a temporary folder under /tmp and are deleted.
 
 ``--prores-layouts`` times the default ProRes 4444 writer three ways, interleaved round by round so machine
-load hits all alike: "single" (one encoder thread), "old" (frame-threaded encoder + PyAV's default threaded
-swscale, which corrupts alpha at some sizes) and "new" (frame-threaded encoder + single-threaded swscale, the
-shipped layout). Reports wall fps and CPU seconds per frame (getrusage: all threads of this process).
+load hits all alike: "single" (one encoder thread, conversion in the writer's thread), "old" (frame-threaded
+encoder + PyAV's default threaded swscale in the writer's thread: corrupts alpha at some sizes), "serial"
+(frame-threaded encoder + single-threaded swscale in the writer's thread) and "new" (frame-threaded encoder,
+single-threaded swscale on up to 4 frames side by side: the shipped layout). Reports wall fps and CPU seconds
+per frame (getrusage: all threads of this process).
 """
 
 from __future__ import annotations
@@ -107,12 +109,20 @@ def bench_prores_layouts(pool, n: int, info: ClipInfo, tmp: Path, threads: int, 
 
     from vmatte.io import swscale
     from vmatte.io.config import OutputConfig
+    from vmatte.io.writers.video import VideoWriter
 
-    variants = {"single": (1, 1), "old": (threads, 0), "new": (threads, 1)}  # (encoder threads, sws threads)
+    # (encoder threads, swscale threads, frames converted side by side)
+    variants = {
+        "single": (1, 1, 0),
+        "old": (threads, 0, 0),
+        "serial": (threads, 1, 0),
+        "new": (threads, 1, 4),
+    }
     totals = {k: [0.0, 0.0, 0] for k in variants}
     for r in range(rounds):
-        for name, (enc_threads, sws_threads) in variants.items():
+        for name, (enc_threads, sws_threads, workers) in variants.items():
             swscale.SWS_THREADS = sws_threads
+            VideoWriter.max_convert_workers = workers
             path = tmp / f"layout-{name}-{r}.mov"
             cfg = OutputConfig(path=str(path), decontaminate=False)
             w = open_writer(cfg, info, overwrite=True, threads=enc_threads)
@@ -129,6 +139,7 @@ def bench_prores_layouts(pool, n: int, info: ClipInfo, tmp: Path, threads: int, 
             path.unlink()
             print(f"  round {r} {name}: {n / (t1 - t0):.2f} fps, {cpu / n:.3f} CPU s/frame", file=sys.stderr)
     swscale.SWS_THREADS = 1
+    VideoWriter.max_convert_workers = 4
     return {
         k: {"fps": f / wall, "wall_s_per_frame": wall / f, "cpu_s_per_frame": cpu / f}
         for k, (wall, cpu, f) in totals.items()

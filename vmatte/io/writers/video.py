@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
@@ -220,6 +222,8 @@ class AudioPump:
 class VideoWriter:
     """One video file output via PyAV (formats: prores4444, vp9, qtrle, png-mov, ffv1, h264)."""
 
+    max_convert_workers = 4  # frames converted side by side (0: in the calling thread; benchmarks compare)
+
     def __init__(
         self,
         final: Path,
@@ -305,20 +309,31 @@ class VideoWriter:
         if info.rotation:
             s.set_display_rotation(info.rotation)
         self._stream = s
+        # RGB→encoder pixel conversion runs single-threaded per frame (vmatte/io/swscale.py), so frames are
+        # converted side by side instead: up to 4 in flight (the GIL is released in swscale), encoded in order
+        converts = self._enc_pix != self._src_fmt
+        workers = min(self.max_convert_workers, n) if converts and n > 1 else 0
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="vmatte-sws") if workers else None
+        self._depth = workers
+        self._inflight: deque = deque()  # (Future or converted frame, pts, time_s, index), in write order
         if cfg.audio and info.has_audio and info.kind == "video" and (spec.audio or spec.audio_fallback):
             self._audio = AudioPump(self._out, info, spec)
             if self._audio.note:
                 self.notes.append(self._audio.note)
                 log.warning("%s: %s", self.path, self._audio.note)
 
-    def _to_av(self, frame: Frame):
+    def _render(self, frame: Frame):
+        """av.VideoFrame in the ndarray input format; serial (composite backgrounds read a clip in order)."""
         import av
 
         wide = self._src_fmt in ("rgba64le", "rgb48le", "gray16le")
         img = self._pixels.render_int(frame, 16 if wide else 8)
         if img.ndim == 2 and not self._src_fmt.startswith("gray"):
             img = np.repeat(img[..., None], 3, axis=2)  # a matte in an RGB/YUV codec: R = G = B = alpha
-        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format=self._src_fmt)
+        return av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format=self._src_fmt)
+
+    def _convert(self, vf):
+        """``vf`` converted to the encoder's pixel format (thread-safe: one swscale context per call)."""
         if self._enc_pix.startswith("yuv"):
             vf = sws.reformat(
                 vf,
@@ -331,13 +346,12 @@ class VideoWriter:
         return vf
 
     def write(self, frame: Frame) -> None:
-        import av
 
         if (frame.height, frame.width) != (self.info.height, self.info.width):
             raise OutputError(
                 f"{self.path}: frame {frame.index} is {frame.width}x{frame.height}, expected {self.info.width}x{self.info.height}"
             )
-        vf = self._to_av(frame)
+        vf = self._render(frame)
         pts = frame.pts if frame.pts is not None else frame.index
         tb = frame.time_base or self.info.time_base
         if tb != self.info.time_base:
@@ -347,14 +361,24 @@ class VideoWriter:
                 self._last_pts + 1
             )  # muxers refuse non-increasing timestamps; the decoder normally fixed this
         self._last_pts = int(pts)
-        vf.pts = int(pts)
-        vf.time_base = self.info.time_base
         t = float(pts * self.info.time_base)
         if self._first and self._audio is not None and self._range is not None and self._range[0] > 0:
             self._audio.start_s = t
         self._first = False
         self._last_time = t
+        job = self._pool.submit(self._convert, vf) if self._pool is not None else self._convert(vf)
+        self._inflight.append((job, int(pts), t, frame.index))
+        while len(self._inflight) > self._depth:
+            self._encode_oldest()
+
+    def _encode_oldest(self) -> None:
+        import av
+
+        job, pts, t, index = self._inflight.popleft()
         try:
+            vf = job.result() if isinstance(job, Future) else job
+            vf.pts = pts
+            vf.time_base = self.info.time_base
             for packet in self._stream.encode(vf):
                 self._out.mux(packet)
             if self._audio is not None:
@@ -362,11 +386,18 @@ class VideoWriter:
         except OSError as exc:
             raise oserror(exc, self.path) from None
         except av.error.FFmpegError as exc:
-            raise OutputError(f"{self.path}: encoding frame {frame.index} failed ({exc})") from None
+            raise OutputError(f"{self.path}: encoding frame {index} failed ({exc})") from None
 
     def close(self) -> None:
         import av
 
+        try:
+            while self._inflight:
+                self._encode_oldest()
+        except BaseException:
+            self.abort()
+            raise
+        self._stop_pool()
         try:
             for packet in self._stream.encode(None):
                 self._out.mux(packet)
@@ -393,7 +424,15 @@ class VideoWriter:
             remove_quietly(self._tmp)
             raise oserror(exc, self.path) from None
 
+    def _stop_pool(self) -> None:
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
+
     def abort(self) -> None:
+        self._stop_pool()
+        getattr(self, "_inflight", deque()).clear()
         if self._audio is not None:
             self._audio.close()
         with contextlib.suppress(Exception):
