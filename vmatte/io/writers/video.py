@@ -346,7 +346,6 @@ class VideoWriter:
         return vf
 
     def write(self, frame: Frame) -> None:
-
         if (frame.height, frame.width) != (self.info.height, self.info.width):
             raise OutputError(
                 f"{self.path}: frame {frame.index} is {frame.width}x{frame.height}, expected {self.info.width}x{self.info.height}"
