@@ -56,6 +56,10 @@ def test_sequence_appears_only_when_complete(tmp_path, clip_path, masks_dir):
     )
     assert seen and all(names == [] for names in seen), seen[:3]
     assert sorted(p.name for p in folder.iterdir()) == [f"f.{i:04d}.png" for i in range(12)]
+    from vmatte.io.writers.common import CREATED_FOLDERS
+
+    # a finished output's folders are no longer candidates for the forced-exit cleanup of a later run
+    assert folder not in CREATED_FOLDERS and folder.parent not in CREATED_FOLDERS
 
 
 @pytest.mark.parametrize("how", ["fails", "cancelled"])

@@ -53,6 +53,13 @@ def ensure_folder(folder: Path) -> list[Path]:
     return made
 
 
+def keep_folders(folders: list[Path]) -> None:
+    """A writer finished: its folders hold a complete output now and are no longer this run's to remove."""
+    for d in folders:
+        if d in CREATED_FOLDERS:
+            CREATED_FOLDERS.remove(d)
+
+
 def remove_empty_folders(folders: list[Path] | None = None) -> None:
     """Remove ``folders`` (default: every one in :data:`CREATED_FOLDERS`), innermost first, where empty."""
     todo = list(CREATED_FOLDERS if folders is None else folders)

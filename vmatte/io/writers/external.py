@@ -29,6 +29,7 @@ from vmatte.io.writers.common import (
     alpha_note,
     comment_for,
     ensure_folder,
+    keep_folders,
     remove_empty_folders,
     remove_quietly,
     temp_path,
@@ -256,8 +257,10 @@ class FfmpegWriter:
         self._log.close()
         if failure is not None:
             remove_quietly(self._tmp)
+            remove_empty_folders(self.created_dirs)
             raise failure
         self._tmp.replace(self.path)
+        keep_folders(self.created_dirs)
 
     def abort(self) -> None:
         if self._proc is not None and self._proc.poll() is None:

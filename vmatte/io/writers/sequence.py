@@ -39,6 +39,7 @@ from vmatte.io.writers.common import (
     PixelSource,
     alpha_note,
     ensure_folder,
+    keep_folders,
     oserror,
     remove_empty_folders,
     remove_quietly,
@@ -255,6 +256,7 @@ class SequenceWriter:
                 raise oserror(exc, final) from None
             self.written.append(final)
         self._pending = []
+        keep_folders(self.created_dirs)
 
     def abort(self) -> None:
         """Remove the temporaries, every frame file this writer put in place, and the folders it created when

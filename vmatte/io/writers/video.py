@@ -29,6 +29,7 @@ from vmatte.io.writers.common import (
     alpha_note,
     comment_for,
     ensure_folder,
+    keep_folders,
     oserror,
     remove_empty_folders,
     remove_quietly,
@@ -421,7 +422,9 @@ class VideoWriter:
             self._tmp.replace(self.path)
         except OSError as exc:
             remove_quietly(self._tmp)
+            remove_empty_folders(self.created_dirs)
             raise oserror(exc, self.path) from None
+        keep_folders(self.created_dirs)
 
     def _stop_pool(self) -> None:
         pool = getattr(self, "_pool", None)
