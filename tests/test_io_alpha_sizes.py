@@ -88,9 +88,11 @@ def _grow(m: np.ndarray, r: int) -> np.ndarray:
     return cv2.dilate(m.astype(np.uint8), np.ones((2 * r + 1, 2 * r + 1), np.uint8)) > 0
 
 
-def _write(cfg: OutputConfig, w: int, h: int):
-    frames, fg = _frames(w, h)
-    wr = open_writer(cfg, _info(w, h), threads=4)  # several encoder/conversion threads even on 2 cores
+def _write(cfg: OutputConfig, w: int, h: int, threads: int = 4, n: int = N):
+    frames, fg = _frames(w, h, n)
+    wr = open_writer(
+        cfg, _info(w, h, n), threads=threads
+    )  # several encoder/conversion threads even on 2 cores
     for f in frames:
         wr.write(f)
     wr.close()
