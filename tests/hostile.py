@@ -305,7 +305,8 @@ def rotated_mp4(path: Path, degrees: int = 90) -> Path:
     good_mp4(tmp)
     from vmatte.io.writers.external import ffmpeg_version
 
-    if ffmpeg_version(FFMPEG or "ffmpeg") >= (6, 0) or ffmpeg_version(FFMPEG or "ffmpeg") == (0, 0):
+    version = ffmpeg_version(FFMPEG or "ffmpeg")
+    if version >= (6, 0) or version == (0, 0):
         # FFmpeg 6+ ignores the old "rotate" tag on output; its display matrix is counter-clockwise
         ffmpeg("-display_rotation", str(-degrees), "-i", str(tmp), "-c", "copy", str(path))
     else:
