@@ -7,8 +7,9 @@ yuva444p10le (the default ProRes 4444 writer; alpha 0 became 512/1023 ≈ 0.5), 
 /bgra (qtrle, ffv1), rgba→yuva420p (VP9), and on the read side yuva444p12le/yuv444p12le/yuv420p10le→rgb;
 only 8-bit yuv420p→rgb24 was unaffected. This was the "stray alpha at x = 0..7" blamed on ProRes frame
 threading: with single-threaded conversion the frame-threaded ``prores_ks`` encoder is exact at every size
-tried (see tests/test_io_alpha_sizes.py). One thread costs nothing measurable at 1080p (about 20 ms CPU per
-frame either way: scripts/bench_encoders.py --prores-layouts).
+tried (tests/test_io_alpha_sizes.py, scripts/sweep_alpha_sizes.py). A 1080p rgba64le→yuva444p10le conversion
+is ~20 ms CPU with one thread or two; VideoWriter converts up to 4 frames side by side, so the writer thread's
+serial share stays below the old layout's (scripts/bench_encoders.py --prores-layouts).
 """
 
 from __future__ import annotations
