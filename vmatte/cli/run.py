@@ -379,6 +379,9 @@ def remove_temporaries(config) -> None:
         r = Path(config.report)
         with contextlib.suppress(OSError):
             r.with_name(f".{r.name}.tmp-{pid}").unlink()
+    from vmatte.io.writers.common import remove_empty_folders
+
+    remove_empty_folders()  # output folders this process created and left empty
 
 
 def main(args: argparse.Namespace) -> int:

@@ -65,8 +65,9 @@ def concat_segments(
 
     import av
 
-    from vmatte.io.writers.common import oserror, remove_quietly, temp_path
+    from vmatte.io.writers.common import ensure_folder, oserror, remove_quietly, temp_path
 
+    ensure_folder(final.parent)
     tmp = temp_path(final)
     opts = {"movflags": "use_metadata_tags"} if final.suffix.lower() in (".mov", ".mp4") else {}
     out = None
@@ -154,10 +155,12 @@ def _alpha_frames(paths: list[Path]):
     import av
     import numpy as np
 
+    from vmatte.io import swscale as sws
+
     for p in paths:
         with av.open(str(p)) as c:
             for vf in c.decode(video=0):
-                yield vf.to_ndarray(format="gray16le").astype(np.float32) * np.float32(1.0 / 65535.0)
+                yield sws.to_ndarray(vf, format="gray16le").astype(np.float32) * np.float32(1.0 / 65535.0)
 
 
 def encode_with_alpha(

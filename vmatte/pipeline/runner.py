@@ -285,7 +285,7 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
     finals = []
     masks_dir = Path(config.masks).resolve()
     for out_cfg in config.outputs:
-        final = resolve_output_path(out_cfg, info)
+        final = resolve_output_path(out_cfg, info, (start, end))
         if final in finals:
             raise UsageError(
                 f"{final}: two outputs write to the same path", hint="give each output its own path"
@@ -472,3 +472,6 @@ def _remove_output(writer) -> None:
     for f in paths:
         with contextlib.suppress(OSError):
             Path(f).unlink()
+    from vmatte.io.writers.common import remove_empty_folders
+
+    remove_empty_folders(list(getattr(writer, "created_dirs", None) or []))

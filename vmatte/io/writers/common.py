@@ -25,6 +25,53 @@ def temp_path(final: Path) -> Path:
     return final.with_name(f".{final.stem}.vmatte-tmp-{os.getpid()}{final.suffix}")
 
 
+# Output folders this process created (outermost first): a failed or cancelled run removes them again when it
+# leaves them empty, so nothing of it stays behind (cli/run.py's forced-exit cleanup uses this list too).
+CREATED_FOLDERS: list[Path] = []
+
+
+def ensure_folder(folder: Path) -> list[Path]:
+    """``mkdir -p folder``; returns the folders it created (outermost first) and records them in
+    :data:`CREATED_FOLDERS`. OSError becomes a one-line OutputError."""
+    missing: list[Path] = []
+    p = Path(folder)
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    missing.reverse()
+    made: list[Path] = []
+    for d in missing:
+        try:
+            d.mkdir()
+        except FileExistsError:
+            continue  # another process (a farm node writing another chunk) made it first: not ours
+        except OSError as exc:
+            remove_empty_folders(made)
+            raise OutputError(f"{d}: cannot create output folder ({exc.strerror or exc})") from None
+        made.append(d)
+    CREATED_FOLDERS.extend(made)
+    return made
+
+
+def keep_folders(folders: list[Path]) -> None:
+    """A writer finished: its folders hold a complete output now and are no longer this run's to remove."""
+    for d in folders:
+        if d in CREATED_FOLDERS:
+            CREATED_FOLDERS.remove(d)
+
+
+def remove_empty_folders(folders: list[Path] | None = None) -> None:
+    """Remove ``folders`` (default: every one in :data:`CREATED_FOLDERS`), innermost first, where empty."""
+    todo = list(CREATED_FOLDERS if folders is None else folders)
+    for d in sorted(todo, key=lambda p: len(p.parts), reverse=True):
+        try:
+            d.rmdir()
+        except OSError:
+            continue  # not empty (outputs of a good run, another chunk's frames) or already gone
+        if d in CREATED_FOLDERS:
+            CREATED_FOLDERS.remove(d)
+
+
 def oserror(exc: OSError, path: Path) -> Exception:
     """OSError while writing ``path`` → DiskFull (retryable) or OutputError, one line."""
     if exc.errno in (errno.ENOSPC, errno.EDQUOT):
