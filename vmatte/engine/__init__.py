@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from vmatte.engine.base import BatchingEngine, Engine, FakeEngine
 from vmatte.engine.config import DEFAULT_MODEL, EngineConfig
-from vmatte.engine.weights import GET_VITMATTE_HINT, WeightsSource, resolve_weights, unavailable_message
+from vmatte.engine.weights import WeightsSource, get_vitmatte_hint, resolve_weights, unavailable_message
 from vmatte.errors import ModelError, UsageError
 from vmatte.pipeline.threads import cap_torch
 
@@ -55,9 +55,11 @@ def _load(cfg: EngineConfig, on_warning: Callable[[str], None] | None) -> Batchi
     if source is None:
         reason = unavailable_message(cfg.model)
         if cfg.name == "vitmatte":
-            raise ModelError(reason, hint=GET_VITMATTE_HINT)
+            raise ModelError(reason, hint=get_vitmatte_hint(cfg.model))
         if on_warning is not None:
-            on_warning(f"{reason}: using the classic (closed-form) engine; for ViTMatte {GET_VITMATTE_HINT}")
+            on_warning(
+                f"{reason}: using the classic (closed-form) engine; for ViTMatte {get_vitmatte_hint(cfg.model)}"
+            )
         return _classic(cfg)
     return _vitmatte(cfg, source)
 
