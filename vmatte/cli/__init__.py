@@ -15,6 +15,7 @@ import pkgutil
 import sys
 
 from vmatte import __version__
+from vmatte.cli._usage import ArgError, Parser, explain_extras, first_positional, recover, subparser
 from vmatte.errors import EXIT_CODES, VmatteError
 
 # order in --help; modules not listed here are appended alphabetically
@@ -28,7 +29,7 @@ def _subcommand_modules() -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     codes = "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODES.items())
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="vmatte",
         description="Alpha mattes for video from a few keyframe masks: decode → propagate → matte → smooth → encode.",
         epilog=f"exit codes:\n{codes}",
@@ -43,7 +44,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args, extras = parser.parse_known_args(argv)
+        if extras:
+            sub = subparser(parser, getattr(args, "command", None)) or parser
+            raise ArgError(explain_extras(sub, args, extras), prog=sub.prog)
+    except ArgError as exc:
+        # one line, not the whole usage block; the report a farm monitor waits for is still written
+        print(f"vmatte: error: {exc.message}", file=sys.stderr)
+        report = recover(argv, "--report")
+        if report and argv and argv[0] in ("run", "plan"):
+            from vmatte.cli._usage import write_error_report
+
+            write_error_report(
+                report,
+                input=first_positional(argv),
+                masks=recover(argv, "--masks") or "",
+                outputs=[v for i, v in enumerate(argv[1:]) if argv[i] in ("-o", "--output")],
+                message=exc.message,
+                exit_code=exc.exit_code,
+                retryable=False,
+            )
+        return exc.exit_code
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -373,26 +373,17 @@ def main(args: argparse.Namespace) -> int:
     except VmatteError as exc:
         # a farm monitor reads the report even when the command line or config was wrong
         if getattr(args, "report", None):
-            from vmatte.pipeline.report import Report
-            from vmatte.pipeline.runner import report_path_problem
+            from vmatte.cli._usage import write_error_report
 
-            # never where it would clobber an input, and best effort: the config error is what we report
-            outs = list(getattr(args, "output", None) or [])
-            if (
-                report_path_problem(
-                    args.report, getattr(args, "input", "") or "", getattr(args, "masks", "") or "", outs
-                )
-                is None
-            ):
-                rep = Report(
-                    input=getattr(args, "input", ""),
-                    status="error",
-                    exit_code=exc.exit_code,
-                    error=str(exc),
-                    retryable=exc.retryable,
-                )
-                with contextlib.suppress(OSError):
-                    rep.write_json(args.report)
+            write_error_report(
+                args.report,
+                input=getattr(args, "input", "") or "",
+                masks=getattr(args, "masks", "") or "",
+                outputs=list(getattr(args, "output", None) or []),
+                message=str(exc),
+                exit_code=exc.exit_code,
+                retryable=exc.retryable,
+            )
         raise
     if getattr(args, "chunk", None) is not None or getattr(args, "ray", None) is not None:
         from vmatte.cli._farm import main_farm
