@@ -51,3 +51,56 @@ def test_report_for_a_bad_command_line_never_clobbers_an_input(tmp_path, clip_pa
     before = clip_path.read_bytes()
     r = run_cli("run", clip_path, "--maks", masks_dir, "--report", clip_path)
     assert r.code == 2 and clip_path.read_bytes() == before
+
+
+def test_rgba_to_a_format_without_alpha_names_extensions_and_the_other_contents(
+    tmp_path, clip_path, masks_dir
+):
+    r = run_cli("run", clip_path, "--masks", masks_dir, "-o", tmp_path / "out.mp4")
+    assert r.code == 2 and len(r.errors) == 1, r
+    for word in (".mov", ".webm", ".mkv", "PNG/EXR sequence", "--composite", "--alpha-only"):
+        assert word in r.errors[0], (word, r)
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_unknown_extension_suggests_only_what_can_be_typed(tmp_path, clip_path, masks_dir):
+    r = run_cli("run", clip_path, "--masks", masks_dir, "-o", tmp_path / "out.gif")
+    assert r.code == 2 and len(r.errors) == 1, r
+    assert ".mov" in r.errors[0] and "format explicitly" not in r.errors[0], r
+
+
+@pytest.mark.parametrize("bg, guess", [("nosuchcolour", None), ("gren", "green")])
+def test_bad_composite_colour_is_a_usage_error_before_the_model_loads(
+    tmp_path, clip_path, masks_dir, bg, guess
+):
+    r = run_cli(
+        "run", clip_path, "--masks", masks_dir, "-o", tmp_path / "c.mov", "--composite", bg, engine={}
+    )
+    assert r.code == 2 and len(r.errors) == 1, r
+    assert f"--composite {bg}" in r.errors[0]
+    assert (f"did you mean '{guess}'" in r.errors[0]) if guess else "did you mean" not in r.errors[0]
+
+
+def test_api_errors_speak_api(tmp_path, clip_path, masks_dir):
+    import vmatte
+    from vmatte.errors import ConfigError, OutputError
+
+    out = tmp_path / "exists.mov"
+    out.write_bytes(b"x")
+    cfg = vmatte.RunConfig(
+        input=str(clip_path), masks=str(masks_dir), outputs=(vmatte.OutputConfig(path=str(out)),)
+    )
+    with pytest.raises(OutputError) as e:
+        vmatte.run(cfg)
+    assert "RunConfig(overwrite=True)" in str(e.value) and "--overwrite" not in str(e.value)
+    cfg = vmatte.RunConfig(
+        input=str(clip_path),
+        masks=str(masks_dir),
+        outputs=(vmatte.OutputConfig(path=str(tmp_path / "o.mp4")),),
+    )
+    with pytest.raises(ConfigError) as e:
+        vmatte.run(cfg)
+    assert "content" in str(e.value) and "--composite" not in str(e.value)
+    # and the command line still speaks flags afterwards
+    r = run_cli("run", clip_path, "--masks", masks_dir, "-o", out)
+    assert r.code == 7 and "pass --overwrite" in r.errors[0], r

@@ -16,7 +16,7 @@ import sys
 
 from vmatte import __version__
 from vmatte.cli._usage import ArgError, Parser, explain_extras, first_positional, recover, subparser
-from vmatte.errors import EXIT_CODES, VmatteError
+from vmatte.errors import EXIT_CODES, VmatteError, cli_voice
 
 # order in --help; modules not listed here are appended alphabetically
 _ORDER = ["run", "propagate", "plan", "eval", "info", "pipelines"]
@@ -71,7 +71,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with cli_voice():  # hints name flags, not config fields
+            return int(args.func(args) or 0)
     except VmatteError as exc:
         print(f"vmatte: error: {exc}", file=sys.stderr)
         return exc.exit_code

@@ -297,6 +297,12 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
                 hint="choose another -o path; inputs are never overwritten",
             )
         check_output_path(final, info, overwrite=config.overwrite)
+        if out_cfg.content == "composite":
+            from vmatte.io.compose import check_background
+
+            check_background(
+                out_cfg.background
+            )  # a typo'd colour is a usage error, found before the model loads
         finals.append(final)
     report.outputs = [str(p) for p in finals]
     report.times.probe = time.perf_counter() - t

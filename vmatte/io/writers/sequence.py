@@ -33,6 +33,7 @@ from vmatte.io.writers.common import (
     PixelSource,
     alpha_note,
     oserror,
+    overwrite_hint,
     remove_quietly,
     srgb_to_linear,
     temp_path,
@@ -149,7 +150,7 @@ class SequenceWriter:
                 if f.exists():
                     raise OutputError(
                         f"{f}: already exists (frame {index} of this run)",
-                        hint="pass --overwrite or choose another -o path",
+                        hint=overwrite_hint(),
                     )
         self._pixels = PixelSource(cfg, info.start_time_s)
         self._tmp: Path | None = None
