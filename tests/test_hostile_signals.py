@@ -157,6 +157,10 @@ def test_signal_while_matting(long_clip, tmp_path, sig, want):
         proc.kill()
     assert waited < STOP_WITHIN_S, f"took {waited:.1f} s to stop after {sig.name}"
     _check_clean(proc, code, want, out, report, guarded)
+    # a log tells a scheduler kill from a user's Ctrl-C
+    said = "terminated by SIGTERM" if sig == signal.SIGTERM else "cancelled (SIGINT"
+    assert any(said in ln for ln in proc.text_lines if ln.startswith("vmatte: error:")), proc.text_lines
+    assert said in json.loads(report.read_text())["error"]
 
 
 @pytest.mark.slow

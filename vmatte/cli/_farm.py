@@ -7,14 +7,13 @@ one line with the exit code of :mod:`vmatte.errors`, ``--report`` and ``--progre
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 
 from vmatte.errors import Interrupted, UsageError
 
 
 def main_farm(args: argparse.Namespace, config) -> int:
-    from vmatte.cli.run import SignalCancel, print_suggestions
+    from vmatte.cli.run import SignalCancel, print_suggestions, signalled
     from vmatte.pipeline.progress import Progress
 
     chunk = args.chunk
@@ -43,13 +42,7 @@ def main_farm(args: argparse.Namespace, config) -> int:
                     config, chunk, resume=args.resume, on_progress=progress, cancel=sig.event
                 )
         except Interrupted as exc:
-            code = 143 if sig.signum == signal.SIGTERM else 130
-            exc.exit_code = code
-            rep = getattr(exc, "report", None)
-            if config.report and rep is not None:
-                rep.exit_code = code
-                rep.write_json(config.report)
-            raise
+            raise signalled(exc, sig.signum, config) from None
         finally:
             progress.close()
     for w in report.warnings:

@@ -306,8 +306,9 @@ class SignalCancel:
                 with contextlib.suppress(Exception):
                     self._cleanup()
             code = 143 if self.signum == signal.SIGTERM else 130
+            what = "terminated by SIGTERM" if code == 143 else "cancelled (SIGINT, Ctrl-C)"
             try:
-                sys.stderr.write(f"vmatte: error: interrupted: {why}, exiting now (temporaries removed)\n")
+                sys.stderr.write(f"vmatte: error: {what}: {why}, exiting now (temporaries removed)\n")
                 sys.stderr.flush()
             finally:
                 os._exit(code)
@@ -336,6 +337,27 @@ class SignalCancel:
         self._stopped.set()
         for s, h in self._old.items():
             signal.signal(s, h)
+
+
+def signalled(exc: Interrupted, signum: int | None, config) -> Interrupted:
+    """The error to report for a run stopped by ``signum``: SIGTERM says "terminated" and exits 143, SIGINT
+    says "cancelled" and exits 130, so a log tells a scheduler kill from a user's Ctrl-C. The report, if
+    asked for, is rewritten with the same code and line."""
+    term = signum == signal.SIGTERM
+    what = "terminated by SIGTERM" if term else "cancelled (SIGINT, Ctrl-C)"
+    detail = exc.message if exc.message not in ("cancelled", "interrupted") else ""
+    out = Interrupted(
+        f"{what}{f' ({detail})' if detail else ''}: outputs and temporaries removed",
+        signum=signal.SIGTERM if term else signal.SIGINT,
+    )
+    rep = getattr(exc, "report", None)
+    out.report = rep  # type: ignore[attr-defined]
+    if rep is not None:
+        rep.exit_code, rep.error = out.exit_code, str(out)
+        if config.report:
+            with contextlib.suppress(OSError):  # a full disk must not turn exit 130 into a traceback
+                rep.write_json(config.report)
+    return out
 
 
 def remove_temporaries(config) -> None:
@@ -395,13 +417,7 @@ def main(args: argparse.Namespace) -> int:
             report = run(config, on_progress=progress, cancel=sig.event)
         except Interrupted as exc:
             progress.close()
-            code = 143 if sig.signum == signal.SIGTERM else 130
-            exc.exit_code = code
-            if config.report and getattr(exc, "report", None) is not None:
-                exc.report.exit_code = code
-                with contextlib.suppress(OSError):  # a full disk must not turn exit 130 into a traceback
-                    exc.report.write_json(config.report)
-            raise
+            raise signalled(exc, sig.signum, config) from None
         finally:
             progress.close()
     for w in report.warnings:
