@@ -104,3 +104,146 @@ def test_api_errors_speak_api(tmp_path, clip_path, masks_dir):
     # and the command line still speaks flags afterwards
     r = run_cli("run", clip_path, "--masks", masks_dir, "-o", out)
     assert r.code == 7 and "pass --overwrite" in r.errors[0], r
+
+
+# -- which mask became which frame, and masks that are not what they seem ------------------------------------
+def test_mapping_line_and_doubtful_numbers(tmp_path, clip_path, scene):
+    import cv2
+
+    from vmatte.io.masks import number_doubt
+
+    for name in (
+        "000120.png",
+        "frame_120.png",
+        "shot.0120.png",
+        "shot_v2.0120.png",
+        "frame120.png",
+        "00007.jpg",
+    ):
+        assert number_doubt(name) is None, name
+    for name in ("test-sample1.png", "mask_v2.png", "take3.png"):
+        assert number_doubt(name), name
+    masks = tmp_path / "keys"
+    masks.mkdir()
+    cv2.imwrite(str(masks / "test-sample0.png"), scene.mask(0))
+    cv2.imwrite(str(masks / "mask_v8.png"), scene.mask(8))
+    r = run_cli("run", clip_path, "--masks", masks, "-o", tmp_path / "o.mov", engine={})
+    assert r.code == 0, r
+    assert "vmatte: keyframes: test-sample0.png -> 0, mask_v8.png -> 8" in r.lines, r
+    doubts = [ln for ln in r.lines if ln.startswith("vmatte: warning:") and "read as keyframe" in ln]
+    assert len(doubts) == 2 and "'v8' looks like a version number" in " ".join(doubts), r
+
+
+def test_binary_mask_saved_as_jpeg_is_read_as_binary(tmp_path, clip_path, scene):
+    import cv2
+    import numpy as np
+
+    from vmatte.io.decode import open_clip
+    from vmatte.io.masks import load_keyframes
+
+    info = open_clip(clip_path).info
+    d = tmp_path / "jpg"
+    d.mkdir()
+    cv2.imwrite(str(d / "000000.jpg"), scene.mask(0), [cv2.IMWRITE_JPEG_QUALITY, 75])
+    v = cv2.imread(str(d / "000000.jpg"), 0)
+    assert ((v > 0) & (v < 255)).any()  # the compression noise this is about
+    k = load_keyframes(d, info)
+    assert k.kind(0) == "binary"
+    assert len(k.warnings) == 1 and "binary mask saved as JPG" in k.warnings[0]
+    # a soft matte saved as JPEG stays soft, and a PNG binary mask says nothing
+    s = tmp_path / "soft"
+    s.mkdir()
+    ramp = np.tile(np.linspace(0, 255, scene.width, dtype=np.float32), (scene.height, 1)).astype(np.uint8)
+    cv2.imwrite(str(s / "000000.jpg"), ramp)
+    assert load_keyframes(s, info).kind(0) == "alpha"
+
+
+def test_keyframes_showing_different_objects_are_warned_about(tmp_path, clip_path, masks_dir, scene):
+    import cv2
+    import numpy as np
+
+    from vmatte.config import build_config
+    from vmatte.io.decode import open_clip
+    from vmatte.io.masks import load_keyframes
+    from vmatte.propagate import Propagator
+
+    clip = open_clip(clip_path)
+    same = Propagator(clip, load_keyframes(masks_dir, clip.info), build_config().propagate)
+    same.prepare()
+    assert same.warnings == []
+    d = tmp_path / "other"
+    d.mkdir()
+    cv2.imwrite(str(d / "000000.png"), scene.mask(0))
+    other = np.zeros((scene.height, scene.width), np.uint8)
+    union = (scene.mask(0) > 0) | (scene.mask(8) > 0)
+    ys, xs = np.nonzero(union)
+    # a box where the object never is on either keyframe: below or right of it
+    if ys.max() + 20 < scene.height:
+        other[ys.max() + 6 :, :] = 255
+    else:
+        other[:, xs.max() + 6 :] = 255
+    assert not (other.astype(bool) & union).any()
+    cv2.imwrite(str(d / "000008.png"), other)
+    diff = Propagator(clip, load_keyframes(d, clip.info), build_config().propagate)
+    diff.prepare()
+    assert len(diff.warnings) == 1 and "frames 0 and 8 do not overlap" in diff.warnings[0], diff.warnings
+
+
+# -- what a run says up front, and --progress json --------------------------------------------------------
+def _offline(monkeypatch):
+    import vmatte.engine.weights as W
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setattr(W, "_cached_snapshot", lambda repo_id: None)
+
+
+def test_fallback_and_compile_notice_print_before_frames_even_when_the_run_fails(
+    tmp_path, clip_path, masks_dir, monkeypatch
+):
+    import vmatte.engine.classic as C
+    import vmatte.io.encode as E
+    from vmatte.errors import OutputError
+
+    _offline(monkeypatch)
+    monkeypatch.setattr(C, "numba_cache_ready", lambda: False)
+
+    def broken_writer(*a, **k):
+        raise OutputError("disk says no")
+
+    monkeypatch.setattr(E, "open_writer", broken_writer)  # fails after the engine loaded, before any frame
+    r = run_cli("run", clip_path, "--masks", masks_dir, "-o", tmp_path / "o.mov", "--progress", "lines")
+    assert r.code == 7, r
+    fallback = [ln for ln in r.lines if "using the classic (closed-form) engine" in ln]
+    assert len(fallback) == 1 and fallback[0].startswith("vmatte: warning:"), r
+    assert any("compiling the classic engine (first run only" in ln for ln in r.lines), r
+    assert r.lines[-1].startswith("vmatte: error: disk says no"), r
+
+
+def _events(r) -> list[dict]:
+    evs = [json.loads(ln) for ln in r.lines]  # every line must be JSON
+    assert evs and evs[-1]["event"] == "end", evs[-3:]
+    return evs
+
+
+def test_progress_json_is_all_json_with_a_final_event(tmp_path, clip_path, masks_dir, monkeypatch):
+    _offline(monkeypatch)
+    out = tmp_path / "o.mov"
+    r = run_cli("run", clip_path, "--masks", masks_dir, "-o", out, "--progress", "json", "--engine", "auto")
+    assert r.code == 0, r
+    evs = _events(r)
+    end = evs[-1]
+    assert end["status"] == "ok" and end["exit_code"] == 0 and end["outputs"] == [str(out)], end
+    assert any("classic" in w for w in end["warnings"]), end
+    kinds = {e["event"] for e in evs}
+    assert {"progress", "info", "warning", "end"} <= kinds, kinds
+    assert any(e["event"] == "info" and e["message"].startswith("wrote ") for e in evs)
+    matte = [e for e in evs if e.get("stage") == "matte"]
+    assert matte[0]["eta_s"] is None  # no ETA from the first frame alone (it pays for the pipeline fill)
+    # an error: the end event carries it, and no plain line follows
+    r = run_cli("run", clip_path, "--masks", masks_dir, "-o", out, "--progress", "json", engine={})
+    assert r.code == 7, r
+    end = _events(r)[-1]
+    assert end["status"] == "error" and end["exit_code"] == 7 and "already exists" in end["error"], end
+    # a bad command line, too
+    r = run_cli("run", clip_path, "--maks", masks_dir, "--progress", "json")
+    assert r.code == 2 and _events(r)[-1]["exit_code"] == 2, r

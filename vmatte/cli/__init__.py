@@ -52,7 +52,14 @@ def main(argv: list[str] | None = None) -> int:
             raise ArgError(explain_extras(sub, args, extras), prog=sub.prog)
     except ArgError as exc:
         # one line, not the whole usage block; the report a farm monitor waits for is still written
-        print(f"vmatte: error: {exc.message}", file=sys.stderr)
+        if recover(argv, "--progress") == "json":
+            import json
+            import time
+
+            end = {"t": round(time.time(), 3), "event": "end", "status": "error", "exit_code": exc.exit_code}
+            print(json.dumps({**end, "outputs": [], "warnings": [], "error": exc.message}), file=sys.stderr)
+        else:
+            print(f"vmatte: error: {exc.message}", file=sys.stderr)
         report = recover(argv, "--report")
         if report and argv and argv[0] in ("run", "plan"):
             from vmatte.cli._usage import write_error_report
@@ -74,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
         with cli_voice():  # hints name flags, not config fields
             return int(args.func(args) or 0)
     except VmatteError as exc:
-        print(f"vmatte: error: {exc}", file=sys.stderr)
+        if not getattr(exc, "said", False):  # --progress json: already the end event
+            print(f"vmatte: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("vmatte: interrupted", file=sys.stderr)

@@ -7,19 +7,18 @@ one line with the exit code of :mod:`vmatte.errors`, ``--report`` and ``--progre
 from __future__ import annotations
 
 import argparse
-import sys
 
 from vmatte.errors import Interrupted, UsageError
 
 
-def main_farm(args: argparse.Namespace, config) -> int:
+def main_farm(args: argparse.Namespace, config, progress=None) -> int:
     from vmatte.cli.run import SignalCancel, print_suggestions, signalled
     from vmatte.pipeline.progress import Progress
 
     chunk = args.chunk
     if chunk is not None and chunk < 1:
         raise UsageError(f"--chunk {chunk}: must be at least 1 frame")
-    progress = Progress(config.progress)
+    progress = progress or Progress(config.progress)
     with SignalCancel() as sig:
         try:
             if args.ray is not None:
@@ -46,7 +45,7 @@ def main_farm(args: argparse.Namespace, config) -> int:
         finally:
             progress.close()
     for w in report.warnings:
-        print(f"vmatte: warning: {w}", file=sys.stderr)
+        progress.warning(w)  # once each: the chunks' runs may have said them already
     done = sum(1 for c in report.chunks if c.get("status") == "done")
     skipped = sum(1 for c in report.chunks if c.get("status") == "skipped")
     where = (
@@ -60,10 +59,10 @@ def main_farm(args: argparse.Namespace, config) -> int:
     )
     if report.farm.get("note"):
         where = report.farm["note"]
-    print(
-        f"vmatte: {done} chunk(s) rendered, {skipped} already done; {report.frames_written} frames in "
-        f"{report.times.total:.1f} s; {where}",
-        file=sys.stderr,
+    progress.info(
+        f"{done} chunk(s) rendered, {skipped} already done; {report.frames_written} frames in "
+        f"{report.times.total:.1f} s; {where}"
     )
-    print_suggestions(report.suggested_keyframes)
+    print_suggestions(report.suggested_keyframes, progress)
+    progress.end("ok", 0, outputs=report.outputs, warnings=report.warnings, frames=report.frames_written)
     return 0

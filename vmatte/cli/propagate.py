@@ -146,6 +146,8 @@ def main(args: argparse.Namespace) -> int:
             print(f"propagate: {done}/{n} frames", file=sys.stderr, flush=True)
 
     prop.prepare(on_progress=progress)
+    for w in prop.warnings:
+        print(f"vmatte: warning: {w}", file=sys.stderr)
     tw = time.perf_counter()
     # PNG encoding releases the GIL: trimaps and masks are written by two threads while this one upsamples
     sinks = [

@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 
 from vmatte.errors import ConfigError, Interrupted, VmatteError
 from vmatte.pipeline.threads import run_in_thread
@@ -386,53 +387,80 @@ def remove_temporaries(config) -> None:
             r.with_name(f".{r.name}.tmp-{pid}").unlink()
 
 
+@contextlib.contextmanager
+def final_event(progress) -> Iterator[None]:
+    """Give a failing command its ``end`` event (status, exit code, warnings, error; json mode) and, in json
+    mode, mark the error as said so ``vmatte.cli.main`` prints no plain line after it."""
+    try:
+        yield
+    except VmatteError as exc:
+        rep = getattr(exc, "report", None)
+        status = "cancelled" if isinstance(exc, Interrupted) else "error"
+        progress.end(
+            status,
+            exc.exit_code,
+            warnings=list(getattr(rep, "warnings", []) or []),
+            error=str(exc),
+            retryable=exc.retryable,
+        )
+        if progress.json:
+            exc.said = True  # type: ignore[attr-defined]
+        raise
+    except BaseException as exc:  # a bug (traceback follows) or a Ctrl-C outside the run
+        code = 130 if isinstance(exc, KeyboardInterrupt) else 1
+        progress.end("cancelled" if code == 130 else "error", code, error=f"{type(exc).__name__}: {exc}")
+        raise
+
+
 def main(args: argparse.Namespace) -> int:
     from vmatte.pipeline.progress import Progress
     from vmatte.pipeline.runner import run
 
-    try:
-        config = build_run_config(args)
-    except VmatteError as exc:
-        # a farm monitor reads the report even when the command line or config was wrong
-        if getattr(args, "report", None):
-            from vmatte.cli._usage import write_error_report
-
-            write_error_report(
-                args.report,
-                input=getattr(args, "input", "") or "",
-                masks=getattr(args, "masks", "") or "",
-                outputs=list(getattr(args, "output", None) or []),
-                message=str(exc),
-                exit_code=exc.exit_code,
-                retryable=exc.retryable,
-            )
-        raise
-    if getattr(args, "chunk", None) is not None or getattr(args, "ray", None) is not None:
-        from vmatte.cli._farm import main_farm
-
-        return main_farm(args, config)
-    progress = Progress(config.progress)
-    with SignalCancel(cleanup=lambda: remove_temporaries(config)) as sig:
+    progress = Progress(getattr(args, "progress", None) or "auto")
+    with final_event(progress):
         try:
-            report = run(config, on_progress=progress, cancel=sig.event)
-        except Interrupted as exc:
-            progress.close()
-            raise signalled(exc, sig.signum, config) from None
-        finally:
-            progress.close()
-    for w in report.warnings:
-        print(f"vmatte: warning: {w}", file=sys.stderr)
-    outs = ", ".join(report.outputs)
-    print(
-        f"vmatte: wrote {report.frames_written} frames ({report.width}x{report.height}) in {report.times.total:.1f} s "
-        f"({report.fps:.2f} frames/s, engine {report.engine.get('engine', '?')}) → {outs}",
-        file=sys.stderr,
-    )
-    print_suggestions(report.suggested_keyframes)
-    return 0
+            config = build_run_config(args)
+        except VmatteError as exc:
+            # a farm monitor reads the report even when the command line or config was wrong
+            if getattr(args, "report", None):
+                from vmatte.cli._usage import write_error_report
+
+                write_error_report(
+                    args.report,
+                    input=getattr(args, "input", "") or "",
+                    masks=getattr(args, "masks", "") or "",
+                    outputs=list(getattr(args, "output", None) or []),
+                    message=str(exc),
+                    exit_code=exc.exit_code,
+                    retryable=exc.retryable,
+                )
+            raise
+        if config.progress != progress.mode:
+            progress = Progress(config.progress)  # set in a --config file
+    with final_event(progress):
+        if getattr(args, "chunk", None) is not None or getattr(args, "ray", None) is not None:
+            from vmatte.cli._farm import main_farm
+
+            return main_farm(args, config, progress)
+        with SignalCancel(cleanup=lambda: remove_temporaries(config)) as sig:
+            try:
+                report = run(config, on_progress=progress, cancel=sig.event)
+            except Interrupted as exc:
+                progress.close()
+                raise signalled(exc, sig.signum, config) from None
+            finally:
+                progress.close()
+        outs = ", ".join(report.outputs)
+        progress.info(
+            f"wrote {report.frames_written} frames ({report.width}x{report.height}) in {report.times.total:.1f} s "
+            f"({report.fps:.2f} frames/s, engine {report.engine.get('engine', '?')}) → {outs}"
+        )
+        print_suggestions(report.suggested_keyframes, progress)
+        progress.end("ok", 0, outputs=report.outputs, warnings=report.warnings, frames=report.frames_written)
+        return 0
 
 
-def print_suggestions(frames: list[int]) -> None:
+def print_suggestions(frames: list[int], progress) -> None:
     """The end-of-run hint on where one more keyframe mask would help most (nothing when there is none)."""
     if frames:
-        print(f"vmatte: new keyframe masks would help most on frames {frames}", file=sys.stderr)
+        progress.info(f"new keyframe masks would help most on frames {frames}", suggested_keyframes=frames)

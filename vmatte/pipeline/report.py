@@ -40,6 +40,7 @@ class Report:
     engine: dict[str, Any] = field(default_factory=dict)
     times: StageTimes = field(default_factory=StageTimes)
     warnings: list[str] = field(default_factory=list)
+    keyframes: dict[str, int] = field(default_factory=dict)  # mask file name -> the clip frame it was read as
     corrupt_frames: list[int] = field(default_factory=list)
     propagation: dict[str, Any] = field(default_factory=dict)
     smoothing: dict[str, Any] = field(default_factory=dict)
@@ -58,7 +59,16 @@ class Report:
         return list(self.propagation.get("suggested_keyframes", []))
 
     def warn(self, message: str) -> None:
+        """Record a warning and pass it on at once to the listener (the CLI's display), so it is seen even if
+        the run then fails or is cancelled."""
         self.warnings.append(message)
+        listener = getattr(self, "_listener", None)  # an attribute, not a field: never serialised
+        if listener is not None:
+            listener({"event": "warning", "message": message})
+
+    def listen(self, fn) -> None:
+        """``fn(event: dict)`` receives ``{"event": "warning", "message": ...}`` for every later :meth:`warn`."""
+        self._listener = fn
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -169,6 +169,8 @@ def run(
     """Matte one clip per ``config``. Returns the report; raises VmatteError subclasses on failure
     (the report of a failed run is attached as ``err.report``). A passed-in ``engine`` is reused, not closed."""
     report = Report(input=config.input)
+    if on_progress is not None:
+        report.listen(on_progress)
     cancel = cancel or threading.Event()
     t_start = time.perf_counter()
     # a report path that would clobber an input is refused before anything, and then never written
@@ -278,6 +280,8 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
     start, end = resolve_range(config.frames, info.frame_count, info.path)
     report.frame_range = [start, end]
     keyframes = load_keyframes(config.masks, info)
+    report.keyframes = {Path(k.path).name: n for n, k in sorted(keyframes.items.items())}
+    emit_progress({"event": "info", "message": keyframes.mapping()})
     for w in getattr(keyframes, "warnings", []) or []:
         report.warn(w)
     if not config.outputs:
@@ -343,8 +347,15 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
             from vmatte.engine import load_engine
 
             t_load = time.perf_counter()
-            engine = load_engine(config.engine, on_warning=report.warn)
+            engine = load_engine(
+                config.engine,
+                on_warning=report.warn,
+                on_info=lambda m: emit_progress({"event": "info", "message": m}),
+            )
             report.times.load_engine = time.perf_counter() - t_load
+        else:
+            for w in getattr(engine, "load_warnings", ()):  # e.g. a reused engine that fell back to classic
+                report.warn(w)
     except BaseException:
         stop_prepare.set()
         try:
@@ -353,6 +364,8 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
             pass  # the engine's error is the one to report
         raise
     join_prepare()  # its error (bad clip mid-way, cancel) surfaces here
+    for w in propagator.warnings:
+        report.warn(w)
     report.times.propagate_prepare = time.perf_counter() - t
     report.engine = dict(engine.describe())
 
@@ -365,10 +378,17 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
     total = end - start + 1
     t_stream = time.perf_counter()
 
+    first_done: list[float] = []  # when the first frame was written
+
     def progress_written(done: int) -> None:
-        elapsed = time.perf_counter() - t_stream
-        fps = done / elapsed if elapsed > 0 else 0.0
-        eta = (total - done) / fps if fps > 0 else None
+        now = time.perf_counter()
+        if not first_done:
+            first_done.append(now)
+        fps = done / (now - t_stream) if now > t_stream else 0.0
+        # the rate after the first frame: the first one pays for filling the pipeline (and any warm-up), so an
+        # ETA from it alone is absurd; none is given until a second frame is done
+        steady = (done - 1) / (now - first_done[0]) if done > 1 and now > first_done[0] else 0.0
+        eta = (total - done) / steady if steady > 0 else None
         emit_progress({"stage": "matte", "done": done, "total": total, "fps": round(fps, 3), "eta_s": eta})
 
     writers: list = []
