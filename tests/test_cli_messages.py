@@ -247,3 +247,52 @@ def test_progress_json_is_all_json_with_a_final_event(tmp_path, clip_path, masks
     # a bad command line, too
     r = run_cli("run", clip_path, "--maks", masks_dir, "--progress", "json")
     assert r.code == 2 and _events(r)[-1]["exit_code"] == 2, r
+
+
+def test_library_prints_and_warnings_become_one_counted_line(tmp_path, clip_path, masks_dir, monkeypatch):
+    import contextlib
+    import io
+    import warnings
+
+    import vmatte.engine.classic as C
+
+    real = C.solve_band
+
+    def chatty(rgb, trimap, margin=4):
+        # pymatting's block, exactly as ichol prints it, and a Python warning from a library
+        print("PERFORMANCE WARNING:")
+        print(
+            "Thresholded incomplete Cholesky decomposition failed due to insufficient positive-definiteness "
+            "of matrix A with parameters:"
+        )
+        print("    discard_threshold = 1.000000e-04")
+        print("    shift = 0.000000e+00")
+        print("Try decreasing discard_threshold or start with a larger shift")
+        print("")
+        warnings.warn("something deprecated", DeprecationWarning, stacklevel=1)
+        return real(rgb, trimap, margin)
+
+    monkeypatch.setattr(C, "solve_band", chatty)
+    rep = tmp_path / "r.json"
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        r = run_cli(
+            "run",
+            clip_path,
+            "--masks",
+            masks_dir,
+            "-o",
+            tmp_path / "o.mov",
+            "--engine",
+            "classic",
+            "--report",
+            rep,
+        )
+    assert r.code == 0, r
+    assert "Thresholded" not in out.getvalue()
+    perf = [ln for ln in r.lines if "PERFORMANCE WARNING" in ln]
+    assert len(perf) == 1 and "12 times" in perf[0] and "the matte is the same" in perf[0], r
+    dep = [ln for ln in r.lines if "something deprecated" in ln]
+    assert len(dep) == 1 and "DeprecationWarning" in dep[0] and "12 times" in dep[0], r
+    assert not any(ln.startswith(("discard_threshold", "shift", "Try decreasing")) for ln in r.lines)
+    assert sum("PERFORMANCE WARNING" in w for w in json.loads(rep.read_text())["warnings"]) == 1

@@ -15,6 +15,7 @@ import numpy as np
 
 from vmatte.engine.base import BatchingEngine
 from vmatte.frame import TRIMAP_FG, TRIMAP_UNKNOWN, Frame
+from vmatte.pipeline.libnotes import LibraryNotes, capture_prints
 
 
 def band_boxes(unknown: np.ndarray, margin: int) -> list[tuple[int, int, int, int]]:
@@ -109,9 +110,13 @@ class ClassicEngine(BatchingEngine):
         self.batch_size = 1
         self.max_in_flight = 1
         self.margin = margin
+        self.library_notes = LibraryNotes()
 
     def _launch(self, frames: list[Frame]) -> Any:
-        return [solve_band(f.rgb_float().astype(np.float64), f.trimap, self.margin) for f in frames]
+        # pymatting prints a 6-line PERFORMANCE WARNING to stdout when its preconditioner retries: counted
+        # here, reported once by the runner (vmatte.pipeline.libnotes)
+        with capture_prints(self.library_notes, "pymatting"):
+            return [solve_band(f.rgb_float().astype(np.float64), f.trimap, self.margin) for f in frames]
 
     def _collect(self, handle: Any) -> list[np.ndarray]:
         return handle

@@ -20,6 +20,9 @@ class StageTimes:
     decode_wait: float = 0.0  # main thread waiting for the decoder (>0 means decode is a bottleneck)
     propagate: float = 0.0
     engine: float = 0.0
+    engine_cpu: float = (
+        0.0  # CPU seconds of the thread running the engine stage (its own worker threads excluded)
+    )
     smooth: float = 0.0
     encode_wait: float = 0.0  # main thread blocked on a full encode queue (>0 means encode is a bottleneck)
     encode: float = 0.0  # encode thread busy time (decontamination + writers)

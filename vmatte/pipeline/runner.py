@@ -22,6 +22,7 @@ from typing import Any
 from vmatte.config import RunConfig, parse_frame_range
 from vmatte.errors import InputError, Interrupted, OutputError, UsageError, VmatteError
 from vmatte.frame import Frame
+from vmatte.pipeline.libnotes import LibraryNotes, capture_warnings
 from vmatte.pipeline.report import Report
 from vmatte.pipeline.threads import AnyEvent, Cancelled, Prefetch, Sink, cpu_thread_limit, run_in_thread
 
@@ -116,9 +117,10 @@ class _Chain:
                 self.emit(f)
 
     def _matte(self, call, frame) -> None:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         matted = call(frame)
         self.times.engine += time.perf_counter() - t
+        self.times.engine_cpu += time.thread_time() - c
         for f in matted:
             t = time.perf_counter()
             self.propagator.observe(f)  # alpha feedback for the next trimaps
@@ -169,6 +171,7 @@ def run(
     """Matte one clip per ``config``. Returns the report; raises VmatteError subclasses on failure
     (the report of a failed run is attached as ``err.report``). A passed-in ``engine`` is reused, not closed."""
     report = Report(input=config.input)
+    notes = LibraryNotes()
     if on_progress is not None:
         report.listen(on_progress)
     cancel = cancel or threading.Event()
@@ -179,8 +182,12 @@ def run(
     try:
         if report_error is not None:
             raise report_error
-        with cpu_thread_limit(config.pipeline.cpu_threads):
-            _run(config, engine, on_progress, cancel, report)
+        try:
+            with cpu_thread_limit(config.pipeline.cpu_threads), capture_warnings(notes):
+                _run(config, engine, on_progress, cancel, report)
+        finally:
+            for line in notes.take():  # library warnings: one counted line each, also on failure
+                report.warn(line)
     except Cancelled:
         err = Interrupted("cancelled")
         _fail(report, err)
@@ -467,6 +474,10 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
             for w in writers:
                 with contextlib.suppress(Exception):
                     w.abort()
+        engine_notes = getattr(engine, "library_notes", None)
+        if engine_notes is not None:
+            for line in engine_notes.take():
+                report.warn(line)
         if own_engine and engine is not None:
             engine.close()
         elif engine is not None:
