@@ -296,3 +296,35 @@ def test_library_prints_and_warnings_become_one_counted_line(tmp_path, clip_path
     assert len(dep) == 1 and "DeprecationWarning" in dep[0] and "12 times" in dep[0], r
     assert not any(ln.startswith(("discard_threshold", "shift", "Try decreasing")) for ln in r.lines)
     assert sum("PERFORMANCE WARNING" in w for w in json.loads(rep.read_text())["warnings"]) == 1
+
+
+# -- one rule for --frames beyond the clip: refused everywhere, with the range that would work ---------------
+@pytest.mark.parametrize("rng, fix", [("5-200", "--frames 5-11"), ("20-30", "a range within 0-11")])
+@pytest.mark.parametrize("how", ["run", "chunk", "propagate", "plan"])
+def test_frames_beyond_the_clip_are_refused_everywhere(tmp_path, clip_path, masks_dir, rng, fix, how):
+    argv = {
+        "run": ["run", clip_path, "--masks", masks_dir, "-o", tmp_path / "o.mov"],
+        "chunk": ["run", clip_path, "--masks", masks_dir, "-o", tmp_path / "o.mov", "--chunk", "4"],
+        "propagate": ["propagate", clip_path, "--masks", masks_dir, "--out", tmp_path / "p"],
+        "plan": ["plan", clip_path, "--masks", masks_dir, "--chunk", "4"],
+    }[how]
+    r = run_cli(*argv, "--frames", rng, engine={})
+    assert r.code == 2 and len(r.errors) == 1, r
+    assert (
+        f"--frames {rng}: " in r.errors[0] and "has 12 frames (0-11)" in r.errors[0] and fix in r.errors[0]
+    ), r
+    assert not (tmp_path / "o.mov").exists() and not (tmp_path / "p").exists()
+
+
+def test_frames_beyond_the_clip_through_the_api(tmp_path, clip_path, masks_dir):
+    import vmatte
+    from vmatte.errors import UsageError
+
+    cfg = vmatte.RunConfig(
+        input=str(clip_path),
+        masks=str(masks_dir),
+        frames="5-200",
+        outputs=(vmatte.OutputConfig(path=str(tmp_path / "o.mov")),),
+    )
+    with pytest.raises(UsageError, match=r"frames = 5-200: .* has 12 frames \(0-11\): use frames = 5-11"):
+        vmatte.run(cfg)

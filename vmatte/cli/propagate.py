@@ -112,18 +112,22 @@ def main(args: argparse.Namespace) -> int:
     from vmatte.errors import ConfigError, OutputError
     from vmatte.io.decode import open_clip
     from vmatte.io.masks import load_keyframes
+    from vmatte.pipeline.runner import resolve_range
     from vmatte.pipeline.threads import Sink
     from vmatte.propagate import Propagator
 
     _fix_mmap_threshold()
     t0 = time.perf_counter()
-    frame_range = parse_frame_range(args.frames or "")
+    parse_frame_range(args.frames or "")  # a malformed range fails before the clip is opened
     cfg = build_config(config_file=args.config).propagate
     try:
         cfg = replace(cfg, **_overrides(args))
     except ValueError as exc:
         raise ConfigError(f"propagation options: {exc}", hint="see vmatte propagate --help") from None
     clip = open_clip(args.input)
+    frame_range = (
+        resolve_range(args.frames or "", clip.info.frame_count, clip.info.path) if args.frames else None
+    )
     keyframes = load_keyframes(args.masks, clip.info)
     for w in keyframes.warnings:
         print(f"vmatte: warning: {w}", file=sys.stderr)

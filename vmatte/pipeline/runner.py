@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from vmatte.config import RunConfig, parse_frame_range
-from vmatte.errors import InputError, Interrupted, OutputError, UsageError, VmatteError
+from vmatte.errors import InputError, Interrupted, OutputError, UsageError, VmatteError, say
 from vmatte.frame import Frame
 from vmatte.pipeline.libnotes import LibraryNotes, capture_warnings
 from vmatte.pipeline.report import Report
@@ -64,17 +64,24 @@ def context_range(
 
 
 def resolve_range(text: str, frame_count: int, path: str) -> tuple[int, int]:
-    """``--frames`` text → inclusive (start, end) inside the clip; the whole clip when empty."""
+    """``--frames`` text → inclusive (start, end); the whole clip when empty.
+
+    One rule for run, propagate, plan, chunked runs and the API: a range that does not lie inside the clip is
+    refused (UsageError, exit 2), never clamped, so a farm task never writes fewer frames than it was given
+    without failing. The message names the clip's range and the range that would work.
+    """
     rng = parse_frame_range(text)
     if rng is None:
         return 0, frame_count - 1
     start, end = rng
-    if start >= frame_count:
+    if end >= frame_count:
+        last = frame_count - 1
+        fix = f"{start}-{last}" if start <= last else f"a range within 0-{last}"
         raise UsageError(
-            f"--frames {text}: starts at frame {start} but {path} has {frame_count} frames (0-{frame_count - 1})",
-            hint="use a range inside the clip",
+            f"{say('--frames', 'frames =')} {text}: {path} has {frame_count} frames (0-{last})",
+            hint=f"use {say('--frames', 'frames =')} {fix}" if start <= last else f"use {fix}",
         )
-    return start, min(end, frame_count - 1)
+    return start, end
 
 
 class _Chain:
