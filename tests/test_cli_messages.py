@@ -328,3 +328,20 @@ def test_frames_beyond_the_clip_through_the_api(tmp_path, clip_path, masks_dir):
     )
     with pytest.raises(UsageError, match=r"frames = 5-200: .* has 12 frames \(0-11\): use frames = 5-11"):
         vmatte.run(cfg)
+
+
+def test_propagate_refuses_to_replace_earlier_results_without_overwrite(tmp_path, clip_path, masks_dir):
+    out = tmp_path / "check"
+    argv = ["propagate", clip_path, "--masks", masks_dir, "--out", out, "--quiet", "--frames", "0-3"]
+    assert run_cli(*argv).code == 0
+    before = (out / "propagate.json").read_bytes()
+    r = run_cli(*argv)
+    assert r.code == 7 and len(r.errors) == 1 and "pass --overwrite" in r.errors[0], r
+    assert (out / "propagate.json").read_bytes() == before
+    assert run_cli(*argv, "--overwrite").code == 0
+    # an empty existing folder is fine
+    (tmp_path / "empty").mkdir()
+    assert (
+        run_cli("propagate", clip_path, "--masks", masks_dir, "--out", tmp_path / "empty", "--quiet").code
+        == 0
+    )

@@ -51,6 +51,9 @@ def register(subs) -> None:
         "--suggest", type=int, default=None, metavar="N", help="how many keyframe suggestions to report"
     )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the results of an earlier propagate in --out"
+    )
     p.set_defaults(func=main)
 
 
@@ -136,6 +139,13 @@ def main(args: argparse.Namespace) -> int:
         raise OutputError(f"{out}: exists and is not a folder", hint="pass --out a folder")
     if Path(args.masks).resolve() == out.resolve():
         raise OutputError(f"{out}: is the masks folder", hint="write propagation results to another folder")
+    earlier = [n for n in ("propagate.json", "trimaps", "masks") if (out / n).exists()]
+    if earlier and not args.overwrite:
+        # the same rule as `vmatte run`: results are never replaced silently
+        raise OutputError(
+            f"{out}: already holds {', '.join(earlier)} from an earlier run",
+            hint="pass --overwrite or choose another --out folder",
+        )
     (out / "trimaps").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)
 
