@@ -345,3 +345,32 @@ def test_propagate_refuses_to_replace_earlier_results_without_overwrite(tmp_path
         run_cli("propagate", clip_path, "--masks", masks_dir, "--out", tmp_path / "empty", "--quiet").code
         == 0
     )
+
+
+# -- what each output holds -------------------------------------------------------------------------------
+def test_content_flags_refuse_ambiguous_combinations(tmp_path, clip_path, masks_dir):
+    base = ["run", clip_path, "--masks", masks_dir]
+    r = run_cli(*base, "-o", tmp_path / "a.mov", "--composite", "green", "--alpha-only", engine={})
+    assert r.code == 2 and len(r.errors) == 1 and "pick one" in r.errors[0], r
+    r = run_cli(*base, "-o", tmp_path / "a.mov", "-o", tmp_path / "c.mp4", "--composite", "green", engine={})
+    assert r.code == 2 and len(r.errors) == 1 and "would apply to all 2 outputs" in r.errors[0], r
+    assert "[[outputs]]" in r.errors[0]
+    r = run_cli(*base, "--pipeline", "prores-plus-matte", "--alpha-only", "-o", tmp_path / "x.mov", engine={})
+    assert r.code == 2 and "would apply to all 2 outputs" in r.errors[0], r
+    assert not list(tmp_path.glob("*.mov")) and not list(tmp_path.glob("*.mp4"))
+
+
+def test_per_output_content_through_a_config_file_as_the_readme_says(tmp_path, clip_path, masks_dir):
+    import av
+
+    cfg = tmp_path / "two.toml"
+    cfg.write_text(
+        '[[outputs]]\ncontent = "rgba"\n\n[[outputs]]\ncontent = "composite"\nbackground = "green"\n'
+    )
+    a, c = tmp_path / "a.mov", tmp_path / "comp.mp4"
+    r = run_cli("run", clip_path, "--masks", masks_dir, "--config", cfg, "-o", a, "-o", c, engine={})
+    assert r.code == 0, r
+    with av.open(str(a)) as f:
+        assert "a" in f.streams.video[0].codec_context.pix_fmt.replace("yuv", "")  # yuva444p..: alpha kept
+    with av.open(str(c)) as f:
+        assert f.streams.video[0].codec_context.name == "h264"

@@ -254,6 +254,15 @@ def build_run_config(args: argparse.Namespace):
     from vmatte.configtools import load_toml
 
     overrides = overrides_from_args(args)
+    content_flags = [
+        f for f, on in (("--composite", args.composite), ("--alpha-only", args.alpha_only)) if on
+    ]
+    if len(content_flags) == 2:
+        raise ConfigError(
+            "--composite and --alpha-only both say what the output holds: pick one",
+            hint="for a matte and a composite from one run, give each output its content in a --config file "
+            "(see README, Outputs)",
+        )
     if args.output:
         base_outputs: list = [{}]
         source = "command line"
@@ -276,7 +285,17 @@ def build_run_config(args: argparse.Namespace):
             else:
                 outputs.append({"path": path})
         overrides["outputs"] = outputs
-    return build_config(config_file=args.config, preset=args.pipeline, overrides=overrides)
+    config = build_config(config_file=args.config, preset=args.pipeline, overrides=overrides)
+    if content_flags and len(config.outputs) > 1:
+        # the flag would turn every output into a composite (or a matte), RGBA ones included: say so instead
+        paths = ", ".join(o.path or "(default)" for o in config.outputs)
+        raise ConfigError(
+            f"{content_flags[0]} would apply to all {len(config.outputs)} outputs ({paths})",
+            hint='give each output its own content in a --config file ([[outputs]] content = "rgba", then '
+            '[[outputs]] content = "composite" background = "green"; -o paths fill them in order; see README, '
+            "Outputs), or run once per output",
+        )
+    return config
 
 
 class SignalCancel:
