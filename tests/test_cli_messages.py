@@ -374,3 +374,40 @@ def test_per_output_content_through_a_config_file_as_the_readme_says(tmp_path, c
         assert "a" in f.streams.video[0].codec_context.pix_fmt.replace("yuv", "")  # yuva444p..: alpha kept
     with av.open(str(c)) as f:
         assert f.streams.video[0].codec_context.name == "h264"
+
+
+# -- the README's Python API snippet runs as printed, without weights, and says what happened ----------------
+def _readme_api_snippet() -> str:
+    import re
+    import textwrap
+    from pathlib import Path
+
+    text = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = text.split("### Python API", 1)[1]
+    block = re.search(r"\n\n((?:    .*\n|\n)+?)\n(?! )", section)
+    assert block, "no indented code block after '### Python API' in README.md"
+    return textwrap.dedent(block.group(1))
+
+
+def test_readme_api_snippet_runs_as_printed_without_weights(tmp_path, clip_path, masks_dir):
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    code = _readme_api_snippet()
+    assert "import threading, vmatte" in code and "vmatte.run(" in code
+    ex = tmp_path / "examples"
+    ex.mkdir()
+    shutil.copy(clip_path, ex / "clip.mp4")  # a tiny clip where the snippet expects the bundled example
+    shutil.copytree(masks_dir, ex / "keyframes")
+    env = dict(os.environ, HF_HUB_OFFLINE="1", HF_HUB_CACHE=str(tmp_path / "empty-cache"))
+    r = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert (ex / "clip.api.mov").is_file()
+    last = r.stdout.strip().splitlines()[-1]
+    assert last.startswith("classic ") and "using the classic (closed-form) engine" in last, r.stdout[-2000:]
+    assert "EngineConfig(model=DIR)" in last and "--model" not in last
+    assert "VmatteWarning" in r.stderr  # and it was said where no on_warning was given

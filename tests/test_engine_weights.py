@@ -60,7 +60,7 @@ def test_auto_falls_back_to_classic_with_one_warning(offline):
     assert eng.name == "classic"
     assert len(warnings) == 1
     assert "hf download hustvl/vitmatte-small-composition-1k" in warnings[0]
-    assert "--model DIR" in warnings[0]
+    assert "EngineConfig(model=DIR)" in warnings[0]  # the API speaks API; the CLI says --model DIR
     assert offline == [2.5]  # probed once, with the configured bound
 
 

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from vmatte.errors import ModelError
+from vmatte.errors import ModelError, say
 from vmatte.pipeline.threads import run_in_thread
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*/[A-Za-z0-9][A-Za-z0-9_.\-]*$")
@@ -35,8 +35,12 @@ def get_vitmatte_hint(model: str = "hustvl/vitmatte-small-composition-1k") -> st
     """How to get ``model``'s weights: the ``hf download`` command for a hub id, else a local folder."""
     if looks_like_hub_id(model):
         cmd = DOWNLOAD_COMMAND.format(model=model)
-        return f"download it with `{cmd}` (then it is found in the HF cache offline) or pass --model DIR"
-    return "pass --model a save_pretrained folder or a ViTMatte checkpoint file"
+        model_dir = say("pass --model DIR", "pass EngineConfig(model=DIR)")
+        return f"download it with `{cmd}` (then it is found in the HF cache offline) or {model_dir}"
+    return (
+        say("pass --model", "pass EngineConfig(model=...)")
+        + " a save_pretrained folder or a ViTMatte checkpoint file"
+    )
 
 
 @dataclass(frozen=True)

@@ -55,10 +55,9 @@ class Progress:
     def __call__(self, event: dict[str, Any]) -> None:
         kind = event.get("event")
         if kind in ("warning", "info"):
+            skip = ("event", "message", "stage", "done", "total")  # see report.message_event
             self.message(
-                kind,
-                str(event.get("message", "")),
-                **{k: v for k, v in event.items() if k not in ("event", "message")},
+                kind, str(event.get("message", "")), **{k: v for k, v in event.items() if k not in skip}
             )
             return
         if kind == "end":

@@ -10,6 +10,12 @@ from pathlib import Path
 from typing import Any
 
 
+def message_event(kind: str, text: str) -> dict[str, Any]:
+    """A warning/info event for ``on_progress``. It also carries ``stage`` (= kind), ``done`` and ``total`` so a
+    callback written for progress events only (``print(e["stage"], e["done"], e["total"])``) keeps working."""
+    return {"event": kind, "message": text, "stage": kind, "done": 0, "total": 0}
+
+
 @dataclass
 class StageTimes:
     """Seconds spent in each stage (main-thread stages are exclusive; decode/encode run in their own threads)."""
@@ -67,7 +73,7 @@ class Report:
         self.warnings.append(message)
         listener = getattr(self, "_listener", None)  # an attribute, not a field: never serialised
         if listener is not None:
-            listener({"event": "warning", "message": message})
+            listener(message_event("warning", message))
 
     def listen(self, fn) -> None:
         """``fn(event: dict)`` receives ``{"event": "warning", "message": ...}`` for every later :meth:`warn`."""

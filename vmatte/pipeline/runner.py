@@ -23,7 +23,7 @@ from vmatte.config import RunConfig, parse_frame_range
 from vmatte.errors import InputError, Interrupted, OutputError, UsageError, VmatteError, say
 from vmatte.frame import Frame
 from vmatte.pipeline.libnotes import LibraryNotes, capture_warnings
-from vmatte.pipeline.report import Report
+from vmatte.pipeline.report import Report, message_event
 from vmatte.pipeline.threads import AnyEvent, Cancelled, Prefetch, Sink, cpu_thread_limit, run_in_thread
 
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -280,10 +280,14 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
 
     emit_progress = on_progress or (lambda event: None)
     if not config.input:
-        raise UsageError("no input clip given", hint="vmatte run CLIP --masks DIR")
+        raise UsageError(
+            "no input clip given", hint=say("vmatte run CLIP --masks DIR", "set RunConfig(input=...)")
+        )
     if not config.masks:
         raise UsageError(
-            "no keyframe masks given", hint="pass --masks DIR (a folder of masks named by frame number)"
+            "no keyframe masks given",
+            hint=say("pass --masks DIR", "set RunConfig(masks=DIR)")
+            + " (a folder of masks named by frame number)",
         )
 
     # 1. everything that can be wrong with the inputs, before any model loads
@@ -295,11 +299,16 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
     report.frame_range = [start, end]
     keyframes = load_keyframes(config.masks, info)
     report.keyframes = {Path(k.path).name: n for n, k in sorted(keyframes.items.items())}
-    emit_progress({"event": "info", "message": keyframes.mapping()})
+    emit_progress(message_event("info", keyframes.mapping()))
     for w in getattr(keyframes, "warnings", []) or []:
         report.warn(w)
     if not config.outputs:
-        raise UsageError("no outputs configured", hint="pass -o OUT or a --pipeline preset")
+        raise UsageError(
+            "no outputs configured",
+            hint=say(
+                "pass -o OUT or a --pipeline preset", "set RunConfig(outputs=(OutputConfig(path=...),))"
+            ),
+        )
     finals = []
     masks_dir = Path(config.masks).resolve()
     for out_cfg in config.outputs:
@@ -348,7 +357,7 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
     def prepare() -> None:
         propagator.prepare(
             on_progress=lambda done, total: emit_progress(
-                {"stage": "propagate", "done": done, "total": total}
+                {"event": "progress", "stage": "propagate", "done": done, "total": total}
             )
         )
 
@@ -364,7 +373,7 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
             engine = load_engine(
                 config.engine,
                 on_warning=report.warn,
-                on_info=lambda m: emit_progress({"event": "info", "message": m}),
+                on_info=lambda m: emit_progress(message_event("info", m)),
             )
             report.times.load_engine = time.perf_counter() - t_load
         else:
@@ -403,7 +412,16 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
         # ETA from it alone is absurd; none is given until a second frame is done
         steady = (done - 1) / (now - first_done[0]) if done > 1 and now > first_done[0] else 0.0
         eta = (total - done) / steady if steady > 0 else None
-        emit_progress({"stage": "matte", "done": done, "total": total, "fps": round(fps, 3), "eta_s": eta})
+        emit_progress(
+            {
+                "event": "progress",
+                "stage": "matte",
+                "done": done,
+                "total": total,
+                "fps": round(fps, 3),
+                "eta_s": eta,
+            }
+        )
 
     writers: list = []
     sink = None
