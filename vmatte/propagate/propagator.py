@@ -247,6 +247,25 @@ class FlowPair:
         self.helper.close()
 
 
+def rank_suggestions(confidence: dict[int, float], keyframes, k: int, span: int) -> list[int]:
+    """Up to ``k`` frame numbers where a new keyframe mask would help most: lowest ``confidence`` (frame →
+    [0, 1]) first, skipping frames ≥ 0.999, at least max(3, gap/4) frames from each other and from
+    ``keyframes`` (gap = median keyframe spacing, ``span`` frames when there is one keyframe). A chunked job
+    ranks the confidences of all its chunks with this, so its suggestions cover the whole clip."""
+    kfs = sorted(keyframes)
+    gaps = np.diff(kfs) if len(kfs) > 1 else np.array([span])
+    sep = max(3, int(np.median(gaps)) // 4)
+    known = set(kfs)
+    picked: list[int] = []
+    for i, c in sorted(confidence.items(), key=lambda kv: (kv[1], kv[0])):
+        if len(picked) >= k or c >= 0.999:
+            break
+        if i in known or any(abs(i - j) < sep for j in (*picked, *kfs)):
+            continue
+        picked.append(i)
+    return picked
+
+
 class Propagator:
     """Trimaps for every frame of one clip from its keyframe masks. See the module docstring for the method.
 
@@ -825,17 +844,7 @@ class Propagator:
         """Frames where a new keyframe mask would help most: lowest confidence first, at least
         max(3, gap/4) frames from each other and from existing keyframes (gap = median keyframe spacing)."""
         k = self.cfg.suggest_keyframes if k is None else k
-        kfs = self.keyframes.indices
-        gaps = np.diff(kfs) if len(kfs) > 1 else np.array([self.end - self.start + 1])
-        sep = max(3, int(np.median(gaps)) // 4)
-        picked: list[int] = []
-        for i, c in sorted(self.confidence.items(), key=lambda kv: (kv[1], kv[0])):
-            if len(picked) >= k or c >= 0.999:
-                break
-            if i in self.keyframes or any(abs(i - j) < sep for j in (*picked, *kfs)):
-                continue
-            picked.append(i)
-        return picked
+        return rank_suggestions(self.confidence, self.keyframes.indices, k, self.end - self.start + 1)
 
     def close(self) -> None:
         """End the flow helper thread that alpha feedback keeps between frames (idempotent). Results stay
