@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from io_helpers import tiny_scene, with_alpha, write_all, write_vfr_clip
 
-from vmatte.errors import DiskFull, OutputError
+from vmatte.errors import ConfigError, DiskFull, OutputError
 from vmatte.io.config import OutputConfig
 from vmatte.io.decode import open_clip
 from vmatte.io.encode import check_output_path, open_writer
@@ -109,7 +109,7 @@ def test_output_is_input_refused(tmp_path, scene):
     blocker.write_text("x")
     with pytest.raises(OutputError, match="cannot create output folder"):
         check_output_path(blocker / "sub" / "o.mov", info, overwrite=False)
-    with pytest.raises(OutputError, match="has no alpha channel"):
+    with pytest.raises(ConfigError, match="has no alpha channel"):
         open_writer(OutputConfig(path=str(tmp_path / "o.mp4"), format="h264"), info)
     from vmatte.errors import UsageError
 

@@ -128,6 +128,6 @@ def main(args: argparse.Namespace) -> int:
     else:
         w(
             f"model {m['requested']}: weights not found offline (local path, HF cache) → --engine auto uses classic; "
-            f"download with `huggingface-cli download {m['requested']}` or pass --model DIR\n"
+            f"download with `hf download {m['requested']}` or pass --model DIR\n"
         )
     return 0

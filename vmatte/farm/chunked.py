@@ -226,7 +226,7 @@ class Job:
     def preflight(self, ours: bool) -> None:
         """Refuse to clobber files that are not this job's: existing final videos, or sequence frames in the
         selected range, unless ``overwrite`` or the work folder is this job's (a resume)."""
-        from vmatte.io.encode import check_output_path, frame_file
+        from vmatte.io.encode import check_output_path, frame_file, overwrite_hint
 
         for o in self.outputs:
             check_output_path(o.final, self.info, overwrite=self.config.overwrite or ours)
@@ -237,7 +237,7 @@ class Job:
                         if f.exists():
                             raise OutputError(
                                 f"{f}: already exists (frame {i})",
-                                hint="pass --overwrite or choose another -o path",
+                                hint=overwrite_hint(),
                             )
 
     def verified_assembled(self) -> tuple[set[int], list[str]]:

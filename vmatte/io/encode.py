@@ -23,7 +23,7 @@ from vmatte.frame import Frame
 from vmatte.io.config import OutputConfig
 from vmatte.io.decode import IMAGE_EXTS, ClipInfo
 from vmatte.io.formats import FORMATS, FormatSpec, format_for
-from vmatte.io.writers.common import temp_path
+from vmatte.io.writers.common import overwrite_hint, temp_path
 from vmatte.io.writers.external import FfmpegWriter, ffmpeg_binary
 from vmatte.io.writers.sequence import SequenceWriter, frame_file
 from vmatte.io.writers.video import VideoWriter
@@ -36,6 +36,7 @@ __all__ = [
     "format_for",
     "frame_file",
     "open_writer",
+    "overwrite_hint",
     "resolve_output_path",
     "temp_path",
 ]
@@ -129,7 +130,7 @@ def check_output_path(final: Path, info: ClipInfo, *, overwrite: bool) -> None:
             hint="choose another -o path; inputs are never overwritten",
         )
     if not pattern and final.exists() and not overwrite:
-        raise OutputError(f"{final}: already exists", hint="pass --overwrite or choose another -o path")
+        raise OutputError(f"{final}: already exists", hint=overwrite_hint())
     if not pattern and final.is_dir():
         raise OutputError(f"{final}: is a folder", hint="give a file name for video outputs")
     parent = final.parent

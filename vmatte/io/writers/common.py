@@ -14,10 +14,18 @@ from pathlib import Path
 
 import numpy as np
 
-from vmatte.errors import DiskFull, OutputError
+from vmatte.errors import DiskFull, OutputError, say
 from vmatte.frame import Frame
 from vmatte.io.compose import Background, composite, estimate_foreground, needs_foreground, premultiply
 from vmatte.io.config import OutputConfig
+
+
+def overwrite_hint() -> str:
+    """What to do about an existing output, in the caller's words (flags on the command line, fields in Python)."""
+    return say(
+        "pass --overwrite or choose another -o path",
+        "pass RunConfig(overwrite=True) or choose another OutputConfig(path=...)",
+    )
 
 
 def temp_path(final: Path) -> Path:

@@ -41,6 +41,7 @@ from vmatte.io.writers.common import (
     ensure_folder,
     keep_folders,
     oserror,
+    overwrite_hint,
     remove_empty_folders,
     remove_quietly,
     srgb_to_linear,
@@ -163,7 +164,7 @@ class SequenceWriter:
                 if f.exists():
                     raise OutputError(
                         f"{f}: already exists (frame {index} of this run)",
-                        hint="pass --overwrite or choose another -o path",
+                        hint=overwrite_hint(),
                     )
         # EXR premultiplies in linear light, so its pixels are rendered straight and multiplied in _encode_exr
         pix_cfg = dataclasses.replace(cfg, premultiplied=False) if spec.name == "exr" else cfg
