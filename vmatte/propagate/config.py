@@ -44,6 +44,11 @@ class PropagateConfig:
         each with its own colour statistics (learnt over the cell widened by half a cell), backed by the
         keyframe's global model; 0 = the global model only. Local models separate a subject whose colours
         recur elsewhere in the background (DAVIS every-10 IoU 0.809 global -> 0.826 local).
+    soft_band: soft edges (hair, fur, motion blur) with alpha feedback: pixels where the latest matte, carried
+        to this frame by the flow, is fractional become unknown, up to this fraction of the short side from
+        the propagated boundary (0 disables); hard edges, where the matte is 0 or 1, stay narrow.
+    soft_grow: the soft zone so carried grows by this fraction of the short side per frame (the edge moves,
+        and a soft zone the last band cut short can extend past it).
     scene_cut: colour-histogram distance (total variation, 0-1, see vmatte.temporal.scenecut) between
         consecutive frames above which propagation does not carry masks across (0 disables).
     """
@@ -67,6 +72,8 @@ class PropagateConfig:
     color_model: float = 1.0
     color_zone: float = 0.06
     color_cell: float = 0.167
+    soft_band: float = 0.1
+    soft_grow: float = 0.008
 
     def __post_init__(self) -> None:
         if self.work_size < 64:
@@ -87,6 +94,10 @@ class PropagateConfig:
             raise ValueError(
                 "color_model must be in [0, 1], color_zone in (0, 0.5) and color_cell in [0, 1], got "
                 f"{self.color_model}, {self.color_zone}, {self.color_cell}"
+            )
+        if not (0.0 <= self.soft_band < 0.5) or not (0.0 < self.soft_grow < 0.5):
+            raise ValueError(
+                f"soft_band must be in [0, 0.5) and soft_grow in (0, 0.5), got {self.soft_band}, {self.soft_grow}"
             )
         if self.suggest_keyframes < 0 or self.max_feedback_lag < 0 or not (0 <= self.scene_cut <= 1):
             raise ValueError("suggest_keyframes and max_feedback_lag must be >= 0, scene_cut in [0, 1]")
