@@ -278,7 +278,9 @@ def main(argv: list[str] | None = None) -> int:
         b = mean(lambda r: r["smooth"]["clip"][k + region])
         return 100.0 * (b - a) / a if a else 0.0
 
-    print("\nBenchmark 2: end to end, classic engine, keyframe masks every 24 frames, vs the per-frame oracle")
+    print(
+        "\nBenchmark 2: end to end, classic engine, keyframe masks every 24 frames, vs the per-frame oracle"
+    )
     print(
         "units: dtSSD ×100 (per-pixel RMS, RVM); SAD /1000; MSE ×1000; Grad /1000; 'x' = vmatte (smoothing on) / oracle;\n"
         "cover = GT-fractional pixels inside vmatte's unknown band (all frames | between keyframes); band = unknown"
@@ -338,10 +340,15 @@ def main(argv: list[str] | None = None) -> int:
         "dtSSD <= 0.8x oracle": m_rt["dtSSD"] <= 0.8,
         "keyframe IoU >= 0.98": means["keyframe_iou"] >= 0.98,
     }
-    print("targets (issue 14, means): " + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in targets.items()))
+    print(
+        "targets (issue 14, means): "
+        + ", ".join(f"{k} {'met' if v else 'NOT met'}" for k, v in targets.items())
+    )
     wall = sum(r["smooth"]["wall_s"] for r in rows)
     cpu = sum(r["smooth"]["cpu_s"] for r in rows)
-    print(f"chain with smoothing: {wall:.0f} s wall, {cpu:.0f} s CPU over {len(rows)} clips ({os.cpu_count()} cores)")
+    print(
+        f"chain with smoothing: {wall:.0f} s wall, {cpu:.0f} s CPU over {len(rows)} clips ({os.cpu_count()} cores)"
+    )
     out = Path(args.json)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(

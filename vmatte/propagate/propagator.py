@@ -301,7 +301,8 @@ class Propagator:
         self.r_max = band_radius_px(self.cfg.band_max, self.ww, self.wh)
         self.r_soft_max = self.cfg.soft_band * min(self.ww, self.wh)
         self.r_soft_grow = band_radius_px(self.cfg.soft_grow, self.ww, self.wh)
-        self.r_layer_soft = band_radius_px(0.03, self.ww, self.wh)  # interior erosion for the subject's motion
+        # interior erosion for the subject's motion that carries soft zones (see _apply_feedback)
+        self.r_layer_soft = band_radius_px(0.03, self.ww, self.wh)
         self.layer_r = self.cfg.layer_radius * min(self.ww, self.wh) if self.cfg.layer_radius > 0 else 0.0
         self.results: dict[int, tuple[bytes, bytes]] = {}
         self.confidence: dict[int, float] = {}
@@ -792,7 +793,8 @@ class Propagator:
         if self.cfg.soft_band > 0:
             # a soft zone lies mostly over the background, whose image flow is not the subject's motion: carry
             # the alpha with the subject's own motion extended past its boundary (foreground-layer flow)
-            a_layer = flow.warp(alpha_s, flow.layer_flow(p.astype(np.float32) / 255.0, ts, c, self.r_layer_soft))
+            motion = flow.layer_flow(p.astype(np.float32) / 255.0, ts, c, self.r_layer_soft)
+            a_layer = flow.warp(alpha_s, motion)
             soft = soft_edge_zone(a_layer, np.ones_like(mask), d, self.r_soft_grow, self.r_soft_max)
         if not (to_fg.any() or to_bg.any() or soft.any()):
             self.timings["feedback_s"] += time.perf_counter() - tf
