@@ -357,7 +357,8 @@ def test_alpha_feedback_tightens_band_without_errors(seq, kf_dir):
             np.testing.assert_array_equal(a_out.trimap, fed.result(f.index)[0])
             continue
         changed = a_out.trimap != p_out.trimap
-        assert np.all(p_out.trimap[changed] == 128)  # only unknown pixels ever change
+        # unknown pixels may become definite and definite ones unknown (soft edges), but no label flips
+        assert np.all((p_out.trimap[changed] == 128) | (a_out.trimap[changed] == 128))
         a = SCENE.alpha(f.index)
         assert not np.any((a_out.trimap == 255) & (a <= 0.0))
         assert not np.any((a_out.trimap == 0) & (a >= 1.0))

@@ -51,6 +51,11 @@ class PropagateConfig:
     propagator_model: SAM 2 weights: a hub id (found in the HF cache offline first) or a save_pretrained folder.
     propagator_device: where SAM 2 runs: "auto" (CUDA in bf16 when available, else CPU in fp32), "cpu", "cuda",
         "cuda:N".
+    soft_band: soft edges (hair, fur, motion blur) with alpha feedback: pixels where the latest matte, carried
+        to this frame by the flow, is fractional become unknown, up to this fraction of the short side from
+        the propagated boundary (0 disables); hard edges, where the matte is 0 or 1, stay narrow.
+    soft_grow: the soft zone so carried grows by this fraction of the short side per frame (the edge moves,
+        and a soft zone the last band cut short can extend past it).
     scene_cut: colour-histogram distance (total variation, 0-1, see vmatte.temporal.scenecut) between
         consecutive frames above which propagation does not carry masks across (0 disables).
     """
@@ -77,6 +82,8 @@ class PropagateConfig:
     propagator: Literal["flow", "sam2", "auto"] = "flow"
     propagator_model: str = "facebook/sam2.1-hiera-tiny"
     propagator_device: str = "auto"
+    soft_band: float = 0.1
+    soft_grow: float = 0.008
 
     def __post_init__(self) -> None:
         if self.work_size < 64:
@@ -105,6 +112,10 @@ class PropagateConfig:
         if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.propagator_device):
             raise ValueError(
                 f"propagator_device must be auto, cpu, cuda or cuda:N, got {self.propagator_device!r}"
+            )
+        if not (0.0 <= self.soft_band < 0.5) or not (0.0 < self.soft_grow < 0.5):
+            raise ValueError(
+                f"soft_band must be in [0, 0.5) and soft_grow in (0, 0.5), got {self.soft_band}, {self.soft_grow}"
             )
         if self.suggest_keyframes < 0 or self.max_feedback_lag < 0 or not (0 <= self.scene_cut <= 1):
             raise ValueError("suggest_keyframes and max_feedback_lag must be >= 0, scene_cut in [0, 1]")

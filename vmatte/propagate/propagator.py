@@ -58,6 +58,7 @@ from vmatte.propagate.trimap import (
     guided_filter,
     mask_to_trimap,
     signed_distance,
+    soft_edge_zone,
     trimap_to_probability,
 )
 from vmatte.temporal.scenecut import SceneCutDetector
@@ -317,6 +318,10 @@ class Propagator:
         self.ww, self.wh = max(8, round(self.width * s)), max(8, round(self.height * s))
         self.r_min = band_radius_px(self.cfg.band_min, self.ww, self.wh)
         self.r_max = band_radius_px(self.cfg.band_max, self.ww, self.wh)
+        self.r_soft_max = self.cfg.soft_band * min(self.ww, self.wh)
+        self.r_soft_grow = band_radius_px(self.cfg.soft_grow, self.ww, self.wh)
+        # interior erosion for the subject's motion that carries soft zones (see _apply_feedback)
+        self.r_layer_soft = band_radius_px(0.03, self.ww, self.wh)
         self.layer_r = self.cfg.layer_radius * min(self.ww, self.wh) if self.cfg.layer_radius > 0 else 0.0
         self.results: dict[int, tuple[bytes, bytes]] = {}
         self.confidence: dict[int, float] = {}
@@ -815,7 +820,8 @@ class Propagator:
         gray = self._gray(frame)
         ts, c_ts = flow.one_way(gray, self._fb["gray"])
         # alpha of s sampled along flow t→s lands on t's grid; c_ts says where that flow is trustworthy
-        a = flow.warp(self._fb["alpha"].astype(np.float32) / 255.0, ts)
+        alpha_s = self._fb["alpha"].astype(np.float32) / 255.0
+        a = flow.warp(alpha_s, ts)
         c = c_ts
         p, unk = self.work_result(t)
         mask = p >= 128
@@ -824,12 +830,21 @@ class Propagator:
         to_fg = free & mask & (a >= 0.98)
         to_bg = free & ~mask & (a <= 0.02)
         self.feedback_pixels += int(to_fg.sum() + to_bg.sum())
-        if not (to_fg.any() or to_bg.any()):
+        # band width hook (soft edges): widen where the carried matte is fractional, see soft_edge_zone
+        soft = np.zeros_like(to_fg)
+        if self.cfg.soft_band > 0:
+            # a soft zone lies mostly over the background, whose image flow is not the subject's motion: carry
+            # the alpha with the subject's own motion extended past its boundary (foreground-layer flow)
+            motion = flow.layer_flow(p.astype(np.float32) / 255.0, ts, c, self.r_layer_soft)
+            a_layer = flow.warp(alpha_s, motion)
+            soft = soft_edge_zone(a_layer, np.ones_like(mask), d, self.r_soft_grow, self.r_soft_max)
+        if not (to_fg.any() or to_bg.any() or soft.any()):
             self.timings["feedback_s"] += time.perf_counter() - tf
             return tri
         lab = np.full((self.wh, self.ww), 0, np.uint8)
         lab[to_fg] = 2
         lab[to_bg] = 1
+        lab[soft] = 3
         if (self.ww, self.wh) != (self.width, self.height):
             lab = cv2.resize(lab, (self.width, self.height), interpolation=cv2.INTER_NEAREST)
         tri = tri.copy()
@@ -837,6 +852,7 @@ class Propagator:
         sel = tri == TRIMAP_UNKNOWN
         tri[sel & (lab == 2)] = TRIMAP_FG
         tri[sel & (lab == 1)] = TRIMAP_BG
+        tri[lab == 3] = TRIMAP_UNKNOWN
         self.timings["feedback_s"] += time.perf_counter() - tf
         return tri
 

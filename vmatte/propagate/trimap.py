@@ -90,3 +90,32 @@ def guided_filter(guide: np.ndarray, src: np.ndarray, radius: int, eps: float) -
     a = cov_ip / (var_i + eps)
     b = mean_p - a * mean_i
     return box(a) * guide + box(b)
+
+
+def soft_edge_zone(
+    alpha: np.ndarray,
+    reliable: np.ndarray,
+    dist: np.ndarray,
+    grow_px: float,
+    cap_px: float,
+    lo: float = 0.05,
+    hi: float = 0.95,
+) -> np.ndarray:
+    """Where the subject's edge is soft, from an earlier matte carried to this frame: (H, W) bool.
+
+    alpha: (H, W) float32 [0, 1], a previous frame's matted alpha warped onto this frame; reliable: (H, W)
+    bool, where that warp is trustworthy (flow consistency); dist: (H, W) float32 signed distance in px to
+    this frame's propagated mask boundary (:func:`signed_distance`). Pixels whose carried alpha is fractional
+    (lo < alpha < hi), grown by ``grow_px`` (the edge moves and a soft zone cut short by the last band may
+    extend further: the band can follow it by this much per frame), within ``cap_px`` of the boundary.
+
+    So the band's width follows the softness the engine found along each stretch of the boundary (hair, fur,
+    motion blur wide; hard edges, where the matte is 0 or 1 next to the contour, add nothing), and moves with
+    the subject because the alpha is warped with the flow.
+    """
+    soft = ((alpha > lo) & (alpha < hi) & reliable).astype(np.uint8)
+    if not soft.any():
+        return soft.astype(bool)
+    k = 2 * max(1, round(grow_px)) + 1
+    grown = cv2.dilate(soft, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) > 0
+    return grown & (np.abs(dist) <= cap_px)
