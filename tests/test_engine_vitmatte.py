@@ -44,6 +44,9 @@ def _run(engine, frames: list[Frame]) -> list[Frame]:
 def _engine(model_dir, **kw):
     kw.setdefault("device", "cpu")
     kw.setdefault("precision", "fp32")
+    kw.setdefault(
+        "crop_threshold", 0.0
+    )  # whole frames: these tests compare with transformers' full-frame path
     return load_engine(EngineConfig(name="vitmatte", model=str(model_dir), **kw))
 
 
