@@ -29,6 +29,8 @@ import threading
 import time
 from pathlib import Path
 
+import numpy as np
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 TARGETS = {  # issue 15, CPU s per frame at 1920x1080
@@ -159,6 +161,34 @@ def measure(
     }
 
 
+def encoder_alone(clip: Path, out: Path, content: str, frames: int = 8) -> float:
+    """CPU s per frame of the output writer alone (ProRes 4444, its Python side and its native encoder threads)
+    on the clip's first ``frames`` frames with a soft alpha ramp and foreground = observed colour (no
+    decontamination): the part of the budget that belongs to the encoder."""
+    from vmatte.config import OutputConfig
+    from vmatte.io.decode import open_clip
+    from vmatte.io.encode import open_writer
+
+    clip_ = open_clip(str(clip))
+    n = min(frames, clip_.info.frame_count)
+    decoded = list(clip_.frames(0, n - 1))
+    h, w = decoded[0].height, decoded[0].width
+    ramp = np.tile(np.linspace(0.0, 1.0, w, dtype=np.float32), (h, 1))
+    ready = [f.replace(alpha=ramp, foreground=f.rgb_float()) for f in decoded]
+    writer = open_writer(
+        OutputConfig(path=str(out), format="prores4444", content=content),
+        clip_.info,
+        overwrite=True,
+        frame_range=(0, n - 1),
+    )
+    writer.write(ready[0])  # encoder setup is per clip, not per frame
+    c = time.process_time()
+    for f in ready[1:]:
+        writer.write(f)
+    writer.close()
+    return (time.process_time() - c) / max(1, n - 1)
+
+
 def run_budget(
     sizes: list[tuple[int, int]], frames: int, frames_4k: int, work: Path, contents=("rgba", "alpha")
 ):
@@ -170,14 +200,18 @@ def run_budget(
             print(f"[budget {w}x{h} {content}] {n} frames ...", file=sys.stderr, flush=True)
             r = measure(clip, masks, work / f"budget_out_{content}.mov", content)
             r["size"] = f"{w}x{h}"
+            r["encoder_alone_cpu_s_per_frame"] = enc = encoder_alone(
+                clip, work / f"budget_enc_{content}.mov", content, min(n, 8)
+            )
+            r["cpu_without_encoder_s_per_frame"] = r["cpu_s_per_frame"] - enc
             result["runs"].append(r)
     by = {(r["size"], r["content"]): r for r in result["runs"]}
     checks = {}
     hd = by.get(("1920x1080", "rgba"))
     if hd:
         checks["1080p rgba <= 0.6"] = hd["cpu_s_per_frame"] <= TARGETS["rgba"]
-        checks["1080p rgba without writer <= 0.25"] = (
-            hd["cpu_without_writer_s_per_frame"] <= TARGETS["rgba_without_writer"]
+        checks["1080p rgba without the ProRes encoder <= 0.25"] = (
+            hd["cpu_without_encoder_s_per_frame"] <= TARGETS["rgba_without_writer"]
         )
     if ("1920x1080", "alpha") in by:
         checks["1080p alpha <= 0.3"] = by[("1920x1080", "alpha")]["cpu_s_per_frame"] <= TARGETS["alpha"]
@@ -212,7 +246,10 @@ def table(result: dict) -> str:
         row(f"stage: {k}", [r["stage_cpu_s_per_frame"][k] for r in runs])
     for g in groups:
         row(f"thread: {g}", [r["thread_cpu_s_per_frame"].get(g) for r in runs])
-    row("all but the writers + native threads", [r["cpu_without_writer_s_per_frame"] for r in runs])
+    row(
+        "ProRes encoder alone (same frames, separate run)", [r["encoder_alone_cpu_s_per_frame"] for r in runs]
+    )
+    row("**whole process minus encoder alone**", [r["cpu_without_encoder_s_per_frame"] for r in runs])
     for name, ok in result.get("targets_met", {}).items():
         lines.append(f"- target {name}: {'met' if ok else 'NOT met'}")
     if "ratio_4k_over_1080p" in result:
