@@ -235,8 +235,11 @@ def bench_e2e(engine, clip: Path, masks: Path, out: Path, content: str, device: 
         "host_peak_mb": rss.peak_mb,
         "busy_fraction": (busy / wall) if busy is not None else None,
         "stage_times_s": times,
-        # CPU outside the engine's push/flush (decode, propagation, smoothing, decontamination, encode)
-        "non_model_cpu_s_per_frame": (cpu - report.cpu.engine) / max(1, report.frames_written),
+        # CPU outside the engine's push/flush (decode, propagation, smoothing, decontamination, encode). Only on
+        # CUDA: on the CPU the model runs in torch's worker threads, which no stage timer can tell apart
+        "non_model_cpu_s_per_frame": (cpu - report.cpu.engine) / max(1, report.frames_written)
+        if device.startswith("cuda")
+        else None,
         "stage_cpu_s_per_frame": {
             k: round(v / max(1, report.frames_written), 4) for k, v in vars(report.cpu).items()
         },

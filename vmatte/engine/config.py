@@ -44,8 +44,8 @@ class EngineConfig:
     hub_probe_timeout_s: float = 3.0
     attention: Literal["auto", "sdpa", "eager"] = "auto"
     memory_budget_gb: float = 0.0
-    crop_threshold: float = 0.5
-    crop_margin: int = 96
+    crop_threshold: float = 0.6
+    crop_margin: int = 64
 
     def __post_init__(self) -> None:
         if self.batch_size < 0:

@@ -204,7 +204,7 @@ class VitMatteEngine(BatchingEngine):
         channels_last: bool | None = None,
         memory_budget_gb: float = 0.0,
         crop_threshold: float = 0.0,
-        crop_margin: int = 96,
+        crop_margin: int = 64,
         source: str = "",
     ) -> None:
         super().__init__()
