@@ -73,8 +73,10 @@ class ThreadCPU:
         names = {t.native_id: t.name for t in threading.enumerate()}
         for tid, cpu in self._read().items():
             if tid not in self._name:
-                self._name[tid] = names.get(tid, "native")
                 self._base.setdefault(tid, 0.0)
+            if self._name.get(tid, "native") == "native":
+                # a Python thread shows in /proc before threading lists it: name it once it is listed
+                self._name[tid] = names.get(tid, "native")
             self._last[tid] = cpu
 
     def __enter__(self) -> ThreadCPU:
