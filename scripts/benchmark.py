@@ -133,13 +133,17 @@ def bench_naive(model_dir: Path, frames, device: str, out_dir: Path) -> dict:
     import cv2
     import torch
     from transformers import VitMatteForImageMatting
-    from transformers.models.vitmatte.image_processing_pil_vitmatte import VitMatteImageProcessorPil
 
     try:  # the torchvision backend when installed (what VitMatteImageProcessor picks), else the PIL one
         import torchvision  # noqa: F401
         from transformers import VitMatteImageProcessor as Processor
     except ImportError:
-        Processor = VitMatteImageProcessorPil
+        try:
+            from transformers.models.vitmatte.image_processing_pil_vitmatte import (
+                VitMatteImageProcessorPil as Processor,
+            )
+        except ImportError:  # transformers releases before the PIL/torchvision split (the device has 5.17)
+            from transformers import VitMatteImageProcessor as Processor
     processor = Processor()
     model = VitMatteForImageMatting.from_pretrained(str(model_dir)).to(device).eval()
     out_dir.mkdir(parents=True, exist_ok=True)
