@@ -6,7 +6,16 @@ muxing, up to the final rename. Decontamination is left out of the per-preset ro
 the foreground once per frame for all outputs) and timed on its own in a separate row.
 
 Usage: python scripts/bench_encoders.py [--frames 20] [--size 1920x1080] [--presets a,b] [--json /tmp/enc.json]
+       python scripts/bench_encoders.py --prores-layouts [--rounds 3] [--frames 12]
 Outputs go to a temporary folder under /tmp and are deleted.
+
+``--prores-layouts`` times the default ProRes 4444 writer three ways, interleaved round by round so machine
+load hits all alike: "single" (one encoder thread, conversion in the writer's thread), "old" (frame-threaded
+encoder + PyAV's default threaded swscale in the writer's thread: corrupts alpha at some sizes), "serial"
+(frame-threaded encoder + single-threaded swscale in the writer's thread) and "new" (frame-threaded encoder,
+single-threaded swscale on up to 4 frames side by side: the shipped layout). Reports wall fps, CPU seconds
+per frame (getrusage: all threads of this process) and the writer thread's own CPU seconds per frame
+(time.thread_time: the serial part, which bounds throughput on a many-core host whatever the load here).
 """
 
 from __future__ import annotations
@@ -95,8 +104,63 @@ def bench_preset(name: str, pool, n: int, info: ClipInfo, tmp: Path, threads: in
     return rows
 
 
+def bench_prores_layouts(pool, n: int, info: ClipInfo, tmp: Path, threads: int, rounds: int) -> dict:
+    """{variant: {"fps", "cpu_s_per_frame", "wall_s_per_frame"}} for the ProRes layouts (see module doc)."""
+    import resource
+
+    from vmatte.io import swscale
+    from vmatte.io.config import OutputConfig
+    from vmatte.io.writers.video import VideoWriter
+
+    # (encoder threads, swscale threads, frames converted side by side)
+    variants = {
+        "single": (1, 1, 0),
+        "old": (threads, 0, 0),
+        "serial": (threads, 1, 0),
+        "new": (threads, 1, 4),
+    }
+    totals = {k: [0.0, 0.0, 0, 0.0] for k in variants}
+    for r in range(rounds):
+        for name, (enc_threads, sws_threads, workers) in variants.items():
+            swscale.SWS_THREADS = sws_threads
+            VideoWriter.max_convert_workers = workers
+            path = tmp / f"layout-{name}-{r}.mov"
+            cfg = OutputConfig(path=str(path), decontaminate=False)
+            w = open_writer(cfg, info, overwrite=True, threads=enc_threads)
+            ru0, t0, th0 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter(), time.thread_time()
+            for i in range(n):
+                rgb, a = pool[i % len(pool)]
+                w.write(Frame(index=i, pts=i, time_base=info.time_base, rgb=rgb, alpha=a))
+            w.close()
+            ru1, t1, th1 = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter(), time.thread_time()
+            cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+            totals[name][0] += t1 - t0
+            totals[name][1] += cpu
+            totals[name][2] += n
+            totals[name][3] += th1 - th0
+            path.unlink()
+            print(
+                f"  round {r} {name}: {n / (t1 - t0):.2f} fps, {cpu / n:.3f} CPU s/frame, "
+                f"writer thread {(th1 - th0) / n:.3f} s/frame",
+                file=sys.stderr,
+            )
+    swscale.SWS_THREADS = 1
+    VideoWriter.max_convert_workers = 4
+    return {
+        k: {
+            "fps": f / wall,
+            "wall_s_per_frame": wall / f,
+            "cpu_s_per_frame": cpu / f,
+            "writer_thread_cpu_s_per_frame": th / f,
+        }
+        for k, (wall, cpu, f, th) in totals.items()
+    }
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--prores-layouts", action="store_true", help="time ProRes single/old/new layouts only")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds for --prores-layouts")
     ap.add_argument("--frames", type=int, default=20)
     ap.add_argument("--size", default="1920x1080")
     ap.add_argument("--presets", default=",".join(DEFAULT_PRESETS))
@@ -121,6 +185,26 @@ def main(argv=None) -> int:
         rate=Fraction(24),
     )
     tmp = Path(tempfile.mkdtemp(prefix="vmatte-bench-enc-", dir="/tmp"))
+    if args.prores_layouts:
+        try:
+            res = bench_prores_layouts(pool, args.frames, info, tmp, threads, args.rounds)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        print(
+            f"\nProRes 4444 at {w}x{h}, {args.rounds} x {args.frames} frames per variant, {threads} threads"
+        )
+        print(f"{'variant':<8} {'fps':>7} {'wall s/frame':>13} {'CPU s/frame':>12} {'writer thread':>14}")
+        for k, v in res.items():
+            print(
+                f"{k:<8} {v['fps']:>7.2f} {v['wall_s_per_frame']:>13.3f} {v['cpu_s_per_frame']:>12.3f}"
+                f" {v['writer_thread_cpu_s_per_frame']:>14.3f}"
+            )
+        print(
+            f"new/old fps ratio {res['new']['fps'] / res['old']['fps']:.2f}, new/single {res['new']['fps'] / res['single']['fps']:.2f}"
+        )
+        if args.json:
+            args.json.write_text(json.dumps(res, indent=1))
+        return 0
     rows: list[dict] = []
     try:
         for name in names:

@@ -31,11 +31,12 @@ from pathlib import Path
 
 import numpy as np
 
+from vmatte.io.ffmpeg_exe import ffmpeg_binary
 from vmatte.testing import Scene, write_clip
 
 W, H, N = 64, 48, 8  # default tiny clip: 64x48, 8 frames
 REPO = Path(__file__).resolve().parents[1]
-FFMPEG = shutil.which("ffmpeg")
+FFMPEG = ffmpeg_binary()  # VMATTE_FFMPEG > PATH > imageio-ffmpeg's static binary (a dependency)
 
 
 def scene(width: int = W, height: int = H, frames: int = N) -> Scene:
@@ -68,7 +69,7 @@ def leftovers(folder: Path) -> list[str]:
 def ffmpeg(*args: str, timeout: float = 60) -> None:
     """Run the ffmpeg binary (quiet); raise with its stderr on failure."""
     if FFMPEG is None:
-        raise RuntimeError("ffmpeg binary not found")
+        raise RuntimeError("ffmpeg binary not found (VMATTE_FFMPEG, PATH, imageio-ffmpeg)")
     r = subprocess.run(
         [FFMPEG, "-hide_banner", "-loglevel", "error", "-y", *args],
         capture_output=True,
@@ -302,7 +303,14 @@ def rotated_mp4(path: Path, degrees: int = 90) -> Path:
     """A phone clip: frames stored 64x48 with a display matrix asking players to rotate them ``degrees``."""
     tmp = path.with_suffix(".src.mp4")
     good_mp4(tmp)
-    ffmpeg("-i", str(tmp), "-c", "copy", "-metadata:s:v:0", f"rotate={degrees}", str(path))
+    from vmatte.io.writers.external import ffmpeg_version
+
+    version = ffmpeg_version(FFMPEG or "ffmpeg")
+    if version >= (6, 0) or version == (0, 0):
+        # FFmpeg 6+ ignores the old "rotate" tag on output; its display matrix is counter-clockwise
+        ffmpeg("-display_rotation", str(-degrees), "-i", str(tmp), "-c", "copy", str(path))
+    else:
+        ffmpeg("-i", str(tmp), "-c", "copy", "-metadata:s:v:0", f"rotate={degrees}", str(path))
     tmp.unlink()
     return path
 

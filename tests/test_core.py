@@ -221,6 +221,25 @@ def test_cpu_thread_limit_caps_pools_and_restores_them():
     assert [p["num_threads"] for p in threadpool_info()] == blas_before
 
 
+def test_cpu_thread_limit_caps_torch_loaded_inside_the_block(tiny_vitmatte_dir):
+    # a plain run applies the cap before the engine (and so torch) loads: the engine loader must cap torch then
+    code = (
+        "import sys; from vmatte.pipeline.threads import cpu_thread_limit; import vmatte\n"
+        "assert 'torch' not in sys.modules\n"
+        "with cpu_thread_limit(1):\n"
+        f"    vmatte.load_engine(vmatte.EngineConfig(name='vitmatte', model={str(tiny_vitmatte_dir)!r}, device='cpu'))\n"
+        "    import torch; inside = torch.get_num_threads()\n"
+        "print(inside, torch.get_num_threads())"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    inside, after = map(int, out.stdout.split())
+    assert inside == 1, "torch was not capped by --cpu-threads"
+    fresh = subprocess.run(
+        [sys.executable, "-c", "import torch; print(torch.get_num_threads())"], capture_output=True, text=True
+    )
+    assert after == int(fresh.stdout), "torch's pool was not restored after the block"
+
+
 def test_cpu_threads_flag_reaches_the_config_and_refuses_negatives(tmp_path):
     from vmatte.cli import build_parser
     from vmatte.cli.run import build_run_config
@@ -243,7 +262,9 @@ def test_light_modules_do_not_import_torch(module):
 
 def test_import_vmatte_is_light():
     # plugins import vmatte inside a host's UI thread: the package itself must not load OpenCV, torch or PyAV
-    code = "import sys, vmatte; print([m for m in ('cv2', 'torch', 'av', 'transformers') if m in sys.modules])"
+    code = (
+        "import sys, vmatte; print([m for m in ('cv2', 'torch', 'av', 'transformers') if m in sys.modules])"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", f"import vmatte pulled in {out.stdout.strip()}"
 

@@ -59,8 +59,8 @@ def test_auto_falls_back_to_classic_with_one_warning(offline):
     eng = load_engine(EngineConfig(name="auto", hub_probe_timeout_s=2.5), on_warning=warnings.append)
     assert eng.name == "classic"
     assert len(warnings) == 1
-    assert "huggingface-cli download hustvl/vitmatte-small-composition-1k" in warnings[0]
-    assert "--model DIR" in warnings[0]
+    assert "hf download hustvl/vitmatte-small-composition-1k" in warnings[0]
+    assert "EngineConfig(model=DIR)" in warnings[0]  # the API speaks API; the CLI says --model DIR
     assert offline == [2.5]  # probed once, with the configured bound
 
 
@@ -70,7 +70,7 @@ def test_vitmatte_fails_fast_offline_without_waiting(offline):
             EngineConfig(name="vitmatte"), on_warning=lambda m: pytest.fail(f"no warning expected: {m}")
         )
     msg = str(err.value)
-    assert HUB_ID in msg and "huggingface-cli download" in msg and "\n" not in msg
+    assert HUB_ID in msg and "`hf download hustvl/vitmatte-small-composition-1k`" in msg and "\n" not in msg
     assert err.value.exit_code == 5
     assert offline == [3.0]  # the only network wait is the bounded probe (mocked here)
 
@@ -93,7 +93,7 @@ def test_probe_is_bounded_and_respects_offline_env(monkeypatch):
 
 
 def test_hub_cache_is_found_offline(offline, tiny_vitmatte_dir, monkeypatch, tmp_path):
-    # lay out the HF cache the way `huggingface-cli download` leaves it
+    # lay out the HF cache the way `hf download` leaves it
     repo = Path(os.environ["HF_HUB_CACHE"]) / "models--hustvl--vitmatte-small-composition-1k"
     snap = repo / "snapshots" / ("0" * 40)
     snap.mkdir(parents=True)
@@ -234,3 +234,23 @@ def test_device_summary_reports_torch_and_cuda_state():
     assert d["torch"] and isinstance(d["cuda_available"], bool)
     if d["cuda_available"]:
         assert d["gpus"][0]["memory_total_gb"] > 0
+
+
+def test_download_hint_names_the_installed_cli_and_the_requested_model(offline):
+    """Hints name a command the installed huggingface_hub provides, for the model that was asked for."""
+    from importlib.metadata import entry_points
+
+    scripts = {e.name for e in entry_points(group="console_scripts") if e.value.startswith("huggingface_hub")}
+    assert "hf" in scripts
+    assert W.DOWNLOAD_COMMAND.split()[0] in scripts
+    warnings: list[str] = []
+    load_engine(
+        EngineConfig(name="auto", model="acme/vitmatte-custom", hub_probe_timeout_s=0.1),
+        on_warning=warnings.append,
+    )
+    assert "`hf download acme/vitmatte-custom`" in warnings[0]
+    # nothing the user reads may name the retired CLI
+    root = Path(__file__).resolve().parents[1]
+    old = "huggingface" + "-cli"
+    for f in [root / "README.md", *root.glob("docs/*.md"), *root.glob("vmatte/**/*.py")]:
+        assert old not in f.read_text(encoding="utf-8"), f

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from fractions import Fraction
 from pathlib import Path
 
 import cv2
@@ -87,7 +88,9 @@ def test_eval_sequences_table_json_plot(seqs, capsys):
                 M.dtssd(preds[i], preds[i - 1], gts[i], gts[i - 1], both), rel=1e-6
             )
             assert row["MESSDdt"] > 0
-    assert r["clip"]["dtSSD"] == pytest.approx(np.mean([x["dtSSD"] for x in r["per_frame"][1:]]))
+    # RVM / TCVOM: the first frame counts as 0 in the clip mean → sum over frames 1..4 divided by 5, not 4
+    assert r["clip"]["dtSSD"] == pytest.approx(sum(x["dtSSD"] for x in r["per_frame"][1:]) / 5)
+    assert r["clip"]["MESSDdt"] == pytest.approx(sum(x["MESSDdt"] for x in r["per_frame"][1:]) / 5)
     assert r["clip"]["SAD"] > 0 and r["clip"]["SAD_unknown"] <= r["clip"]["SAD"] + 1e-12
     img = cv2.imread(str(out_png))
     assert img is not None and img.shape[1] == 960 and (img < 250).any()
@@ -124,15 +127,97 @@ def test_eval_video_against_sequence(seqs, tmp_path):
         assert a["clip"][k] == pytest.approx(b["clip"][k], rel=1e-6), k
 
 
-def test_eval_frame_count_and_size_mismatch_are_one_line_errors(seqs, tmp_path, capsys):
+def test_eval_size_mismatch_and_bad_paths_are_one_line_errors(seqs, tmp_path, capsys):
     _, gt_dir, pred_dir, *_ = seqs
-    short = write_seq(tmp_path / "short", [SCENE.alpha(t) for t in range(3)])
-    assert cli(["eval", str(short), str(gt_dir)]) == 3
-    err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and str(gt_dir) in err and "more frames" in err
     big = write_seq(tmp_path / "big", [np.zeros((50, 64), np.float32)] * 5)
     assert cli(["eval", str(big), str(gt_dir)]) == 3
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and str(big) in err and "64x50" in err
     assert cli(["eval", str(tmp_path / "missing"), str(gt_dir)]) == 3
     assert cli(["eval", str(pred_dir), str(gt_dir), "--plot", str(tmp_path / "x.jpg")]) == 2
+
+
+def test_eval_chunk_is_matched_by_frame_number(seqs, tmp_path):
+    """A --frames 2-4 chunk (files 0002-0004) scored against the whole clip's GT folder: rows carry clip frame
+    numbers and equal the whole-clip rows; dtSSD needs frame n-1 in the chunk, so frame 2 has none."""
+    from vmatte.evaluate.score import evaluate
+
+    _, gt_dir, pred_dir, tri_dir, *_ = seqs
+    chunk = tmp_path / "chunk"
+    chunk.mkdir()
+    for i in (2, 3, 4):
+        (chunk / f"{i:04d}.png").write_bytes((pred_dir / f"{i:04d}.png").read_bytes())
+    whole = evaluate(pred_dir, gt_dir, tri_dir)
+    r = evaluate(chunk, gt_dir, tri_dir)
+    assert r["frames"] == 3 and r["frame_range"] == [2, 4] and r["gt_only"] == 2 and r["pred_only"] == []
+    assert [row["frame"] for row in r["per_frame"]] == [2, 3, 4]
+    assert r["per_frame"][0]["dtSSD"] is None
+    for row in r["per_frame"]:
+        ref = whole["per_frame"][row["frame"]]
+        for k in ("SAD", "Grad", "Conn_unknown") + (("dtSSD", "MESSDdt") if row["frame"] > 2 else ()):
+            assert row[k] == pytest.approx(ref[k], rel=1e-9), (row["frame"], k)
+    assert r["clip"]["dtSSD"] == pytest.approx((r["per_frame"][1]["dtSSD"] + r["per_frame"][2]["dtSSD"]) / 3)
+
+
+def test_eval_video_chunk_numbered_by_timestamps(seqs, tmp_path):
+    """A video whose frames carry the clip's timestamps (as vmatte writes a --frames chunk) is numbered
+    pts x time_base x rate."""
+    av = pytest.importorskip("av")
+    from vmatte.evaluate.score import evaluate
+
+    _, gt_dir, pred_dir, _, _, preds, _ = seqs
+    video = tmp_path / "chunk.mov"
+    with av.open(str(video), "w") as out:
+        s = out.add_stream("png", rate=24)
+        s.width, s.height, s.pix_fmt = 64, 48, "gray"
+        for i in (3, 4):
+            vf = av.VideoFrame.from_ndarray(
+                np.clip(preds[i] * 255 + 0.5, 0, 255).astype(np.uint8), format="gray"
+            )
+            vf.pts, vf.time_base = i * 512, Fraction(1, 24 * 512)
+            for pkt in s.encode(vf):
+                out.mux(pkt)
+        for pkt in s.encode():
+            out.mux(pkt)
+    r = evaluate(video, gt_dir)
+    assert [row["frame"] for row in r["per_frame"]] == [3, 4]
+    ref = evaluate(pred_dir, gt_dir)
+    assert r["per_frame"][1]["dtSSD"] == pytest.approx(ref["per_frame"][4]["dtSSD"], rel=1e-6)
+
+
+def test_eval_refuses_when_no_frame_number_matches(seqs, tmp_path, capsys):
+    _, gt_dir, pred_dir, *_ = seqs
+    late = tmp_path / "late"
+    late.mkdir()
+    for i in range(3):
+        (late / f"{1001 + i:04d}.png").write_bytes((pred_dir / f"{i:04d}.png").read_bytes())
+    assert cli(["eval", str(late), str(gt_dir)]) == 3
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "1001-1003" in err and "0-4" in err and "--offset" in err
+    assert cli(["eval", str(late), str(gt_dir), "--offset", "-1001"]) == 0
+    assert "3 frames scored (frame numbers 0-2)" in capsys.readouterr().out
+    # prediction frames without ground truth are skipped, and said so
+    (late / "0007.png").write_bytes((pred_dir / "0000.png").read_bytes())
+    assert cli(["eval", str(late), str(gt_dir), "--offset", "-1001"]) == 0
+    assert "1 prediction frame(s) have no ground truth" in capsys.readouterr().out
+
+
+def test_eval_gives_j_and_f_on_binary_ground_truth(tmp_path, capsys):
+    gt = np.zeros((48, 64), np.float32)
+    gt[10:30, 10:40] = 1.0
+    pred = np.zeros_like(gt)
+    pred[10:30, 12:42] = 0.9  # shifted 2 px right: J = 28 x 20 / (32 x 20)
+    write_seq(tmp_path / "gt", [gt, gt])
+    write_seq(tmp_path / "pred", [pred, pred])
+    out_json = tmp_path / "r.json"
+    assert cli(["eval", str(tmp_path / "pred"), str(tmp_path / "gt"), "--json", str(out_json)]) == 0
+    assert "| J&F" in capsys.readouterr().out
+    r = json.loads(out_json.read_text())
+    assert r["per_frame"][0]["J"] == pytest.approx(28 / 32)
+    # F itself is checked on hand-computed cases in test_eval_metrics; here: the clip carries it per frame
+    assert r["clip"]["F"] == pytest.approx(M.boundary_f(pred, gt))
+    assert r["clip"]["J&F"] == pytest.approx((r["clip"]["J"] + r["clip"]["F"]) / 2)
+    # soft ground truth: no J / F
+    soft = write_seq(tmp_path / "soft", [gt * 0.5, gt * 0.5])
+    assert cli(["eval", str(tmp_path / "pred"), str(soft), "--json", str(out_json)]) == 0
+    assert json.loads(out_json.read_text())["clip"]["J"] is None

@@ -141,7 +141,7 @@ def test_split_run_equals_single_run(tmp_path, farm_clip, farm_masks, single_run
         assert pts_g == pts_r
         assert max(np.abs(x.astype(int) - y.astype(int)).mean() for x, y in zip(m_r, m_g)) < 0.5
         assert not list(out.glob(".*vmatte-tmp*"))
-        assert not (Manifest(out / "alpha.%04d.png", "").segments_dir).exists()  # consumed by assembly
+        assert (Manifest(out / "alpha.%04d.png", "").segments_dir).is_dir()  # kept: re-assembly needs them
 
 
 def test_manifest_checksums_decide_what_is_redone(tmp_path, farm_clip, farm_masks):
@@ -183,6 +183,77 @@ def test_manifest_checksums_decide_what_is_redone(tmp_path, farm_clip, farm_mask
     assert [c["status"] for c in changed.chunks] == ["done"] * 3
 
 
+def test_damaged_assembled_video_is_rejoined_from_kept_segments(tmp_path, farm_clip, farm_masks):
+    """A final video damaged after assembly: the warning names its failed checksum, nothing is rendered
+    again, the file is joined again from the kept segments (same bytes), other outputs are left alone."""
+    out = tmp_path / "j"
+    outs = (
+        OutputConfig(path=str(out / "alpha.%04d.png"), content="alpha", bit_depth=16),
+        OutputConfig(path=str(out / "rgba.mov"), decontaminate=False),
+    )
+    cfg = _cfg(farm_clip, farm_masks, outs)
+    run_chunked(cfg, 7, engine=FakeEngine())
+    final = out / "rgba.mov"
+    original = final.read_bytes()
+    frame_mtime = (out / "alpha.0003.png").stat().st_mtime_ns
+    data = bytearray(original)
+    data[len(data) // 2] ^= 0xFF
+    final.write_bytes(bytes(data))
+    redo = run_chunked(cfg, 7, engine=FakeEngine())
+    assert redo.status == "ok" and redo.frames_written == 0
+    assert [c["status"] for c in redo.chunks] == ["skipped"] * 3
+    assert any("rgba.mov: checksum differs" in w for w in redo.warnings), redo.warnings
+    assert not any("missing" in w for w in redo.warnings), redo.warnings
+    assert final.read_bytes() == original
+    assert (out / "alpha.0003.png").stat().st_mtime_ns == frame_mtime
+    # and the manifest now verifies it again
+    assert run_chunked(cfg, 7, engine=FakeEngine()).farm.get("note", "").startswith("already complete")
+
+
+def test_job_report_covers_the_whole_clip(tmp_path, farm_clip, farm_masks):
+    """The chunked report carries per-frame confidence and smoothing stats like a single run's, and ranks
+    keyframe suggestions over the whole clip from every chunk's record, also when a resumed run renders one
+    chunk only; progress numbers chunks by their place in the grid and counts frames with an ETA."""
+    out = tmp_path / "r"
+    cfg = _cfg(farm_clip, farm_masks, _outputs(out, video=False))
+    single = vmatte.run(
+        _cfg(farm_clip, farm_masks, _outputs(tmp_path / "s", video=False)), engine=FakeEngine()
+    )
+    first = run_chunked(cfg, 7, engine=FakeEngine())
+    conf = first.propagation["confidence"]
+    assert len(conf) == FRAMES and None not in conf
+    assert conf == pytest.approx(single.propagation["confidence"], abs=1e-4)
+    assert first.suggested_keyframes == single.suggested_keyframes and first.suggested_keyframes
+    sm = first.smoothing
+    assert sm["chunks"] == 3 and sm["frames"] >= FRAMES and sm["ms_per_frame"] > 0
+    assert "mean_neighbour_weight" in sm
+
+    # resume after losing the middle chunk's record: only it is rendered, the report still spans the clip
+    Manifest(out / "alpha.%04d.png", "").record_path("000007-000013").unlink()
+    events: list[dict] = []
+    again = run_chunked(cfg, 7, engine=FakeEngine(), on_progress=events.append)
+    assert [c["status"] for c in again.chunks] == ["skipped", "done", "skipped"]
+    assert again.suggested_keyframes == first.suggested_keyframes
+    assert again.propagation["confidence"] == pytest.approx(conf)
+    done = [e for e in events if e["stage"] == "chunks" and "chunk" in e]
+    assert [(e["chunk_index"], e["chunks"], e["done"], e["total"]) for e in done] == [(1, 3, 3, 3)]
+    assert {e["chunk_index"] for e in events if e["stage"] == "matte"} == {1}
+    frames = [e for e in events if e["stage"] == "frames"]
+    assert frames[0]["done"] >= 14 and frames[-1]["done"] == frames[-1]["total"] == FRAMES
+    assert any(e["eta_s"] is not None and e["fps"] > 0 for e in frames[:-1])
+
+
+def test_chunked_cli_shows_job_progress_not_per_chunk_counts(tmp_path, farm_clip, farm_masks, capsys):
+    from vmatte.cli import main
+
+    out = tmp_path / "c" / "alpha.%04d.png"
+    argv = ["run", str(farm_clip), "--masks", str(farm_masks), "-o", str(out), "--alpha-only"]
+    assert main([*argv, "--engine", "classic", "--chunk", "7", "--progress", "lines"]) == 0
+    err = capsys.readouterr().err
+    assert f"vmatte: frames {FRAMES}/{FRAMES} (100%)" in err and "vmatte: chunks 3/3" in err
+    assert "vmatte: matte 7/7" not in err  # counts that restart at every chunk stay out of the display
+
+
 def test_fresh_job_refuses_foreign_files(tmp_path, farm_clip, farm_masks):
     out = tmp_path / "o"
     out.mkdir()
@@ -208,6 +279,23 @@ def test_farm_task_renders_its_chunks_then_assemble_command_joins(
     pts_r, _, aud_r = _decode(single_run / "rgba.mov", "rgba64le")
     pts_g, _, aud_g = _decode(out / "rgba.mov", "rgba64le")
     assert pts_g == pts_r and aud_g == aud_r
+
+
+def _probe(path: Path) -> tuple[str, str]:
+    """(codec tag, decoded pix_fmt) of a video's first stream."""
+    with av.open(str(path)) as c:
+        return c.streams.video[0].codec_context.codec_tag, next(c.decode(video=0)).format.name
+
+
+def test_assembled_prores_keeps_its_4444_tag(tmp_path, farm_clip, farm_masks, single_run):
+    """Packet-copy assembly of 3 ProRes 4444 segments: the file is tagged 'ap4h' like a single run's, so FFmpeg
+    decodes 12-bit 4444 with alpha (the remux used to drop the tag: 'apch' = 422 HQ, decoded 10-bit)."""
+    out = tmp_path / "pr"
+    cfg = _cfg(farm_clip, farm_masks, (OutputConfig(path=str(out / "rgba.mov"), decontaminate=False),))
+    rep = run_chunked(cfg, 7, engine=FakeEngine())
+    assert len(rep.chunks) == 3
+    assert _probe(single_run / "rgba.mov") == ("ap4h", "yuva444p12le")
+    assert _probe(out / "rgba.mov") == ("ap4h", "yuva444p12le")
 
 
 def test_plan_reports_context_from_propagator_and_commands(tmp_path, farm_clip, farm_masks, capsys):
@@ -307,6 +395,21 @@ def _wait_for_chunks(proc, n: int, timeout: float = 120.0) -> None:
     pytest.fail("the run ended before it could be killed mid-way")
 
 
+def _wait_for_event(proc, want, timeout: float = 120.0) -> dict:
+    """Read --progress json lines until one satisfies ``want``."""
+    t0 = time.monotonic()
+    for line in proc.stderr:
+        if time.monotonic() - t0 > timeout:
+            break
+        try:
+            ev = json.loads(line)
+        except ValueError:
+            continue
+        if want(ev):
+            return ev
+    pytest.fail("the run ended before the awaited progress event")
+
+
 def test_kill_and_resume_gives_the_same_output(tmp_path, farm_clip, farm_masks):
     out = tmp_path / "k"
     report = tmp_path / "report.json"
@@ -334,14 +437,18 @@ def test_kill_and_resume_gives_the_same_output(tmp_path, farm_clip, farm_masks):
     ref_files = {p.name: p.read_bytes() for p in ref_out.glob("alpha.*.png")}
     assert len(ref_files) == FRAMES
 
-    # 1) SIGTERM after the first chunk: clean stop, exit 143, report says cancelled and retryable
+    # 1) SIGTERM inside the second chunk: clean stop, exit 143, report says cancelled, retryable, and names
+    # the chunk that was cut short
     proc = _start(args, tmp_path)
     _wait_for_chunks(proc, 1)
+    _wait_for_event(proc, lambda ev: ev.get("stage") == "matte" and ev.get("chunk_index") == 1)
     proc.send_signal(signal.SIGTERM)
     proc.stderr.read()
     assert proc.wait(timeout=60) == 143
     rep = json.loads(report.read_text())
     assert rep["status"] == "cancelled" and rep["exit_code"] == 143 and rep["retryable"]
+    assert rep["farm"]["interrupted"] == ["000007-000013"] and "000007-000013" in rep["error"]
+    assert {"key": "000007-000013", "start": 7, "end": 13, "status": "interrupted"} in rep["chunks"]
     # 2) resume, then SIGKILL (no cleanup at all) after one more chunk
     proc = _start(args, tmp_path)
     _wait_for_chunks(proc, 1)

@@ -102,3 +102,69 @@ def test_ray_task_error_keeps_its_exit_code(local_ray, job, tmp_path):
         run_ray(cfg, 8)
     assert err.value.exit_code == 5 and not err.value.retryable
     assert not (tmp_path / "o" / "rgba.mov").exists()
+
+
+def _ray_pids(driver: int) -> dict[int, int]:
+    """{pid: start time} of the Ray processes below ``driver`` (raylet, GCS, agents, workers)."""
+    from vmatte.farm.reaper import _is_ray, descendants
+
+    return {p: t for p, t in descendants(driver).items() if _is_ray(p)}
+
+
+def test_ray_driver_sigkill_leaves_no_ray_processes_and_resume_reports_the_clip(job, tmp_path):
+    """CLI --ray as a farm runs it: SIGKILL of the driver PID alone takes Ray's processes with it (its agents
+    used to survive); the resumed run numbers chunks by grid position, counts frames with an ETA, and its
+    report spans the whole clip (confidence per frame, smoothing of all 4 chunks, ranked suggestions)."""
+    import json
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    from vmatte.farm.reaper import _stat
+
+    clip, masks = job
+    report = tmp_path / "rep.json"
+    args = [sys.executable, "-m", "vmatte", "run", str(clip), "--masks", str(masks), "-o"]
+    args += [str(tmp_path / "o" / "alpha.%04d.png"), "--alpha-only", "--engine", "classic", "--ray"]
+    args += ["--workers", "2", "--chunk", "4", "--progress", "json", "--report", str(report)]
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True, env=env)
+    try:
+        for line in proc.stderr:
+            if '"chunks"' in line and '"chunk_index"' in line:
+                break
+        else:
+            pytest.fail("the Ray run ended before a chunk finished")
+        ours = _ray_pids(proc.pid)
+        assert len(ours) >= 3, ours  # GCS, raylet, agents, workers
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            left = {p for p, t in ours.items() if (_stat(p) or (0, None))[1] == t}
+            if not left:
+                break
+            time.sleep(0.5)
+        assert not left, [Path(f"/proc/{p}/cmdline").read_bytes()[:60] for p in left]
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 0, done.stderr[-2000:]
+    events = [json.loads(x) for x in done.stderr.splitlines() if x.startswith("{")]
+    chunk_events = [e for e in events if e.get("stage") == "chunks" and "chunk" in e]
+    assert chunk_events and all(e["chunks"] == 4 for e in chunk_events)
+    assert all(
+        e["chunk_index"] == int(e["chunk"][:6]) // 4 for e in chunk_events
+    )  # grid place, not queue order
+    assert chunk_events[0]["done"] >= 2 and chunk_events[-1]["done"] == chunk_events[-1]["total"] == 4
+    frames = [e for e in events if e.get("stage") == "frames"]
+    assert frames[-1]["done"] == frames[-1]["total"] == FRAMES
+    assert any(e["eta_s"] is not None for e in frames if e["done"] < FRAMES)
+    rep = json.loads(report.read_text())
+    assert [c["status"] for c in rep["chunks"]].count("skipped") >= 1
+    assert len(rep["propagation"]["confidence"]) == FRAMES and None not in rep["propagation"]["confidence"]
+    assert rep["smoothing"]["chunks"] == 4 and "suggested_keyframes" in rep

@@ -123,8 +123,13 @@ def _check_clean(proc: Proc, code: int, want: int, out: Path, report: Path | Non
     text = proc.text_lines
     assert code == want, f"exit {code}, expected {want}: {text}"
     assert not any("Traceback" in ln for ln in text), text
-    errors = [ln for ln in text if ln.startswith("vmatte: error:")]
-    assert len(errors) == 1, f"expected one error line: {text}"
+    # one error: a "vmatte: error:" line, or with --progress json the final event (and then no plain line)
+    ends = [json.loads(ln) for ln in proc.lines if ln.startswith("{") and '"event": "end"' in ln]
+    errors = [ln for ln in text if ln.startswith("vmatte: error:")] + [e["error"] for e in ends]
+    assert len(errors) == 1, f"expected one error: {proc.lines[-10:]}"
+    if ends:
+        assert ends[0]["exit_code"] == want and ends[0]["status"] == "cancelled", ends
+        assert proc.lines[-1].startswith("{") and not text, proc.lines[-10:]
     h.assert_nothing_left(out, before=guarded)
     if report is not None:
         rep = json.loads(report.read_text())
@@ -147,9 +152,14 @@ def test_signal_while_matting(long_clip, tmp_path, sig, want):
         report,
     )
     try:
-        proc.wait_for(_stage("matte", 2))
-        assert any(p.name.startswith(".matte.vmatte-tmp") for p in out.parent.iterdir()), (
-            "no temporary being written"
+        # the writer converts a few frames ahead and the encoder is frame-threaded, so its temp file appears
+        # some frames after the first ones are handed over: signal once it is there (the run is mid-write)
+        proc.wait_for(
+            lambda ev: (
+                _stage("matte", 2)(ev)
+                and out.parent.is_dir()
+                and any(p.name.startswith(".matte.vmatte-tmp") for p in out.parent.iterdir())
+            )
         )
         proc.p.send_signal(sig)
         code, waited = proc.finish(timeout=30)
@@ -157,6 +167,10 @@ def test_signal_while_matting(long_clip, tmp_path, sig, want):
         proc.kill()
     assert waited < STOP_WITHIN_S, f"took {waited:.1f} s to stop after {sig.name}"
     _check_clean(proc, code, want, out, report, guarded)
+    # a log tells a scheduler kill from a user's Ctrl-C
+    said = "terminated by SIGTERM" if sig == signal.SIGTERM else "cancelled (SIGINT"
+    assert said in json.loads(proc.lines[-1])["error"], proc.lines[-3:]
+    assert said in json.loads(report.read_text())["error"]
 
 
 @pytest.mark.slow

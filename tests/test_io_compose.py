@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from io_helpers import H, W, tiny_scene, with_alpha, write_all, write_vfr_clip
 
-from vmatte.errors import OutputError
+from vmatte.errors import ConfigError
 from vmatte.frame import Frame
 from vmatte.io.compose import Background, estimate_foreground, needs_foreground, parse_color, soft_band_box
 from vmatte.io.config import OutputConfig
@@ -61,7 +61,7 @@ def test_parse_color():
     assert parse_color("0.0,0.5,1.0") == (0.0, 0.5, 1.0)
     assert parse_color("green") == pytest.approx((0, 177 / 255, 64 / 255))
     assert parse_color("not-a-colour.png") is None
-    with pytest.raises(OutputError, match="not a colour and no such file"):
+    with pytest.raises(ConfigError, match="not a colour and no such image or clip"):
         Background("/no/such/bg.png")
 
 

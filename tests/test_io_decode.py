@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from io_helpers import tiny_scene, with_alpha, write_all, write_vfr_clip
 
-from vmatte.errors import DiskFull, OutputError
+from vmatte.errors import ConfigError, DiskFull, OutputError
 from vmatte.io.config import OutputConfig
 from vmatte.io.decode import open_clip
 from vmatte.io.encode import check_output_path, open_writer
@@ -109,9 +109,11 @@ def test_output_is_input_refused(tmp_path, scene):
     blocker.write_text("x")
     with pytest.raises(OutputError, match="cannot create output folder"):
         check_output_path(blocker / "sub" / "o.mov", info, overwrite=False)
-    with pytest.raises(OutputError, match="has no alpha channel"):
+    with pytest.raises(ConfigError, match="has no alpha channel"):
         open_writer(OutputConfig(path=str(tmp_path / "o.mp4"), format="h264"), info)
-    with pytest.raises(OutputError, match="frame-number pattern"):
+    from vmatte.errors import UsageError
+
+    with pytest.raises(UsageError, match="frame-number pattern"):  # 3 frames into one image
         open_writer(OutputConfig(path=str(tmp_path / "o.png"), format="png"), info)
 
 
@@ -134,11 +136,12 @@ def test_disk_full_is_retryable_and_leaves_nothing(tmp_path, scene, monkeypatch)
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr("vmatte.io.writers.sequence.os.replace", full)
+    w.write(frames[0])  # frames go to temp names; they are renamed into place by close()
     with pytest.raises(DiskFull) as err:
-        w.write(frames[0])
+        w.close()
     assert err.value.retryable and err.value.exit_code == 8
     w.abort()
-    assert list((tmp_path / "out").iterdir()) == []
+    assert not (tmp_path / "out").exists()  # the folder the writer created goes too
 
 
 def test_abort_removes_video_temp(tmp_path, scene):
@@ -172,9 +175,10 @@ def test_iter_alpha_gray_matte_video_and_sequence(tmp_path, scene):
 
 
 def test_exr_sequence_reads_back_as_input(tmp_path, scene):
-    """Our linear EXR, fed back in as a clip, decodes to the colour that went out (sRGB curve inverted)."""
+    """Our linear EXR, fed back in as a clip, decodes to the colour that went out (sRGB curve inverted).
+    Opaque frames: EXR colour is premultiplied, so only where alpha = 1 is it the colour itself."""
     clip = open_clip(write_vfr_clip(tmp_path / "in.mp4", scene, [0, 40, 80]))
-    frames = with_alpha(clip.frames(), scene)
+    frames = list(clip.frames())  # no alpha: written opaque
     cfg = OutputConfig(
         path=str(tmp_path / "e" / "e.%04d.exr"), format="exr", bit_depth=32, decontaminate=False
     )

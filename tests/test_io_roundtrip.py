@@ -11,6 +11,8 @@ Tolerances per codec (alpha / colour, in [0, 1] units):
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from io_helpers import q, stream_codecs, tiny_scene, video_times, with_alpha, write_all, write_vfr_clip
@@ -147,25 +149,58 @@ def test_premultiplied_png16_records_and_multiplies(src, tmp_path):
     assert soft.any()
 
 
-def test_exr_straight_header_and_float(src, tmp_path):
+@pytest.mark.parametrize("premultiplied", [False, True])
+def test_exr_is_always_premultiplied_header_and_float(src, tmp_path, premultiplied):
+    """One EXR convention (premultiplied, linear) whatever ``premultiplied`` says: -o x.%04d.exr (default
+    config) and the exr-seq preset (premultiplied = true) write the same pixels and header."""
+    import dataclasses
+
     from vmatte.io.writers.sequence import exr_attributes
 
     info, frames = src
     cfg = OutputConfig(
-        path=str(tmp_path / "e.%04d.exr"), format="exr", bit_depth=32, start_number=1001, decontaminate=False
+        path=str(tmp_path / "e.%04d.exr"),
+        format="exr",
+        bit_depth=32,
+        start_number=1001,
+        decontaminate=False,
+        premultiplied=premultiplied,
     )
     path = write_all(open_writer(cfg, info, frame_range=(0, len(frames) - 1)), frames)
-    _check_colour(cfg, path, frames)
+    _check_colour(dataclasses.replace(cfg, premultiplied=True), path, frames)
     attrs = exr_attributes((tmp_path / "e.1001.exr").read_bytes())
-    assert attrs["vmatte/alpha"] == "straight"
+    assert attrs["vmatte/alpha"] == "premultiplied"
+    assert read_alpha_mode(tmp_path / "e.1001.exr") == "premultiplied"
     assert attrs["vmatte/transfer"].startswith("linear")
+
+
+def test_exr_cli_pattern_and_preset_agree(tmp_path):
+    """`-o x.%04d.exr` and `--pipeline exr-seq` write byte-identical frames (both half float, premultiplied)."""
+    from vmatte.io.writers.sequence import exr_attributes
+
+    scene = tiny_scene(2)
+    clip = write_vfr_clip(tmp_path / "c.mp4", scene, [0, 40])
+    info = open_clip(clip).info
+    frames = with_alpha(open_clip(clip).frames(), scene)
+    got = {}
+    for name, overrides in (
+        ("pattern", {"input": str(clip), "outputs": [{"path": str(tmp_path / "a" / "x.%04d.exr")}]}),
+        ("preset", {"input": str(clip), "output": {"path": str(tmp_path / "b" / "x.%04d.exr")}}),
+    ):
+        cfg = build_config(preset="exr-seq" if name == "preset" else None, overrides=overrides)
+        out = cfg.outputs[0]
+        write_all(open_writer(out, info), frames)
+        first = sorted(Path(resolve_output_path(out, info)).parent.glob("*.exr"))[0]
+        got[name] = (exr_attributes(first.read_bytes())["vmatte/alpha"], first.read_bytes())
+    assert got["pattern"][0] == got["preset"][0] == "premultiplied"
+    assert got["pattern"][1] == got["preset"][1]  # same pixels, same header: one convention
 
 
 def test_ffmpeg_writer_round_trip(src, tmp_path):
     from vmatte.io.encode import ffmpeg_binary
 
-    if ffmpeg_binary() is None:
-        pytest.skip("no ffmpeg binary (CI installs it with apt)")
+    # imageio-ffmpeg (a dependency) always provides one: a missing binary is a failure, not a skip
+    assert ffmpeg_binary() is not None
     info, frames = src
     cfg = OutputConfig(
         path=str(tmp_path / "x.mov"), format="prores4444", writer="ffmpeg", decontaminate=False
@@ -279,3 +314,30 @@ def test_composite_presets_round_trip(preset, src, tmp_path):
         assert np.all(rgba[..., 3] == 1.0)
     assert video_times(path) == pytest.approx([f.time_s for f in frames], abs=1.5e-3)
     assert stream_codecs(path)["audio"] == ["aac"]
+
+
+def test_ffmpeg_binary_resolution_order(tmp_path, monkeypatch):
+    """VMATTE_FFMPEG > PATH > imageio-ffmpeg's bundled binary; an unusable VMATTE_FFMPEG is not replaced."""
+    import imageio_ffmpeg
+
+    from vmatte.io.ffmpeg_exe import ffmpeg_binary, require_ffmpeg
+
+    fake = tmp_path / "bin" / "ffmpeg"
+    fake.parent.mkdir()
+    fake.write_text("#!/bin/sh\n")
+    fake.chmod(0o755)
+    monkeypatch.delenv("VMATTE_FFMPEG", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))
+    assert ffmpeg_binary() == imageio_ffmpeg.get_ffmpeg_exe()
+    monkeypatch.setenv("PATH", str(fake.parent))
+    assert ffmpeg_binary() == str(fake)
+    other = tmp_path / "other-ffmpeg"
+    other.write_text("#!/bin/sh\n")
+    other.chmod(0o755)
+    monkeypatch.setenv("VMATTE_FFMPEG", str(other))
+    assert ffmpeg_binary() == str(other)
+    monkeypatch.setenv("VMATTE_FFMPEG", str(tmp_path / "missing"))
+    assert ffmpeg_binary() is None
+    with pytest.raises(Exception, match=r"VMATTE_FFMPEG=.*missing") as exc:
+        require_ffmpeg("x.mov")
+    assert "\n" not in str(exc.value)

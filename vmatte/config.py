@@ -140,9 +140,11 @@ def build_config(
     config_file: str | Path | None = None,
     preset: str | None = None,
     overrides: dict | None = None,
+    overrides_source: str = "command line",
 ) -> RunConfig:
     """Compose a RunConfig: defaults < config file < preset < overrides (CLI flags, as a partial dict).
 
+    ``overrides_source`` names the top layer in error messages (e.g. "request" for ``vmatte serve`` jobs).
     ``outputs`` is an array of tables and replaces as a whole; an ``[output]`` table (in a file, preset or
     overrides) patches every output instead, which is how flags like ``--premultiplied`` apply to all outputs.
     """
@@ -152,7 +154,7 @@ def build_config(
     if preset:
         layers.append((f"pipelines/{preset}.toml", load_preset(preset)))
     if overrides:
-        layers.append(("command line", overrides))
+        layers.append((overrides_source, overrides))
 
     merged: dict = {}
     output_patch: dict = {}

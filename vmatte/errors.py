@@ -21,6 +21,29 @@ lost GPU or a full disk on another node but not a bad clip. Messages are one lin
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
+# Who reads the messages: the command line (flags) or Python code (config fields). The library speaks API;
+# ``vmatte.cli.main`` switches to flags for the duration of a command.
+_VOICE = {"cli": False}
+
+
+@contextlib.contextmanager
+def cli_voice() -> Iterator[None]:
+    """Within this block :func:`say` returns the command-line wording (used by ``vmatte.cli.main``)."""
+    old = _VOICE["cli"]
+    _VOICE["cli"] = True
+    try:
+        yield
+    finally:
+        _VOICE["cli"] = old
+
+
+def say(cli: str, api: str) -> str:
+    """The CLI or the API wording of a hint, e.g. ``say("pass --overwrite", "pass RunConfig(overwrite=True)")``."""
+    return cli if _VOICE["cli"] else api
+
 
 class VmatteError(Exception):
     """Base of every error vmatte raises on purpose. ``str(err)`` is the one-line message for users."""

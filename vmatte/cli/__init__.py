@@ -15,7 +15,8 @@ import pkgutil
 import sys
 
 from vmatte import __version__
-from vmatte.errors import EXIT_CODES, VmatteError
+from vmatte.cli._usage import ArgError, Parser, explain_extras, first_positional, recover, subparser
+from vmatte.errors import EXIT_CODES, VmatteError, cli_voice
 
 # order in --help; modules not listed here are appended alphabetically
 _ORDER = ["run", "propagate", "plan", "eval", "info", "pipelines"]
@@ -28,7 +29,7 @@ def _subcommand_modules() -> list[str]:
 
 def build_parser() -> argparse.ArgumentParser:
     codes = "\n".join(f"  {code:>3}  {text}" for code, text in EXIT_CODES.items())
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="vmatte",
         description="Alpha mattes for video from a few keyframe masks: decode → propagate → matte → smooth → encode.",
         epilog=f"exit codes:\n{codes}",
@@ -43,14 +44,45 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args, extras = parser.parse_known_args(argv)
+        if extras:
+            sub = subparser(parser, getattr(args, "command", None)) or parser
+            raise ArgError(explain_extras(sub, args, extras), prog=sub.prog)
+    except ArgError as exc:
+        # one line, not the whole usage block; the report a farm monitor waits for is still written
+        if recover(argv, "--progress") == "json":
+            import json
+            import time
+
+            end = {"t": round(time.time(), 3), "event": "end", "status": "error", "exit_code": exc.exit_code}
+            print(json.dumps({**end, "outputs": [], "warnings": [], "error": exc.message}), file=sys.stderr)
+        else:
+            print(f"vmatte: error: {exc.message}", file=sys.stderr)
+        report = recover(argv, "--report")
+        if report and argv and argv[0] in ("run", "plan"):
+            from vmatte.cli._usage import write_error_report
+
+            write_error_report(
+                report,
+                input=first_positional(argv),
+                masks=recover(argv, "--masks") or "",
+                outputs=[v for i, v in enumerate(argv[1:]) if argv[i] in ("-o", "--output")],
+                message=exc.message,
+                exit_code=exc.exit_code,
+                retryable=False,
+            )
+        return exc.exit_code
     if not getattr(args, "func", None):
         parser.print_help()
         return 2
     try:
-        return int(args.func(args) or 0)
+        with cli_voice():  # hints name flags, not config fields
+            return int(args.func(args) or 0)
     except VmatteError as exc:
-        print(f"vmatte: error: {exc}", file=sys.stderr)
+        if not getattr(exc, "said", False):  # --progress json: already the end event
+            print(f"vmatte: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         print("vmatte: interrupted", file=sys.stderr)

@@ -7,20 +7,31 @@ one line with the exit code of :mod:`vmatte.errors`, ``--report`` and ``--progre
 from __future__ import annotations
 
 import argparse
-import signal
-import sys
 
 from vmatte.errors import Interrupted, UsageError
 
 
-def main_farm(args: argparse.Namespace, config) -> int:
-    from vmatte.cli.run import SignalCancel, print_suggestions
+def main_farm(args: argparse.Namespace, config, display=None) -> int:
+    from vmatte.cli.run import SignalCancel, print_suggestions, signalled
     from vmatte.pipeline.progress import Progress
 
     chunk = args.chunk
     if chunk is not None and chunk < 1:
         raise UsageError(f"--chunk {chunk}: must be at least 1 frame")
-    progress = Progress(config.progress)
+    display = display or Progress(config.progress)
+
+    def on_progress(event: dict) -> None:
+        # a person watching sees the job (frames with ETA, chunks); the chunks' own stage events, whose counts
+        # restart at every chunk, go to --progress json only. Warnings and notes always pass (said once each).
+        if (
+            display.mode != "json"
+            and event.get("chunk")
+            and event.get("stage") not in ("chunks",)
+            and event.get("event") not in ("warning", "info")
+        ):
+            return
+        display(event)
+
     with SignalCancel() as sig:
         try:
             if args.ray is not None:
@@ -33,27 +44,21 @@ def main_farm(args: argparse.Namespace, config) -> int:
                     address=address or "local",
                     num_cpus=args.workers,
                     resume=args.resume,
-                    on_progress=progress,
+                    on_progress=on_progress,
                     cancel=sig.event,
                 )
             else:
                 from vmatte.farm.chunked import run_chunked
 
                 report = run_chunked(
-                    config, chunk, resume=args.resume, on_progress=progress, cancel=sig.event
+                    config, chunk, resume=args.resume, on_progress=on_progress, cancel=sig.event
                 )
         except Interrupted as exc:
-            code = 143 if sig.signum == signal.SIGTERM else 130
-            exc.exit_code = code
-            rep = getattr(exc, "report", None)
-            if config.report and rep is not None:
-                rep.exit_code = code
-                rep.write_json(config.report)
-            raise
+            raise signalled(exc, sig.signum, config) from None
         finally:
-            progress.close()
+            display.close()
     for w in report.warnings:
-        print(f"vmatte: warning: {w}", file=sys.stderr)
+        display.warning(w)  # once each: the chunks' runs may have said them already
     done = sum(1 for c in report.chunks if c.get("status") == "done")
     skipped = sum(1 for c in report.chunks if c.get("status") == "skipped")
     where = (
@@ -67,10 +72,10 @@ def main_farm(args: argparse.Namespace, config) -> int:
     )
     if report.farm.get("note"):
         where = report.farm["note"]
-    print(
-        f"vmatte: {done} chunk(s) rendered, {skipped} already done; {report.frames_written} frames in "
-        f"{report.times.total:.1f} s; {where}",
-        file=sys.stderr,
+    display.info(
+        f"{done} chunk(s) rendered, {skipped} already done; {report.frames_written} frames in "
+        f"{report.times.total:.1f} s; {where}"
     )
-    print_suggestions(report.suggested_keyframes)
+    print_suggestions(report.suggested_keyframes, display)
+    display.end("ok", 0, outputs=report.outputs, warnings=report.warnings, frames=report.frames_written)
     return 0

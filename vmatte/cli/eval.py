@@ -1,9 +1,11 @@
 """``vmatte eval PRED GT``: score any matte clip against ground truth (reads files only; independent of run).
 
 PRED and GT are matte videos (RGBA: the alpha channel; otherwise the gray value), image folders or printf
-patterns. Prints a table of clip means (SAD, MSE, Grad, Conn per Composition-1k; dtSSD, MESSDdt per
-VideoMatte240K / VideoMatting108 conventions, units in the table), optionally JSON (per clip and per frame)
-and a PNG plot of error over time.
+patterns. Frames are matched by frame number (the number in a file name; for videos timestamp x frame rate),
+so a --frames 20-39 chunk can be scored against the whole clip's ground truth. Prints a table of clip values
+(SAD, MSE, Grad, Conn per the DIM code; dtSSD per RVM; MESSDdt; J and F per the DAVIS toolkit when the ground
+truth is binary; units and references in the table), optionally JSON (per clip and per frame, numbered with
+clip frame numbers) and a PNG plot of error over time.
 """
 
 from __future__ import annotations
@@ -35,6 +37,14 @@ def register(subs) -> None:
         default=None,
         help="write per-clip and per-frame results as JSON ('-' = stdout)",
     )
+    p.add_argument(
+        "--offset",
+        type=int,
+        default=0,
+        metavar="N",
+        help="add N to the prediction's frame numbers before matching (e.g. -1001 for a sequence that starts at "
+        "1001 against 0-based ground truth)",
+    )
     p.add_argument("--plot", metavar="FILE.png", default=None, help="write a PNG of error over time")
     p.add_argument("--per-frame", action="store_true", help="also print every frame's errors")
     p.add_argument(
@@ -56,7 +66,7 @@ def main(args: argparse.Namespace) -> int:
             and os.path.abspath(out) in {os.path.abspath(args.pred), os.path.abspath(args.gt)}
         ):
             raise UsageError(f"{out}: output would overwrite an input")
-    result = evaluate(args.pred, args.gt, args.trimaps, messddt=not args.no_messddt)
+    result = evaluate(args.pred, args.gt, args.trimaps, offset=args.offset, messddt=not args.no_messddt)
     if args.json != "-":
         print(format_table(result, per_frame=args.per_frame))
     if args.json:

@@ -18,6 +18,7 @@ _PACKAGES = [
     "pymatting",
     "tqdm",
     "ffmpeg-python",
+    "imageio-ffmpeg",
     "ray",
 ]
 _ENCODERS = [
@@ -116,7 +117,9 @@ def main(args: argparse.Namespace) -> int:
         + ", ".join(f"{n}{'' if ok else ' (missing)'}" for n, ok in info["decoders"].items())
         + "\n"
     )
-    w(f'external ffmpeg (for writer = "ffmpeg"): {info["external_ffmpeg"] or "not found on PATH"}\n')
+    w(
+        f'external ffmpeg (for writer = "ffmpeg"): {info["external_ffmpeg"] or "not found (VMATTE_FFMPEG, PATH, imageio-ffmpeg)"}\n'
+    )
     dev = info["device"]
     w("device: " + ", ".join(f"{k}={v}" for k, v in dev.items()) + "\n")
     m = info["model"]
@@ -125,6 +128,6 @@ def main(args: argparse.Namespace) -> int:
     else:
         w(
             f"model {m['requested']}: weights not found offline (local path, HF cache) → --engine auto uses classic; "
-            f"download with `huggingface-cli download {m['requested']}` or pass --model DIR\n"
+            f"download with `hf download {m['requested']}` or pass --model DIR\n"
         )
     return 0

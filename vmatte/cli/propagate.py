@@ -51,6 +51,9 @@ def register(subs) -> None:
         "--suggest", type=int, default=None, metavar="N", help="how many keyframe suggestions to report"
     )
     p.add_argument("--quiet", action="store_true", help="no progress lines")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace the results of an earlier propagate in --out"
+    )
     p.set_defaults(func=main)
 
 
@@ -63,6 +66,8 @@ def _overrides(args: argparse.Namespace) -> dict:
         ("band_max", "band_max"),
         ("flow", "flow"),
         ("suggest", "suggest_keyframes"),
+        ("propagator", "propagator"),
+        ("propagator_model", "propagator_model"),
     ):
         v = getattr(args, flag)
         if v is not None:
@@ -112,18 +117,23 @@ def main(args: argparse.Namespace) -> int:
     from vmatte.errors import ConfigError, OutputError
     from vmatte.io.decode import open_clip
     from vmatte.io.masks import load_keyframes
+    from vmatte.pipeline.runner import resolve_range
     from vmatte.pipeline.threads import Sink
-    from vmatte.propagate import Propagator
+    from vmatte.propagate import make_propagator
 
     _fix_mmap_threshold()
     t0 = time.perf_counter()
-    frame_range = parse_frame_range(args.frames or "")
-    cfg = build_config(config_file=args.config).propagate
+    parse_frame_range(args.frames or "")  # a malformed range fails before the clip is opened
+    run_cfg = build_config(config_file=args.config)
+    cfg = run_cfg.propagate
     try:
         cfg = replace(cfg, **_overrides(args))
     except ValueError as exc:
         raise ConfigError(f"propagation options: {exc}", hint="see vmatte propagate --help") from None
     clip = open_clip(args.input)
+    frame_range = (
+        resolve_range(args.frames or "", clip.info.frame_count, clip.info.path) if args.frames else None
+    )
     keyframes = load_keyframes(args.masks, clip.info)
     for w in keyframes.warnings:
         print(f"vmatte: warning: {w}", file=sys.stderr)
@@ -132,10 +142,25 @@ def main(args: argparse.Namespace) -> int:
         raise OutputError(f"{out}: exists and is not a folder", hint="pass --out a folder")
     if Path(args.masks).resolve() == out.resolve():
         raise OutputError(f"{out}: is the masks folder", hint="write propagation results to another folder")
+    earlier = [n for n in ("propagate.json", "trimaps", "masks") if (out / n).exists()]
+    if earlier and not args.overwrite:
+        # the same rule as `vmatte run`: results are never replaced silently
+        raise OutputError(
+            f"{out}: already holds {', '.join(earlier)} from an earlier run",
+            hint="pass --overwrite or choose another --out folder",
+        )
+    prop = make_propagator(
+        clip,
+        keyframes,
+        cfg,
+        frame_range=frame_range,
+        on_warning=lambda w: print(f"vmatte: warning: {w}", file=sys.stderr),
+        probe_timeout_s=run_cfg.engine.hub_probe_timeout_s,
+    )
+    # folders only once the propagator is settled: missing weights leave nothing behind
     (out / "trimaps").mkdir(parents=True, exist_ok=True)
     (out / "masks").mkdir(parents=True, exist_ok=True)
 
-    prop = Propagator(clip, keyframes, cfg, frame_range=frame_range)
     total = prop.end - prop.start + 1
     last = [0.0]
 
@@ -146,6 +171,8 @@ def main(args: argparse.Namespace) -> int:
             print(f"propagate: {done}/{n} frames", file=sys.stderr, flush=True)
 
     prop.prepare(on_progress=progress)
+    for w in prop.warnings:
+        print(f"vmatte: warning: {w}", file=sys.stderr)
     tw = time.perf_counter()
     # PNG encoding releases the GIL: trimaps and masks are written by two threads while this one upsamples
     sinks = [

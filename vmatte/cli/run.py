@@ -8,6 +8,7 @@ import os
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 
 from vmatte.errors import ConfigError, Interrupted, VmatteError
 from vmatte.pipeline.threads import run_in_thread
@@ -47,6 +48,19 @@ def add_common_input_args(p: argparse.ArgumentParser, *, masks_required: bool = 
         default=None,
         metavar="FRAC",
         help="unknown band half-width, fraction of the short side (default 0.012)",
+    )
+    p.add_argument(
+        "--propagator",
+        choices=["flow", "sam2", "auto"],
+        default=None,
+        help="how masks travel between keyframes: flow (default, no weights), sam2 (learned tracking, needs "
+        "SAM 2 weights) or auto (sam2 when its weights are found)",
+    )
+    p.add_argument(
+        "--propagator-model",
+        metavar="M",
+        default=None,
+        help="SAM 2 weights: hub id (default facebook/sam2.1-hiera-tiny, from the HF cache) or a local folder",
     )
 
 
@@ -196,6 +210,10 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
         prop["work_size"] = args.work_size
     if getattr(args, "band", None) is not None:
         prop["band"] = args.band
+    if getattr(args, "propagator", None) is not None:
+        prop["propagator"] = args.propagator
+    if getattr(args, "propagator_model", None) is not None:
+        prop["propagator_model"] = args.propagator_model
     if prop:
         o["propagate"] = prop
     eng = {
@@ -253,6 +271,15 @@ def build_run_config(args: argparse.Namespace):
     from vmatte.configtools import load_toml
 
     overrides = overrides_from_args(args)
+    content_flags = [
+        f for f, on in (("--composite", args.composite), ("--alpha-only", args.alpha_only)) if on
+    ]
+    if len(content_flags) == 2:
+        raise ConfigError(
+            "--composite and --alpha-only both say what the output holds: pick one",
+            hint="for a matte and a composite from one run, give each output its content in a --config file "
+            "(see README, Outputs)",
+        )
     if args.output:
         base_outputs: list = [{}]
         source = "command line"
@@ -275,7 +302,17 @@ def build_run_config(args: argparse.Namespace):
             else:
                 outputs.append({"path": path})
         overrides["outputs"] = outputs
-    return build_config(config_file=args.config, preset=args.pipeline, overrides=overrides)
+    config = build_config(config_file=args.config, preset=args.pipeline, overrides=overrides)
+    if content_flags and len(config.outputs) > 1:
+        # the flag would turn every output into a composite (or a matte), RGBA ones included: say so instead
+        paths = ", ".join(o.path or "(default)" for o in config.outputs)
+        raise ConfigError(
+            f"{content_flags[0]} would apply to all {len(config.outputs)} outputs ({paths})",
+            hint='give each output its own content in a --config file ([[outputs]] content = "rgba", then '
+            '[[outputs]] content = "composite" background = "green"; -o paths fill them in order; see README, '
+            "Outputs), or run once per output",
+        )
+    return config
 
 
 class SignalCancel:
@@ -306,8 +343,9 @@ class SignalCancel:
                 with contextlib.suppress(Exception):
                     self._cleanup()
             code = 143 if self.signum == signal.SIGTERM else 130
+            what = "terminated by SIGTERM" if code == 143 else "cancelled (SIGINT, Ctrl-C)"
             try:
-                sys.stderr.write(f"vmatte: error: interrupted: {why}, exiting now (temporaries removed)\n")
+                sys.stderr.write(f"vmatte: error: {what}: {why}, exiting now (temporaries removed)\n")
                 sys.stderr.flush()
             finally:
                 os._exit(code)
@@ -338,6 +376,27 @@ class SignalCancel:
             signal.signal(s, h)
 
 
+def signalled(exc: Interrupted, signum: int | None, config) -> Interrupted:
+    """The error to report for a run stopped by ``signum``: SIGTERM says "terminated" and exits 143, SIGINT
+    says "cancelled" and exits 130, so a log tells a scheduler kill from a user's Ctrl-C. The report, if
+    asked for, is rewritten with the same code and line."""
+    term = signum == signal.SIGTERM
+    what = "terminated by SIGTERM" if term else "cancelled (SIGINT, Ctrl-C)"
+    detail = exc.message if exc.message not in ("cancelled", "interrupted") else ""
+    out = Interrupted(
+        f"{what}{f' ({detail})' if detail else ''}: outputs and temporaries removed",
+        signum=signal.SIGTERM if term else signal.SIGINT,
+    )
+    rep = getattr(exc, "report", None)
+    out.report = rep  # type: ignore[attr-defined]
+    if rep is not None:
+        rep.exit_code, rep.error = out.exit_code, str(out)
+        if config.report:
+            with contextlib.suppress(OSError):  # a full disk must not turn exit 130 into a traceback
+                rep.write_json(config.report)
+    return out
+
+
 def remove_temporaries(config) -> None:
     """Best effort, for forced exits: delete this process's writer and report temporaries
     (``.NAME.vmatte-tmp-PID.EXT`` beside each output, ``.NAME.tmp-PID`` beside the report)."""
@@ -362,70 +421,85 @@ def remove_temporaries(config) -> None:
         r = Path(config.report)
         with contextlib.suppress(OSError):
             r.with_name(f".{r.name}.tmp-{pid}").unlink()
+    from vmatte.io.writers.common import remove_empty_folders
+
+    remove_empty_folders()  # output folders this process created and left empty
+
+
+@contextlib.contextmanager
+def final_event(progress) -> Iterator[None]:
+    """Give a failing command its ``end`` event (status, exit code, warnings, error; json mode) and, in json
+    mode, mark the error as said so ``vmatte.cli.main`` prints no plain line after it."""
+    try:
+        yield
+    except VmatteError as exc:
+        rep = getattr(exc, "report", None)
+        status = "cancelled" if isinstance(exc, Interrupted) else "error"
+        progress.end(
+            status,
+            exc.exit_code,
+            warnings=list(getattr(rep, "warnings", []) or []),
+            error=str(exc),
+            retryable=exc.retryable,
+        )
+        if progress.json:
+            exc.said = True  # type: ignore[attr-defined]
+        raise
+    except BaseException as exc:  # a bug (traceback follows) or a Ctrl-C outside the run
+        code = 130 if isinstance(exc, KeyboardInterrupt) else 1
+        progress.end("cancelled" if code == 130 else "error", code, error=f"{type(exc).__name__}: {exc}")
+        raise
 
 
 def main(args: argparse.Namespace) -> int:
     from vmatte.pipeline.progress import Progress
     from vmatte.pipeline.runner import run
 
-    try:
-        config = build_run_config(args)
-    except VmatteError as exc:
-        # a farm monitor reads the report even when the command line or config was wrong
-        if getattr(args, "report", None):
-            from vmatte.pipeline.report import Report
-            from vmatte.pipeline.runner import report_path_problem
+    progress = Progress(getattr(args, "progress", None) or "auto")
+    with final_event(progress):
+        try:
+            config = build_run_config(args)
+        except VmatteError as exc:
+            # a farm monitor reads the report even when the command line or config was wrong
+            if getattr(args, "report", None):
+                from vmatte.cli._usage import write_error_report
 
-            # never where it would clobber an input, and best effort: the config error is what we report
-            outs = list(getattr(args, "output", None) or [])
-            if (
-                report_path_problem(
-                    args.report, getattr(args, "input", "") or "", getattr(args, "masks", "") or "", outs
-                )
-                is None
-            ):
-                rep = Report(
-                    input=getattr(args, "input", ""),
-                    status="error",
+                write_error_report(
+                    args.report,
+                    input=getattr(args, "input", "") or "",
+                    masks=getattr(args, "masks", "") or "",
+                    outputs=list(getattr(args, "output", None) or []),
+                    message=str(exc),
                     exit_code=exc.exit_code,
-                    error=str(exc),
                     retryable=exc.retryable,
                 )
-                with contextlib.suppress(OSError):
-                    rep.write_json(args.report)
-        raise
-    if getattr(args, "chunk", None) is not None or getattr(args, "ray", None) is not None:
-        from vmatte.cli._farm import main_farm
-
-        return main_farm(args, config)
-    progress = Progress(config.progress)
-    with SignalCancel(cleanup=lambda: remove_temporaries(config)) as sig:
-        try:
-            report = run(config, on_progress=progress, cancel=sig.event)
-        except Interrupted as exc:
-            progress.close()
-            code = 143 if sig.signum == signal.SIGTERM else 130
-            exc.exit_code = code
-            if config.report and getattr(exc, "report", None) is not None:
-                exc.report.exit_code = code
-                with contextlib.suppress(OSError):  # a full disk must not turn exit 130 into a traceback
-                    exc.report.write_json(config.report)
             raise
-        finally:
-            progress.close()
-    for w in report.warnings:
-        print(f"vmatte: warning: {w}", file=sys.stderr)
-    outs = ", ".join(report.outputs)
-    print(
-        f"vmatte: wrote {report.frames_written} frames ({report.width}x{report.height}) in {report.times.total:.1f} s "
-        f"({report.fps:.2f} frames/s, engine {report.engine.get('engine', '?')}) → {outs}",
-        file=sys.stderr,
-    )
-    print_suggestions(report.suggested_keyframes)
-    return 0
+        if config.progress != progress.mode:
+            progress = Progress(config.progress)  # set in a --config file
+    with final_event(progress):
+        if getattr(args, "chunk", None) is not None or getattr(args, "ray", None) is not None:
+            from vmatte.cli._farm import main_farm
+
+            return main_farm(args, config, progress)
+        with SignalCancel(cleanup=lambda: remove_temporaries(config)) as sig:
+            try:
+                report = run(config, on_progress=progress, cancel=sig.event)
+            except Interrupted as exc:
+                progress.close()
+                raise signalled(exc, sig.signum, config) from None
+            finally:
+                progress.close()
+        outs = ", ".join(report.outputs)
+        progress.info(
+            f"wrote {report.frames_written} frames ({report.width}x{report.height}) in {report.times.total:.1f} s "
+            f"({report.fps:.2f} frames/s, engine {report.engine.get('engine', '?')}) → {outs}"
+        )
+        print_suggestions(report.suggested_keyframes, progress)
+        progress.end("ok", 0, outputs=report.outputs, warnings=report.warnings, frames=report.frames_written)
+        return 0
 
 
-def print_suggestions(frames: list[int]) -> None:
+def print_suggestions(frames: list[int], progress) -> None:
     """The end-of-run hint on where one more keyframe mask would help most (nothing when there is none)."""
     if frames:
-        print(f"vmatte: new keyframe masks would help most on frames {frames}", file=sys.stderr)
+        progress.info(f"new keyframe masks would help most on frames {frames}", suggested_keyframes=frames)

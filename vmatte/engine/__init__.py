@@ -13,8 +13,9 @@ from collections.abc import Callable
 
 from vmatte.engine.base import BatchingEngine, Engine, FakeEngine
 from vmatte.engine.config import DEFAULT_MODEL, EngineConfig
-from vmatte.engine.weights import GET_VITMATTE_HINT, WeightsSource, resolve_weights, unavailable_message
+from vmatte.engine.weights import WeightsSource, get_vitmatte_hint, resolve_weights, unavailable_message
 from vmatte.errors import ModelError, UsageError
+from vmatte.pipeline.threads import cap_torch
 
 __all__ = [
     "DEFAULT_MODEL",
@@ -22,6 +23,7 @@ __all__ = [
     "Engine",
     "EngineConfig",
     "FakeEngine",
+    "VmatteWarning",
     "WeightsSource",
     "device_summary",
     "load_engine",
@@ -30,7 +32,10 @@ __all__ = [
 
 
 def load_engine(
-    cfg: EngineConfig | None = None, *, on_warning: Callable[[str], None] | None = None
+    cfg: EngineConfig | None = None,
+    *,
+    on_warning: Callable[[str], None] | None = None,
+    on_info: Callable[[str], None] | None = None,
 ) -> BatchingEngine:
     """Build the engine ``cfg`` asks for.
 
@@ -38,26 +43,54 @@ def load_engine(
     classic engine with exactly one warning (through ``on_warning``) saying how to get ViTMatte.
     "vitmatte": never falls back; raises ModelError at once when weights cannot be had (no 40 s hub retries).
     "classic": closed-form matting, no weights.
+
+    Warnings are also kept on the engine (``engine.load_warnings``) so every :func:`vmatte.run` that reuses it
+    reports them; without ``on_warning`` they are issued as Python warnings (:class:`VmatteWarning`), never
+    dropped. ``on_info`` receives notes such as the classic engine's one-time compile.
     """
     cfg = cfg or EngineConfig()
+    said: list[str] = []
+
+    def warn(message: str) -> None:
+        said.append(message)
+        if on_warning is not None:
+            on_warning(message)
+        else:
+            import warnings
+
+            warnings.warn(message, VmatteWarning, stacklevel=3)
+
+    engine = _load(cfg, warn, on_info)
+    engine.load_warnings = tuple(said)  # type: ignore[attr-defined]
+    cap_torch()  # torch may have loaded just now, inside a run's --cpu-threads cap
+    return engine
+
+
+class VmatteWarning(UserWarning):
+    """A Python warning issued by vmatte's API where no ``on_warning`` callback was given."""
+
+
+def _load(cfg: EngineConfig, on_warning: Callable[[str], None], on_info) -> BatchingEngine:
     if cfg.name == "classic":
-        return _classic(cfg)
+        return _classic(cfg, on_info)
     if cfg.name not in ("auto", "vitmatte"):
         raise UsageError(f"unknown engine '{cfg.name}'", hint="use auto, vitmatte or classic")
     source = resolve_weights(cfg.model, probe_timeout_s=cfg.hub_probe_timeout_s)
     if source is None:
         reason = unavailable_message(cfg.model)
         if cfg.name == "vitmatte":
-            raise ModelError(reason, hint=GET_VITMATTE_HINT)
-        if on_warning is not None:
-            on_warning(f"{reason}: using the classic (closed-form) engine; for ViTMatte {GET_VITMATTE_HINT}")
-        return _classic(cfg)
+            raise ModelError(reason, hint=get_vitmatte_hint(cfg.model))
+        on_warning(
+            f"{reason}: using the classic (closed-form) engine; for ViTMatte {get_vitmatte_hint(cfg.model)}"
+        )
+        return _classic(cfg, on_info)
     return _vitmatte(cfg, source)
 
 
-def _classic(cfg: EngineConfig) -> BatchingEngine:
-    from vmatte.engine.classic import ClassicEngine
+def _classic(cfg: EngineConfig, on_info=None) -> BatchingEngine:
+    from vmatte.engine.classic import ClassicEngine, warm_up
 
+    warm_up(on_info)  # numba compiles here on a first run, not inside the first frame's timing
     return ClassicEngine()
 
 

@@ -21,16 +21,26 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlparse
 
-from vmatte.errors import ModelError
+from vmatte.errors import ModelError, say
 from vmatte.pipeline.threads import run_in_thread
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]*/[A-Za-z0-9][A-Za-z0-9_.\-]*$")
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
 _CHECKPOINT_SUFFIXES = (".pth", ".pt", ".bin", ".ckpt", ".safetensors")
-GET_VITMATTE_HINT = (
-    "download it with `huggingface-cli download hustvl/vitmatte-small-composition-1k` "
-    "(then it is found in the HF cache offline) or pass --model DIR"
-)
+# huggingface_hub's CLI is `hf` (its old name is gone from the versions we install; a test checks both)
+DOWNLOAD_COMMAND = "hf download {model}"
+
+
+def get_vitmatte_hint(model: str = "hustvl/vitmatte-small-composition-1k") -> str:
+    """How to get ``model``'s weights: the ``hf download`` command for a hub id, else a local folder."""
+    if looks_like_hub_id(model):
+        cmd = DOWNLOAD_COMMAND.format(model=model)
+        model_dir = say("pass --model DIR", "pass EngineConfig(model=DIR)")
+        return f"download it with `{cmd}` (then it is found in the HF cache offline) or {model_dir}"
+    return (
+        say("pass --model", "pass EngineConfig(model=...)")
+        + " a save_pretrained folder or a ViTMatte checkpoint file"
+    )
 
 
 @dataclass(frozen=True)
@@ -158,7 +168,7 @@ def _load_from_hub(repo_id: str):
     except Exception as exc:
         raise ModelError(
             f"could not download '{repo_id}' ({type(exc).__name__}: {str(exc).splitlines()[0][:160]})",
-            hint=GET_VITMATTE_HINT,
+            hint=get_vitmatte_hint(repo_id),
         ) from None
     return _load_pretrained_dir(Path(folder))
 

@@ -36,6 +36,8 @@ from typing import Any
 
 from vmatte.config import OutputConfig, RunConfig
 from vmatte.errors import Interrupted, OutputError, TransientError, UsageError, VmatteError
+from vmatte.farm.assemble import concat_segments, encode_with_alpha, input_times
+from vmatte.farm.jobreport import JobProgress, interrupted_in, own_confidence, whole_clip_summary
 from vmatte.farm.manifest import Manifest, file_entry, fingerprint, verify_entry
 from vmatte.farm.plan import Chunk, Plan, plan_job
 from vmatte.pipeline.report import Report
@@ -107,6 +109,7 @@ class Job:
     outputs: list[JobOutput]
     manifest: Manifest
     whole: bool  # no --frames: assemble at the end
+    keyframes: list[int] = field(default_factory=list)  # clip frame numbers with a keyframe mask
 
     @classmethod
     def prepare(cls, config: RunConfig, chunk_size: int) -> Job:
@@ -147,7 +150,17 @@ class Job:
             kind, ext = _output_kind(cfg)
             outputs.append(JobOutput(i, cfg, final, kind, ext))
         manifest = Manifest(anchor=finals[0], fingerprint=fingerprint(config, info))
-        return cls(config, chunk_size, info, plan, selected, outputs, manifest, whole=not config.frames)
+        return cls(
+            config,
+            chunk_size,
+            info,
+            plan,
+            selected,
+            outputs,
+            manifest,
+            whole=not config.frames,
+            keyframes=[int(k) for k in keyframes.indices],
+        )
 
     # -- layout ------------------------------------------------------------------------------------------
     def job_info(self) -> dict[str, Any]:
@@ -213,7 +226,7 @@ class Job:
     def preflight(self, ours: bool) -> None:
         """Refuse to clobber files that are not this job's: existing final videos, or sequence frames in the
         selected range, unless ``overwrite`` or the work folder is this job's (a resume)."""
-        from vmatte.io.encode import check_output_path, frame_file
+        from vmatte.io.encode import check_output_path, frame_file, overwrite_hint
 
         for o in self.outputs:
             check_output_path(o.final, self.info, overwrite=self.config.overwrite or ours)
@@ -224,21 +237,35 @@ class Job:
                         if f.exists():
                             raise OutputError(
                                 f"{f}: already exists (frame {i})",
-                                hint="pass --overwrite or choose another -o path",
+                                hint=overwrite_hint(),
                             )
 
-    def assembled_ok(self) -> bool:
-        """True when an earlier run assembled every output and the files still match their checksums."""
+    def verified_assembled(self) -> tuple[set[int], list[str]]:
+        """(indices of outputs an earlier run assembled whose files still match the manifest, one note per
+        assembled file that does not, naming the failed check). Sequence outputs count as assembled here;
+        their frames are verified through the chunk records."""
         done = {a.get("path"): a for a in self.manifest.assembled()}
+        ok: set[int] = set()
+        notes: list[str] = []
         for o in self.outputs:
             a = done.get(str(o.final))
             if a is None:
-                return False
-            if o.kind != "sequence" and verify_entry(a):
-                return False
+                continue
+            why = verify_entry(a) if o.kind != "sequence" else None
+            if why:
+                notes.append(f"assembled output {why}: re-assembling it from the kept segments")
+            else:
+                ok.add(o.index)
+        return ok, notes
+
+    def assembled_ok(self) -> bool:
+        """True when an earlier run assembled every output and the files still match their checksums."""
+        ok, _ = self.verified_assembled()
+        if len(ok) < len(self.outputs):
+            return False
         seq = {o.index for o in self.outputs if o.kind == "sequence"}
         if seq:
-            # sequence frames live in the chunk records (video segments were consumed by assembly)
+
             def only(entry: dict[str, Any]) -> bool:
                 return entry.get("output") in seq
 
@@ -284,6 +311,9 @@ class Job:
                 "warnings": list(rep.warnings),
                 # the propagator also scored the chunk's context frames: keep only this chunk's own
                 "suggested_keyframes": [k for k in rep.suggested_keyframes if chunk.start <= k <= chunk.end],
+                # per-frame confidence of frames start..end (the job ranks keyframe suggestions over all chunks)
+                "confidence": own_confidence(rep.propagation, chunk),
+                "smoothing": dict(rep.smoothing),
                 "engine": rep.engine,
             },
         }
@@ -334,8 +364,13 @@ class Job:
     def missing_for_assembly(self) -> list[Chunk]:
         return [c for c in self.plan.chunks if self.manifest.verified(c.key)[0] is None]
 
-    def assemble(self, cancel: threading.Event | None = None) -> list[dict[str, Any]]:
-        """Join the chunks into the final outputs (every grid chunk must be verified). Returns manifest entries."""
+    def assemble(
+        self, cancel: threading.Event | None = None, keep: set[int] | None = None
+    ) -> list[dict[str, Any]]:
+        """Join the chunks into the final outputs (every grid chunk must be verified), except the outputs in
+        ``keep`` (indices of verified earlier assemblies, whose manifest entries are carried over). Returns the
+        manifest entries. Segments stay in the work folder: a final output damaged or deleted later is
+        re-assembled from them without rendering anything."""
         missing = self.missing_for_assembly()
         if missing:
             raise TransientError(
@@ -344,10 +379,14 @@ class Job:
             )
         from fractions import Fraction
 
+        keep = keep or set()
+        before = {a.get("path"): a for a in self.manifest.assembled()}
         entries: list[dict[str, Any]] = []
         times = None  # input timestamps, read once when a video output needs them
         for o in self.outputs:
-            if o.kind == "sequence":
+            if o.index in keep and str(o.final) in before:
+                entries.append(before[str(o.final)])
+            elif o.kind == "sequence":
                 entries.append({"path": str(o.final), "kind": "sequence", "frames": self.info.frame_count})
             elif o.kind == "remux":
                 if times is None:
@@ -365,16 +404,12 @@ class Job:
                     cancel=cancel,
                 )
                 entries.append({**file_entry(o.final), "kind": "remux", "segments": len(self.plan.chunks)})
-        enc = [o for o in self.outputs if o.kind == "encode"]
+        enc = [o for o in self.outputs if o.kind == "encode" and o.index not in keep]
         if enc:
             encode_with_alpha(self, enc, [self.alpha_path(c) for c in self.plan.chunks], cancel=cancel)
             for o in enc:
                 entries.append({**file_entry(o.final), "kind": "encode"})
         self.manifest.write(self.job_info(), assembled=entries)
-        # segments are now inside the finals; keep the records (small) so a re-run verifies and stops
-        import shutil
-
-        shutil.rmtree(self.manifest.segments_dir, ignore_errors=True)
         return entries
 
 
@@ -382,191 +417,6 @@ def _replace_cfg(cfg: OutputConfig, **changes) -> OutputConfig:
     import dataclasses
 
     return dataclasses.replace(cfg, **changes)
-
-
-# -- assembly ----------------------------------------------------------------------------------------------
-def input_times(info) -> tuple[list[int], list]:
-    """(presentation timestamps of every video frame in ``info.time_base`` ticks, start times in s (Fractions)
-    of the first audio stream's packets), read from packets without decoding. Image sequences: pts = index."""
-    if info.kind != "video":
-        return list(range(info.frame_count)), []
-    import av
-
-    video, audio = [], []
-    with av.open(info.path) as c:
-        streams = [c.streams.video[0], *c.streams.audio[:1]]
-        for p in c.demux(*streams):
-            if not p.size or p.pts is None:
-                continue
-            if p.stream.type == "video":
-                video.append(p.pts)
-            else:
-                audio.append(p.pts * p.time_base)
-    return sorted(video), sorted(audio)
-
-
-def _snap(grid: list, t, tolerance_s: float = 0.002):
-    """The grid time nearest ``t`` when within ``tolerance_s``, else ``t`` (Fractions in, Fraction out)."""
-    import bisect
-
-    if not grid:
-        return t
-    i = bisect.bisect_left(grid, t)
-    near = min(grid[max(0, i - 1) : i + 1], key=lambda g: abs(g - t))
-    return near if abs(near - t) <= tolerance_s else t
-
-
-def concat_segments(
-    segments: list[Path],
-    final: Path,
-    starts_s: list | None = None,
-    audio_grid_s: list | None = None,
-    cancel: threading.Event | None = None,
-) -> None:
-    """Concatenate video segments (same codec and settings, input timestamps) into ``final`` by copying packets
-    (no re-encode). Written under a temp name and renamed.
-
-    ``starts_s``: exact start time (s, Fractions) of each segment's first frame. MOV stores a segment's start
-    offset in an edit list in 1/1000 s units, so timestamps read back from a segment can be off by up to 1 ms;
-    each segment's video is shifted so its first frame lands exactly on the input's time, and its (copied) audio
-    onto the nearest input audio packet time (``audio_grid_s``). Audio packets that two neighbouring segments
-    both carry (one straddling a chunk boundary) are kept once."""
-    from fractions import Fraction
-
-    import av
-
-    from vmatte.io.writers.common import oserror, remove_quietly, temp_path
-
-    tmp = temp_path(final)
-    opts = {"movflags": "use_metadata_tags"} if final.suffix.lower() in (".mov", ".mp4") else {}
-    out = None
-    try:
-        out = av.open(str(tmp), "w", container_options=opts)
-        omap: dict[int, Any] = {}
-        layout = None
-        last_end: dict[int, Any] = {}
-        for n, seg in enumerate(segments):
-            with av.open(str(seg)) as c:
-                streams = [s for s in c.streams if s.type in ("video", "audio")]
-                sig = [(s.type, s.codec_context.name) for s in streams]
-                if layout is None:
-                    layout = sig
-                    for k, v in c.metadata.items():
-                        if k.lower() not in ("encoder", "major_brand", "minor_version", "compatible_brands"):
-                            out.metadata[k] = v
-                    for s in streams:
-                        o = out.add_stream_from_template(s)
-                        for k, v in s.metadata.items():
-                            if k.lower() not in ("encoder", "handler_name", "vendor_id", "duration"):
-                                o.metadata[k] = v
-                        omap[s.index] = o
-                elif sig != layout:
-                    raise OutputError(
-                        f"{seg}: streams {sig} differ from the first segment's {layout}",
-                        hint="re-render the job",
-                    )
-                shifts: dict[int, Fraction] = {}
-                for st in streams:
-                    if st.start_time is None:
-                        continue
-                    t0 = st.start_time * st.time_base
-                    if st.type == "video" and starts_s is not None:
-                        shifts[st.index] = Fraction(starts_s[n]) - t0
-                    elif st.type == "audio" and audio_grid_s:
-                        shifts[st.index] = _snap(audio_grid_s, t0) - t0
-                for pkt in c.demux(*streams):
-                    if cancel is not None and cancel.is_set():
-                        raise Interrupted("cancelled during assembly")
-                    if pkt.dts is None and pkt.pts is None:
-                        continue  # demuxer flush packet
-                    idx = pkt.stream.index
-                    shift = shifts.get(idx)
-                    if shift:
-                        ticks = round(shift / pkt.time_base)
-                        if pkt.pts is not None:
-                            pkt.pts += ticks
-                        if pkt.dts is not None:
-                            pkt.dts += ticks
-                    if pkt.stream.type == "audio" and pkt.pts is not None:
-                        start = pkt.pts * pkt.time_base
-                        half = (pkt.duration or 0) * pkt.time_base / 2
-                        if n > 0 and idx in last_end and start + half <= last_end[idx]:
-                            continue  # already muxed from the previous segment
-                        last_end[idx] = start + (pkt.duration or 0) * pkt.time_base
-                    pkt.stream = omap[idx]
-                    out.mux(pkt)
-        out.close()
-        out = None
-        os.replace(tmp, final)
-    except OSError as exc:
-        raise oserror(exc, final) from None
-    finally:
-        if out is not None:
-            with contextlib.suppress(Exception):
-                out.close()
-        if tmp.exists():
-            remove_quietly(tmp)
-
-
-def _alpha_frames(paths: list[Path]):
-    """Yield (H, W) float32 alpha in [0, 1] from 16-bit gray FFV1 segments, in order."""
-    import av
-    import numpy as np
-
-    for p in paths:
-        with av.open(str(p)) as c:
-            for vf in c.decode(video=0):
-                yield vf.to_ndarray(format="gray16le").astype(np.float32) * np.float32(1.0 / 65535.0)
-
-
-def encode_with_alpha(
-    job: Job, outputs: list[JobOutput], alpha_paths: list[Path], cancel: threading.Event | None = None
-) -> None:
-    """Final encode for inter-frame codecs: decode the input again, attach the chunks' alpha, and write with the
-    outputs' own writers (so decontamination, composites, audio and colour tags match a single run)."""
-    from vmatte.io.compose import estimate_foreground, needs_foreground
-    from vmatte.io.decode import open_clip
-    from vmatte.io.encode import open_writer
-
-    clip = open_clip(job.info.path)
-    n = job.info.frame_count
-    writers = []
-    ok = False
-    try:
-        for o in outputs:
-            writers.append(
-                open_writer(
-                    o.cfg,
-                    clip.info,
-                    overwrite=True,
-                    threads=job.config.pipeline.encode_threads,
-                    frame_range=(0, n - 1),
-                )
-            )
-        needs_fg = any(needs_foreground(o.cfg) for o in outputs)
-        alphas = _alpha_frames(alpha_paths)
-        for frame in clip.frames(0, n - 1, max_corrupt=job.config.pipeline.max_corrupt_frames):
-            if cancel is not None and cancel.is_set():
-                raise Interrupted("cancelled during the final encode")
-            a = next(alphas, None)
-            if a is None:
-                raise TransientError(
-                    f"alpha segments end before frame {frame.index}",
-                    hint="run the job again with --no-resume",
-                )
-            f = frame.replace(alpha=a)
-            if needs_fg:
-                f = f.replace(foreground=estimate_foreground(f.rgb_float(), a))
-            for w in writers:
-                w.write(f)
-        for w in writers:
-            w.close()
-        ok = True
-    finally:
-        if not ok:
-            for w in writers:
-                with contextlib.suppress(Exception):
-                    w.abort()
 
 
 # -- the in-process driver ---------------------------------------------------------------------------------
@@ -590,9 +440,6 @@ def _merge(report: JobReport, rec: dict[str, Any], status: str, chunk: Chunk) ->
     for w in r.get("warnings", []):
         if w not in report.warnings:
             report.warn(w)
-    sk = set(report.propagation.get("suggested_keyframes", []))
-    sk.update(r.get("suggested_keyframes", []))
-    report.propagation["suggested_keyframes"] = sorted(sk)
     if r.get("engine"):
         report.engine = dict(r["engine"])
 
@@ -607,7 +454,7 @@ def _fail(report: Report, err: VmatteError) -> None:
 def run_job(
     config: RunConfig,
     chunk_size: int,
-    execute: Callable[[Job, list[Chunk], JobReport, ProgressFn, threading.Event], None],
+    execute: Callable[[Job, list[Chunk], JobReport, JobProgress, threading.Event], None],
     *,
     resume: bool = True,
     on_progress: ProgressFn | None = None,
@@ -622,6 +469,7 @@ def run_job(
     cancel = cancel or threading.Event()
     emit = on_progress or (lambda event: None)
     t0 = time.perf_counter()
+    job: Job | None = None
     try:
         t = time.perf_counter()
         job = Job.prepare(config, chunk_size)
@@ -640,6 +488,11 @@ def run_job(
             }
         )
         ours = resume and job.manifest.is_ours()
+        keep: set[int] = set()
+        if job.whole and ours:
+            keep, notes = job.verified_assembled()
+            for n in notes:
+                report.warn(n)
         if job.whole and ours and job.assembled_ok():
             report.farm["note"] = "already complete: every output verified against the manifest"
             report.chunks = [
@@ -655,17 +508,20 @@ def run_job(
             report.warn(n)
         for c in done:
             _merge(report, {}, "skipped", c)
+        progress = JobProgress(job, emit, done)
         emit({"stage": "chunks", "done": len(done), "total": len(job.selected), "skipped": len(done)})
         if todo:
-            execute(job, todo, report, emit, cancel)
+            execute(job, todo, report, progress, cancel)
+            keep = set()  # chunks changed: every output is joined again
         job.manifest.write(job.job_info())
         if job.whole:
             t = time.perf_counter()
             missing = job.missing_for_assembly()
             if missing:  # e.g. a record went bad between planning and now: render it, then assemble
-                execute(job, missing, report, emit, cancel)
+                execute(job, missing, report, progress, cancel)
+                keep = set()
             emit({"stage": "assemble", "done": 0, "total": 1})
-            report.farm["assembled"] = job.assemble(cancel=cancel)
+            report.farm["assembled"] = job.assemble(cancel=cancel, keep=keep)
             emit({"stage": "assemble", "done": 1, "total": 1})
             report.farm["assemble_s"] = round(time.perf_counter() - t, 3)
         report.status = "ok"
@@ -678,6 +534,9 @@ def run_job(
         report.status, report.exit_code, report.error = "error", 1, f"{type(exc).__name__}: {exc}"
         raise
     finally:
+        if job is not None:
+            with contextlib.suppress(Exception):  # the report must still be written
+                report.propagation, report.smoothing = whole_clip_summary(job)
         report.chunks.sort(key=lambda c: c["start"])
         report.times.total = time.perf_counter() - t0
         if config.report:
@@ -701,7 +560,7 @@ def run_chunked(
     state: dict[str, Any] = {"engine": engine, "own": engine is None}
 
     def execute(
-        job: Job, chunks: list[Chunk], report: JobReport, emit: ProgressFn, cancel: threading.Event
+        job: Job, chunks: list[Chunk], report: JobReport, progress: JobProgress, cancel: threading.Event
     ) -> None:
         if state["engine"] is None:
             from vmatte.engine import load_engine
@@ -709,17 +568,22 @@ def run_chunked(
             t = time.perf_counter()
             state["engine"] = load_engine(job.config.engine, on_warning=report.warn)
             report.times.load_engine += time.perf_counter() - t
-        for n, c in enumerate(chunks):
+        for c in chunks:
             if cancel.is_set():
                 raise Interrupted("cancelled")
 
-            def chunk_progress(event: dict[str, Any], c=c, n=n) -> None:
-                emit({**event, "chunk": c.key, "chunk_index": n, "chunks": len(chunks)})
+            def chunk_progress(event: dict[str, Any], c=c) -> None:
+                progress.emit({**event, **progress.chunk_fields(c)})
+                if event.get("stage") == "matte":
+                    progress.frames(int(event.get("done", 0)))
 
-            rec = job.run_chunk(c, engine=state["engine"], on_progress=chunk_progress, cancel=cancel)
+            try:
+                rec = job.run_chunk(c, engine=state["engine"], on_progress=chunk_progress, cancel=cancel)
+            except Interrupted as exc:
+                raise interrupted_in(report, [c], exc) from None
             _merge(report, rec, "done", c)
             job.manifest.write(job.job_info())
-            emit({"stage": "chunks", "done": n + 1, "total": len(chunks), "chunk": c.key})
+            progress.chunk_done(c)
 
     try:
         return run_job(config, chunk_size, execute, resume=resume, on_progress=on_progress, cancel=cancel)
@@ -733,6 +597,7 @@ __all__ = [
     "REMUX_FORMATS",
     "Job",
     "JobOutput",
+    "JobProgress",
     "JobReport",
     "concat_segments",
     "encode_with_alpha",

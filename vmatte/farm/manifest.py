@@ -8,7 +8,7 @@ Layout, beside the (first) output::
     out/.shot.mov.vmatte-work/            hidden work folder
         job.json                          fingerprint of the settings that decide the pixels
         chunks/000000-000099.json         one record per finished chunk: its files, sizes and sha256
-        segments/...                      per-chunk video segments / alpha intermediates (removed after assembly)
+        segments/...                      per-chunk video segments / alpha intermediates (kept after assembly)
 
 The per-chunk records are the truth: each is written by the process that rendered the chunk, after all its
 files were complete (writers rename temp files into place only on success) and hashed, with a temp name and

@@ -35,6 +35,7 @@ from typing import Any
 from vmatte.config import RunConfig
 from vmatte.errors import Interrupted, TransientError, UsageError, VmatteError
 from vmatte.farm.chunked import Job, JobReport, _merge, run_job
+from vmatte.farm.jobreport import JobProgress, interrupted_in
 from vmatte.farm.plan import Chunk
 
 # per worker process: engine config → loaded engine (Ray reuses worker processes across tasks)
@@ -84,9 +85,12 @@ def _stderr_held():
             box["text"] = f.read().decode(errors="replace")
 
 
-def _init(ray, address: str | None, num_cpus: int | None) -> None:
-    """Start a local Ray or connect to a cluster; a failure becomes one VmatteError line."""
+def _init(ray, address: str | None, num_cpus: int | None):
+    """Start a local Ray or connect to a cluster; a failure becomes one VmatteError line. Returns the
+    :mod:`~vmatte.farm.reaper` watchdog of a local Ray (None when connecting to a cluster)."""
     if address in (None, "", "local"):
+        from vmatte.farm import reaper
+
         # address="local" starts a new instance even when a cluster runs on this machine: a plain ray.init()
         # would join that cluster and then refuse num_cpus
         ray.init(
@@ -96,7 +100,8 @@ def _init(ray, address: str | None, num_cpus: int | None) -> None:
             log_to_driver=False,
             configure_logging=False,
         )
-        return
+        # Ray's agents outlive a SIGKILLed driver: the watchdog removes them if this process dies first
+        return reaper.start()
     target = _probe_target(address)
     if target is not None:
         try:
@@ -115,7 +120,7 @@ def _init(ray, address: str | None, num_cpus: int | None) -> None:
             failed = exc
     if failed is None:
         sys.stderr.write(box["text"])  # connected: Ray's notes (a version warning, say) are worth seeing
-        return
+        return None
     if any(s in box["text"] or s in str(failed) for s in _AUTH_FAILURE):
         raise UsageError(
             f"the Ray cluster at {address} refused this client's authentication token",
@@ -146,7 +151,7 @@ def _run_chunk_task(job: Job, chunk: Chunk, submitted_at: float) -> dict[str, An
     load_s = time.perf_counter() - t
     t = time.perf_counter()
     cpu = time.process_time()
-    rec = job.run_chunk(chunk, engine=_ENGINES[key])
+    rec = job.run_chunk(chunk, engine=_ENGINES[key], on_progress=_ProgressFile(progress_path(job, chunk)))
     return {
         "record": rec,
         "task": {
@@ -162,6 +167,45 @@ def _run_chunk_task(job: Job, chunk: Chunk, submitted_at: float) -> dict[str, An
             "cpu_s": round(time.process_time() - cpu, 3),
         },
     }
+
+
+def progress_path(job: Job, chunk: Chunk):
+    """Where a running task leaves its frame count for the driver (the work folder: shared storage)."""
+    return job.manifest.work / "progress" / f"{chunk.key}.json"
+
+
+class _ProgressFile:
+    """on_progress for a task: write ``{"done": frames written}`` of the chunk to a small file at most every
+    0.5 s (and at the last frame); the driver sums these into job-level frames, rate and ETA."""
+
+    def __init__(self, path):
+        self.path = path
+        self.last = 0.0
+        path.parent.mkdir(parents=True, exist_ok=True)
+
+    def __call__(self, event: dict[str, Any]) -> None:
+        if event.get("stage") != "matte":
+            return
+        now = time.monotonic()
+        done, total = int(event.get("done", 0)), event.get("total")
+        if now - self.last < 0.5 and done != total:
+            return
+        self.last = now
+        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+        with contextlib.suppress(OSError):  # progress is best effort; the chunk's record is what counts
+            tmp.write_text(f'{{"done": {done}}}', encoding="utf-8")
+            os.replace(tmp, self.path)
+
+
+def _in_flight(paths) -> int:
+    """Frames written so far by running chunks, from their progress files."""
+    import json
+
+    n = 0
+    for p in paths:
+        with contextlib.suppress(OSError, ValueError, TypeError):
+            n += int(json.loads(p.read_text(encoding="utf-8"))["done"])
+    return n
 
 
 def _unwrap(ray, exc: BaseException) -> BaseException:
@@ -210,9 +254,10 @@ def run_ray(
     """
     ray = import_ray()
     started_here = False
+    watchdog = None
     t_init = time.perf_counter()
     if not ray.is_initialized():
-        _init(ray, address, num_cpus)
+        watchdog = _init(ray, address, num_cpus)
         started_here = True
     init_s = time.perf_counter() - t_init
     try:
@@ -239,16 +284,25 @@ def run_ray(
         remote = ray.remote(**task_opts)(_run_chunk_task)
 
         def execute(
-            job: Job, chunks: list[Chunk], report: JobReport, emit, cancel_ev: threading.Event
+            job: Job,
+            chunks: list[Chunk],
+            report: JobReport,
+            progress: JobProgress,
+            cancel_ev: threading.Event,
         ) -> None:
+            for c in chunks:  # a killed earlier run's counts must not be read as this run's
+                progress_path(job, c).unlink(missing_ok=True)
             job_ref = ray.put(job)
             pending = {remote.remote(job_ref, c, time.time()): c for c in chunks}
             tasks = report.farm.setdefault("tasks", [])
-            done = 0
+            polled = time.monotonic()
             try:
                 while pending:
                     if cancel_ev.is_set():
-                        raise Interrupted("cancelled")
+                        running = [c for c in pending.values() if progress_path(job, c).exists()]
+                        raise interrupted_in(
+                            report, running or list(pending.values()), Interrupted("cancelled")
+                        )
                     ready, _ = ray.wait(list(pending), num_returns=1, timeout=0.2)
                     for ref in ready:
                         c = pending.pop(ref)
@@ -258,8 +312,11 @@ def run_ray(
                             raise _unwrap(ray, exc) from None
                         _merge(report, out["record"], "done", c)
                         tasks.append(out["task"])
-                        done += 1
-                        emit({"stage": "chunks", "done": done, "total": len(chunks), "chunk": c.key})
+                        progress_path(job, c).unlink(missing_ok=True)
+                        progress.chunk_done(c)
+                    if time.monotonic() - polled >= 0.5:
+                        polled = time.monotonic()
+                        progress.frames(_in_flight(progress_path(job, c) for c in pending.values()))
                 job.manifest.write(job.job_info())
             finally:
                 for ref in pending:  # on error or cancel: stop what is still running (no record → redone)
@@ -289,3 +346,6 @@ def run_ray(
     finally:
         if started_here:
             ray.shutdown()
+            from vmatte.farm import reaper
+
+            reaper.stop(watchdog)

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vmatte.errors import OutputError
+from vmatte.errors import ConfigError, InputError, say
 from vmatte.io.config import OutputConfig
 
 # pixels this far outside the soft band still enter the foreground solve, so F is anchored by solid pixels
@@ -125,6 +125,22 @@ def fit_cover(img: np.ndarray, width: int, height: int) -> np.ndarray:
     return np.ascontiguousarray(big[y0 : y0 + height, x0 : x0 + width])
 
 
+def check_background(spec: str) -> None:
+    """Refuse a composite background that is neither a colour nor an existing file (a usage error, exit 2):
+    checked before any model loads."""
+    if parse_color(spec) is not None or Path(spec).exists():
+        return
+    import difflib
+
+    close = difflib.get_close_matches(spec.strip().lower(), NAMED_COLORS, n=1)
+    guess = f"did you mean '{close[0]}'? " if close else ""
+    raise ConfigError(
+        say(f"--composite {spec}", f"background = {spec!r}") + ": not a colour and no such image or clip",
+        hint=f"{guess}use '#rrggbb', 'r,g,b', a colour name ({', '.join(sorted(NAMED_COLORS))}), "
+        "an image or a clip path",
+    )
+
+
 class Background:
     """What a composite goes over: a solid colour, a still image, or a clip picked frame by frame by time.
 
@@ -143,31 +159,26 @@ class Background:
         self._next: tuple[float, np.ndarray] | None = None
         if self._color is not None:
             return
+        check_background(spec)
         p = Path(spec)
-        if not p.exists():
-            raise OutputError(
-                f"background '{spec}': not a colour and no such file",
-                hint="use '#rrggbb', a colour name, an image or a clip path",
-            )
         from vmatte.io.decode import IMAGE_EXTS, _read_image
 
         if p.suffix.lower() in IMAGE_EXTS:
             try:
                 rgb = _read_image(str(p))
             except Exception as exc:
-                raise OutputError(f"background '{spec}': cannot read image ({exc})") from None
+                raise InputError(f"background '{spec}': cannot read image ({exc})") from None
             self._image = rgb.astype(np.float32) / (255.0 if rgb.dtype == np.uint8 else 65535.0)
         else:
             self._open_clip()
 
     def _open_clip(self) -> None:
-        from vmatte.errors import InputError
         from vmatte.io.decode import open_clip
 
         try:
             clip = open_clip(self.spec)
         except InputError as exc:
-            raise OutputError(f"background clip {exc}") from None
+            raise InputError(f"background clip {exc}") from None
         self._clip = clip
         self._frames = clip.frames()
         self._t0: float | None = None
@@ -191,7 +202,7 @@ class Background:
         while self._next is not None and self._next[0] <= t + 1e-6:
             self._cur, self._next = self._next, self._pull()
         if self._cur is None:
-            raise OutputError(f"background clip {self.spec}: has no frames")
+            raise InputError(f"background clip {self.spec}: has no frames")
         return self._cur[1]
 
     def at(self, time_s: float, width: int, height: int) -> np.ndarray:

@@ -26,7 +26,8 @@ class OutputConfig:
     background: for composites: a colour ("#00ff00", "green", "0,255,0"), an image path or a clip path. Images
         and clips are scaled to cover the frame and centre-cropped; a clip's frame is picked by timestamp.
     premultiplied: write premultiplied colour (RGBA outputs); straight alpha otherwise. Recorded in the file:
-        container comment + ``vmatte_alpha`` tag (mov/mkv/webm), PNG tEXt ``vmatte:alpha``, EXR header.
+        container comment + ``vmatte_alpha`` tag (mov/mkv/webm), PNG tEXt ``vmatte:alpha``, EXR header. EXR is
+        always premultiplied (in linear light), the convention compositing apps assume for OpenEXR.
     decontaminate: estimate clean foreground colour in the unknown band (RGBA and composite outputs).
     bit_depth: 0 = best for the format and source (10-bit sources stay >= 10 bit where the format can), else
         8 / 10 / 12 / 16 for integer formats; for EXR 16 = half float, 32 = float (0 = half).

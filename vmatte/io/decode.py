@@ -23,6 +23,7 @@ import numpy as np
 
 from vmatte.errors import InputError
 from vmatte.frame import Frame
+from vmatte.io import swscale as sws
 
 IMAGE_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".exr", ".bmp", ".webp")
 _PRINTF = re.compile(r"%0?(\d*)d")
@@ -187,9 +188,9 @@ def _read_exr(path: str) -> np.ndarray:
             f"{path}: cannot read EXR ({exc})", hint="check the file is a valid OpenEXR image"
         ) from None
     if vf.format.name.startswith(("gray", "ya")):
-        g = vf.reformat(format="grayf32le").to_ndarray().astype(np.float32)
+        g = sws.to_ndarray(vf, format="grayf32le").astype(np.float32)
         return np.repeat(g[..., None], 3, axis=2)
-    return vf.reformat(format="gbrapf32le").to_ndarray()[..., :3].astype(np.float32)
+    return sws.to_ndarray(vf, format="gbrapf32le")[..., :3].astype(np.float32)
 
 
 def _read_image(path: str) -> np.ndarray:
@@ -304,7 +305,7 @@ class Clip:
                     last_pts = pts
                     if index >= start:
                         # swscale treats an unstated range as limited: pass the frame's own range
-                        rgb = vf.to_ndarray(format=fmt, src_color_range=vf.color_range or None)
+                        rgb = sws.to_ndarray(vf, format=fmt, src_color_range=vf.color_range or None)
                         if deep:
                             rgb = rgb.astype(np.uint16, copy=False)
                         yield Frame(

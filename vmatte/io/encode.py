@@ -18,12 +18,12 @@ import re
 from pathlib import Path
 from typing import Protocol
 
-from vmatte.errors import OutputError
+from vmatte.errors import OutputError, UsageError
 from vmatte.frame import Frame
 from vmatte.io.config import OutputConfig
 from vmatte.io.decode import IMAGE_EXTS, ClipInfo
 from vmatte.io.formats import FORMATS, FormatSpec, format_for
-from vmatte.io.writers.common import temp_path
+from vmatte.io.writers.common import overwrite_hint, temp_path
 from vmatte.io.writers.external import FfmpegWriter, ffmpeg_binary
 from vmatte.io.writers.sequence import SequenceWriter, frame_file
 from vmatte.io.writers.video import VideoWriter
@@ -36,6 +36,7 @@ __all__ = [
     "format_for",
     "frame_file",
     "open_writer",
+    "overwrite_hint",
     "resolve_output_path",
     "temp_path",
 ]
@@ -65,12 +66,16 @@ def _input_stem(info: ClipInfo) -> str:
     return name or src.parent.name or "frames"
 
 
-def resolve_output_path(cfg: OutputConfig, info: ClipInfo) -> Path:
+def resolve_output_path(
+    cfg: OutputConfig, info: ClipInfo, frame_range: tuple[int, int] | None = None
+) -> Path:
     """Final path of an output: a file for video formats, a printf pattern (``.../name.%06d.png``) for sequences.
 
     Empty ``cfg.path``: beside the input, ``<stem>.<content>.<ext>`` (video) or folder ``<stem>.<content>/``
     holding ``<stem>.%06d.<ext>`` (sequence). A sequence path that is a folder (ends with '/' or has no
-    extension) gets ``<stem>.%06d.<ext>`` inside it; a pattern is used as given.
+    extension) gets ``<stem>.%06d.<ext>`` inside it; a pattern is used as given. A plain image name
+    (``key0.png``) is a single image: allowed when the run writes exactly one frame (``frame_range``, inclusive
+    clip indices; None = the whole clip), else a UsageError (exit 2) asking for a pattern.
     """
     spec = format_for(cfg)
     stem = _input_stem(info)
@@ -92,9 +97,13 @@ def resolve_output_path(cfg: OutputConfig, info: ClipInfo) -> Path:
         return p
     if cfg.path.endswith(("/", os.sep)) or not p.suffix:
         return p / f"{stem}.%0{_SEQ_PAD}d{spec.ext}"
-    raise OutputError(
-        f"{cfg.path}: an image sequence needs a frame-number pattern",
-        hint=f"e.g. {p.with_name(p.stem + '.%04d' + p.suffix)}",
+    start, end = frame_range if frame_range is not None else (0, max(0, info.frame_count - 1))
+    if start == end:
+        return p  # one frame, one image: SequenceWriter writes it under this exact name
+    example = re.sub(r"\d+$", "", p.stem) + "%04d" + p.suffix  # key0.png → key%04d.png
+    raise UsageError(
+        f"{cfg.path}: one image file, but this run writes {end - start + 1} frames ({start}-{end})",
+        hint=f"use a frame-number pattern such as {example}, or --frames {start}-{start} for one frame",
     )
 
 
@@ -121,19 +130,21 @@ def check_output_path(final: Path, info: ClipInfo, *, overwrite: bool) -> None:
             hint="choose another -o path; inputs are never overwritten",
         )
     if not pattern and final.exists() and not overwrite:
-        raise OutputError(f"{final}: already exists", hint="pass --overwrite or choose another -o path")
+        raise OutputError(f"{final}: already exists", hint=overwrite_hint())
     if not pattern and final.is_dir():
         raise OutputError(f"{final}: is a folder", hint="give a file name for video outputs")
     parent = final.parent
-    if not parent.exists():
-        try:
-            parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise OutputError(f"{parent}: cannot create output folder ({exc.strerror})") from None
-    if not parent.is_dir():
+    # a missing folder is created by the writer when it starts (and removed again if the run fails): here
+    # only check that it could be, from its nearest existing ancestor
+    existing = parent
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing != parent and not existing.is_dir():
+        raise OutputError(f"{parent}: cannot create output folder ({existing} is a file)")
+    if not existing.is_dir():
         raise OutputError(f"{parent}: is not a folder", hint="choose another -o path")
-    if not os.access(parent, os.W_OK):
-        raise OutputError(f"{parent}: output folder is not writable", hint="choose a writable -o path")
+    if not os.access(existing, os.W_OK):
+        raise OutputError(f"{existing}: output folder is not writable", hint="choose a writable -o path")
     if pattern and info.kind == "sequence":
         rx = re.compile("^" + _PRINTF.sub(r"\\d+", re.escape(final.name).replace("\\%", "%")) + "$")
         for f in info.files:
@@ -161,7 +172,7 @@ def open_writer(
         threads: encoder threads when ``cfg.threads`` is 0; 0 = all cores.
         frame_range: inclusive clip frame indices this run writes (render-farm chunk); None = whole clip.
     """
-    final = resolve_output_path(cfg, info)
+    final = resolve_output_path(cfg, info, frame_range)
     check_output_path(final, info, overwrite=overwrite)
     spec: FormatSpec = format_for(cfg)
     if cfg.writer == "ffmpeg":

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from vmatte.errors import OutputError
+from vmatte.errors import ConfigError, OutputError, say
 from vmatte.io.config import OutputConfig
 
 
@@ -83,19 +83,34 @@ def format_for(cfg: OutputConfig) -> FormatSpec:
         if cfg.path and (cfg.path.endswith(("/", "\\")) or not ext):
             name = "png"  # a folder: an image sequence
         elif ext and ext not in _EXT_TO_FORMAT:
-            raise OutputError(
-                f"{cfg.path}: cannot pick a format from the extension '{ext}'",
-                hint=f"use one of {', '.join(sorted(_EXT_TO_FORMAT))} or set format explicitly",
+            raise ConfigError(
+                f"{cfg.path}: vmatte cannot write '{ext}' files",
+                hint=f"use {_EXTENSIONS_HINT}",
             )
         else:
             name = _EXT_TO_FORMAT.get(ext, "prores4444")
     spec = FORMATS[name]
     if cfg.content == "rgba" and not spec.alpha:
-        raise OutputError(
-            f"format '{name}' has no alpha channel",
-            hint="use prores4444, vp9, qtrle, png-mov, ffv1, png or exr for RGBA",
+        where = cfg.path or spec.ext
+        keep = say(
+            "or keep it and add --composite BG or --alpha-only",
+            'or keep it with content = "composite" or "alpha" (OutputConfig(content=...))',
+        )
+        raise ConfigError(
+            f"{where}: {spec.ext} ({spec.name}) has no alpha channel for RGBA output",
+            hint=f"for RGBA use {_ALPHA_EXTENSIONS_HINT}, {keep}",
         )
     return spec
+
+
+# what users type: extensions, not codec names
+_ALPHA_EXTENSIONS_HINT = (
+    ".mov (ProRes 4444), .webm (VP9), .mkv (FFV1) or a PNG/EXR sequence (out/shot.%04d.png)"
+)
+_EXTENSIONS_HINT = (
+    ".mov (ProRes 4444), .webm (VP9 alpha), .mkv (FFV1), .mp4 (H.264, no alpha: composites and mattes only) "
+    "or an image sequence (out/shot.%04d.png or .exr)"
+)
 
 
 def output_depth(cfg: OutputConfig, spec: FormatSpec, source_depth: int) -> int:

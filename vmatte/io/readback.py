@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from vmatte.errors import InputError
+from vmatte.io import swscale as sws
 
 
 def _is_sequence(path: str) -> list[str] | None:
@@ -64,9 +65,9 @@ def _frame_alpha(vf) -> np.ndarray | None:
     if not any(c.is_alpha for c in vf.format.components):
         return None
     if _deep(vf):
-        return vf.to_ndarray(format="rgba64le")[..., 3].astype(np.float32) / np.float32(65535.0)
+        return sws.to_ndarray(vf, format="rgba64le")[..., 3].astype(np.float32) / np.float32(65535.0)
     # 8-bit sources through an 8-bit conversion: swscale's 8→16 bit expansion is not exact
-    return vf.to_ndarray(format="rgba")[..., 3].astype(np.float32) / np.float32(255.0)
+    return sws.to_ndarray(vf, format="rgba")[..., 3].astype(np.float32) / np.float32(255.0)
 
 
 def _deep(vf) -> bool:
@@ -77,12 +78,12 @@ def _frame_rgb(vf) -> np.ndarray:
     """(H, W, 3) float32 colour of an av.VideoFrame, decoded with the frame's own matrix and range."""
     name = vf.format.name
     if name.startswith(("gbrapf", "gbrpf", "grayf")):
-        arr = vf.reformat(format="gbrapf32le").to_ndarray()
+        arr = sws.to_ndarray(vf, format="gbrapf32le")
         return arr[..., :3].astype(np.float32)
     if _deep(vf):
-        rgb = vf.to_ndarray(format="rgb48le", src_color_range=vf.color_range or None)
+        rgb = sws.to_ndarray(vf, format="rgb48le", src_color_range=vf.color_range or None)
         return rgb.astype(np.float32) / np.float32(65535.0)
-    rgb = vf.to_ndarray(format="rgb24", src_color_range=vf.color_range or None)
+    rgb = sws.to_ndarray(vf, format="rgb24", src_color_range=vf.color_range or None)
     return rgb.astype(np.float32) / np.float32(255.0)
 
 
@@ -92,7 +93,7 @@ def frame_rgba(vf) -> np.ndarray:
     a = _frame_alpha(vf)
     if a is None:
         if vf.format.name.startswith("gbrapf"):
-            a = vf.reformat(format="gbrapf32le").to_ndarray()[..., 3]
+            a = sws.to_ndarray(vf, format="gbrapf32le")[..., 3]
         else:
             a = np.ones(rgb.shape[:2], np.float32)
     return np.concatenate([rgb, a[..., None]], axis=2)
@@ -106,8 +107,8 @@ def _read_image_rgba(path: str) -> np.ndarray:
         with av.open(path) as c:
             vf = next(c.decode(video=0))
         if vf.format.name.startswith("gray"):
-            return vf.reformat(format="grayf32le").to_ndarray()[..., None].astype(np.float32)
-        return vf.reformat(format="gbrapf32le").to_ndarray().astype(np.float32)
+            return sws.to_ndarray(vf, format="grayf32le")[..., None].astype(np.float32)
+        return sws.to_ndarray(vf, format="gbrapf32le").astype(np.float32)
     import cv2
 
     img = cv2.imread(path, cv2.IMREAD_UNCHANGED)

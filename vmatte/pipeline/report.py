@@ -10,6 +10,12 @@ from pathlib import Path
 from typing import Any
 
 
+def message_event(kind: str, text: str) -> dict[str, Any]:
+    """A warning/info event for ``on_progress``. It also carries ``stage`` (= kind), ``done`` and ``total`` so a
+    callback written for progress events only (``print(e["stage"], e["done"], e["total"])``) keeps working."""
+    return {"event": kind, "message": text, "stage": kind, "done": 0, "total": 0}
+
+
 @dataclass
 class StageTimes:
     """Seconds spent in each stage (main-thread stages are exclusive; decode/encode run in their own threads)."""
@@ -20,6 +26,9 @@ class StageTimes:
     decode_wait: float = 0.0  # main thread waiting for the decoder (>0 means decode is a bottleneck)
     propagate: float = 0.0
     engine: float = 0.0
+    engine_cpu: float = (
+        0.0  # CPU seconds of the thread running the engine stage (its own worker threads excluded)
+    )
     smooth: float = 0.0
     encode_wait: float = 0.0  # main thread blocked on a full encode queue (>0 means encode is a bottleneck)
     encode: float = 0.0  # encode thread busy time (decontamination + writers)
@@ -57,6 +66,7 @@ class Report:
     times: StageTimes = field(default_factory=StageTimes)
     cpu: StageCPU = field(default_factory=StageCPU)
     warnings: list[str] = field(default_factory=list)
+    keyframes: dict[str, int] = field(default_factory=dict)  # mask file name -> the clip frame it was read as
     corrupt_frames: list[int] = field(default_factory=list)
     propagation: dict[str, Any] = field(default_factory=dict)
     smoothing: dict[str, Any] = field(default_factory=dict)
@@ -75,7 +85,16 @@ class Report:
         return list(self.propagation.get("suggested_keyframes", []))
 
     def warn(self, message: str) -> None:
+        """Record a warning and pass it on at once to the listener (the CLI's display), so it is seen even if
+        the run then fails or is cancelled."""
         self.warnings.append(message)
+        listener = getattr(self, "_listener", None)  # an attribute, not a field: never serialised
+        if listener is not None:
+            listener(message_event("warning", message))
+
+    def listen(self, fn) -> None:
+        """``fn(event: dict)`` receives ``{"event": "warning", "message": ...}`` for every later :meth:`warn`."""
+        self._listener = fn
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

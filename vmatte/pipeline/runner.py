@@ -20,9 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from vmatte.config import RunConfig, parse_frame_range
-from vmatte.errors import InputError, Interrupted, OutputError, UsageError, VmatteError
+from vmatte.errors import InputError, Interrupted, OutputError, UsageError, VmatteError, say
 from vmatte.frame import Frame
-from vmatte.pipeline.report import Report
+from vmatte.pipeline.libnotes import LibraryNotes, capture_warnings
+from vmatte.pipeline.report import Report, message_event
 from vmatte.pipeline.threads import AnyEvent, Cancelled, Prefetch, Sink, cpu_thread_limit, run_in_thread
 
 ProgressFn = Callable[[dict[str, Any]], None]
@@ -63,17 +64,24 @@ def context_range(
 
 
 def resolve_range(text: str, frame_count: int, path: str) -> tuple[int, int]:
-    """``--frames`` text → inclusive (start, end) inside the clip; the whole clip when empty."""
+    """``--frames`` text → inclusive (start, end); the whole clip when empty.
+
+    One rule for run, propagate, plan, chunked runs and the API: a range that does not lie inside the clip is
+    refused (UsageError, exit 2), never clamped, so a farm task never writes fewer frames than it was given
+    without failing. The message names the clip's range and the range that would work.
+    """
     rng = parse_frame_range(text)
     if rng is None:
         return 0, frame_count - 1
     start, end = rng
-    if start >= frame_count:
+    if end >= frame_count:
+        last = frame_count - 1
+        fix = f"{start}-{last}" if start <= last else f"a range within 0-{last}"
         raise UsageError(
-            f"--frames {text}: starts at frame {start} but {path} has {frame_count} frames (0-{frame_count - 1})",
-            hint="use a range inside the clip",
+            f"{say('--frames', 'frames =')} {text}: {path} has {frame_count} frames (0-{last})",
+            hint=f"use {say('--frames', 'frames =')} {fix}" if start <= last else f"use {fix}",
         )
-    return start, min(end, frame_count - 1)
+    return start, end
 
 
 class _Chain:
@@ -123,6 +131,7 @@ class _Chain:
         t, c = time.perf_counter(), time.thread_time()
         matted = call(frame)
         self.times.engine += time.perf_counter() - t
+        self.times.engine_cpu += time.thread_time() - c
         self.cpu.engine += time.thread_time() - c
         for f in matted:
             t, c = time.perf_counter(), time.thread_time()
@@ -179,6 +188,9 @@ def run(
     """Matte one clip per ``config``. Returns the report; raises VmatteError subclasses on failure
     (the report of a failed run is attached as ``err.report``). A passed-in ``engine`` is reused, not closed."""
     report = Report(input=config.input)
+    notes = LibraryNotes()
+    if on_progress is not None:
+        report.listen(on_progress)
     cancel = cancel or threading.Event()
     t_start, c_start = time.perf_counter(), time.process_time()
     # a report path that would clobber an input is refused before anything, and then never written
@@ -187,8 +199,12 @@ def run(
     try:
         if report_error is not None:
             raise report_error
-        with cpu_thread_limit(config.pipeline.cpu_threads):
-            _run(config, engine, on_progress, cancel, report)
+        try:
+            with cpu_thread_limit(config.pipeline.cpu_threads), capture_warnings(notes):
+                _run(config, engine, on_progress, cancel, report)
+        finally:
+            for line in notes.take():  # library warnings: one counted line each, also on failure
+                report.warn(line)
         report.cpu.process = time.process_time() - c_start
     except Cancelled:
         err = Interrupted("cancelled")
@@ -271,14 +287,18 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
     from vmatte.io.decode import open_clip
     from vmatte.io.encode import check_output_path, open_writer, resolve_output_path
     from vmatte.io.masks import load_keyframes
-    from vmatte.propagate import Propagator
+    from vmatte.propagate import make_propagator
 
     emit_progress = on_progress or (lambda event: None)
     if not config.input:
-        raise UsageError("no input clip given", hint="vmatte run CLIP --masks DIR")
+        raise UsageError(
+            "no input clip given", hint=say("vmatte run CLIP --masks DIR", "set RunConfig(input=...)")
+        )
     if not config.masks:
         raise UsageError(
-            "no keyframe masks given", hint="pass --masks DIR (a folder of masks named by frame number)"
+            "no keyframe masks given",
+            hint=say("pass --masks DIR", "set RunConfig(masks=DIR)")
+            + " (a folder of masks named by frame number)",
         )
 
     # 1. everything that can be wrong with the inputs, before any model loads
@@ -289,14 +309,21 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
     start, end = resolve_range(config.frames, info.frame_count, info.path)
     report.frame_range = [start, end]
     keyframes = load_keyframes(config.masks, info)
+    report.keyframes = {Path(k.path).name: n for n, k in sorted(keyframes.items.items())}
+    emit_progress(message_event("info", keyframes.mapping()))
     for w in getattr(keyframes, "warnings", []) or []:
         report.warn(w)
     if not config.outputs:
-        raise UsageError("no outputs configured", hint="pass -o OUT or a --pipeline preset")
+        raise UsageError(
+            "no outputs configured",
+            hint=say(
+                "pass -o OUT or a --pipeline preset", "set RunConfig(outputs=(OutputConfig(path=...),))"
+            ),
+        )
     finals = []
     masks_dir = Path(config.masks).resolve()
     for out_cfg in config.outputs:
-        final = resolve_output_path(out_cfg, info)
+        final = resolve_output_path(out_cfg, info, (start, end))
         if final in finals:
             raise UsageError(
                 f"{final}: two outputs write to the same path", hint="give each output its own path"
@@ -308,6 +335,12 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
                 hint="choose another -o path; inputs are never overwritten",
             )
         check_output_path(final, info, overwrite=config.overwrite)
+        if out_cfg.content == "composite":
+            from vmatte.io.compose import check_background
+
+            check_background(
+                out_cfg.background
+            )  # a typo'd colour is a usage error, found before the model loads
         finals.append(final)
     report.outputs = [str(p) for p in finals]
     report.times.probe = time.perf_counter() - t
@@ -322,13 +355,15 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
     decode_start, decode_end = context_range(start, end, info.frame_count, list(keyframes.indices), config)
 
     # 2. propagation pass (worker thread) while the engine loads (main thread owns the model/GPU)
-    propagator = Propagator(
+    propagator = make_propagator(
         clip,
         keyframes,
         config.propagate,
         frame_range=(decode_start, decode_end),
         cancel=cancel,
         max_corrupt=config.pipeline.max_corrupt_frames,
+        on_warning=report.warn,
+        probe_timeout_s=config.engine.hub_probe_timeout_s,
     )
     t = time.perf_counter()
 
@@ -337,7 +372,7 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
         try:
             propagator.prepare(
                 on_progress=lambda done, total: emit_progress(
-                    {"stage": "propagate", "done": done, "total": total}
+                    {"event": "progress", "stage": "propagate", "done": done, "total": total}
                 )
             )
         finally:
@@ -352,8 +387,15 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
             from vmatte.engine import load_engine
 
             t_load = time.perf_counter()
-            engine = load_engine(config.engine, on_warning=report.warn)
+            engine = load_engine(
+                config.engine,
+                on_warning=report.warn,
+                on_info=lambda m: emit_progress(message_event("info", m)),
+            )
             report.times.load_engine = time.perf_counter() - t_load
+        else:
+            for w in getattr(engine, "load_warnings", ()):  # e.g. a reused engine that fell back to classic
+                report.warn(w)
     except BaseException:
         stop_prepare.set()
         try:
@@ -362,6 +404,8 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
             pass  # the engine's error is the one to report
         raise
     join_prepare()  # its error (bad clip mid-way, cancel) surfaces here
+    for w in propagator.warnings:
+        report.warn(w)
     report.times.propagate_prepare = time.perf_counter() - t
     report.engine = dict(engine.describe())
 
@@ -374,11 +418,27 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
     total = end - start + 1
     t_stream = time.perf_counter()
 
+    first_done: list[float] = []  # when the first frame was written
+
     def progress_written(done: int) -> None:
-        elapsed = time.perf_counter() - t_stream
-        fps = done / elapsed if elapsed > 0 else 0.0
-        eta = (total - done) / fps if fps > 0 else None
-        emit_progress({"stage": "matte", "done": done, "total": total, "fps": round(fps, 3), "eta_s": eta})
+        now = time.perf_counter()
+        if not first_done:
+            first_done.append(now)
+        fps = done / (now - t_stream) if now > t_stream else 0.0
+        # the rate after the first frame: the first one pays for filling the pipeline (and any warm-up), so an
+        # ETA from it alone is absurd; none is given until a second frame is done
+        steady = (done - 1) / (now - first_done[0]) if done > 1 and now > first_done[0] else 0.0
+        eta = (total - done) / steady if steady > 0 else None
+        emit_progress(
+            {
+                "event": "progress",
+                "stage": "matte",
+                "done": done,
+                "total": total,
+                "fps": round(fps, 3),
+                "eta_s": eta,
+            }
+        )
 
     writers: list = []
     sink = None
@@ -456,6 +516,10 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
             for w in writers:
                 with contextlib.suppress(Exception):
                     w.abort()
+        engine_notes = getattr(engine, "library_notes", None)
+        if engine_notes is not None:
+            for line in engine_notes.take():
+                report.warn(line)
         if own_engine and engine is not None:
             engine.close()
         elif engine is not None:
@@ -485,3 +549,6 @@ def _remove_output(writer) -> None:
     for f in paths:
         with contextlib.suppress(OSError):
             Path(f).unlink()
+    from vmatte.io.writers.common import remove_empty_folders
+
+    remove_empty_folders(list(getattr(writer, "created_dirs", None) or []))

@@ -272,16 +272,33 @@ class AnyEvent:
         return any(e.is_set() for e in self._events)
 
 
+# The cap in force (0 = none) and torch's pool size before vmatte capped it; torch usually loads *inside* the
+# capped block (the engine is built after validation), so the engine loader calls cap_torch() once it has torch.
+_cap: dict[str, int | None] = {"n": 0, "torch_before": None}
+
+
+def cap_torch() -> None:
+    """Apply the cap of the enclosing :func:`cpu_thread_limit` block to torch, if torch is loaded now and was not
+    capped yet. Engines call this right after importing torch; outside a capped block it does nothing."""
+    torch = sys.modules.get("torch")
+    n = _cap["n"] or 0
+    if n <= 0 or torch is None or _cap["torch_before"] is not None:
+        return
+    _cap["torch_before"] = torch.get_num_threads()
+    torch.set_num_threads(n)
+
+
 @contextlib.contextmanager
 def cpu_thread_limit(n: int) -> Iterator[dict[str, int]]:
     """Cap the numeric libraries' own thread pools at ``n`` threads while the block runs, then restore them.
 
     n = 0 leaves every pool as it is (the libraries default to all cores). The pools capped are OpenCV's
-    (flow, resizes, morphology), torch's intra-op pool on CPU and BLAS/OpenMP (numpy, scipy, through
-    threadpoolctl). Why: vmatte already runs decode, propagation, matting, smoothing and encode in parallel
-    threads, so a farm task given N cores that also lets every library start one thread per core of the
-    *machine* oversubscribes it, and two tasks on one node slow each other down. Yields what was set.
-    The caps are process-wide: do not run two differently capped runs in one process at once.
+    (flow, resizes, morphology), torch's intra-op pool on CPU (now if loaded, else when the engine loads it:
+    :func:`cap_torch`) and BLAS/OpenMP (numpy, scipy, through threadpoolctl). Why: vmatte already runs decode,
+    propagation, matting, smoothing and encode in parallel threads, so a farm task given N cores that also lets
+    every library start one thread per core of the *machine* oversubscribes it, and two tasks on one node slow
+    each other down. Yields what was set. The caps are process-wide: do not run two differently capped runs in
+    one process at once.
     """
     if n <= 0:
         yield {}
@@ -289,16 +306,16 @@ def cpu_thread_limit(n: int) -> Iterator[dict[str, int]]:
     import cv2
     from threadpoolctl import threadpool_limits
 
-    torch = sys.modules.get("torch")  # capped only if already loaded: never import torch for this
     before_cv = cv2.getNumThreads()
-    before_torch = torch.get_num_threads() if torch is not None else None
     cv2.setNumThreads(n)
-    if torch is not None:
-        torch.set_num_threads(n)
+    _cap["n"], _cap["torch_before"] = n, None
+    cap_torch()  # never imports torch: capped here only if already loaded
     try:
         with threadpool_limits(limits=n):
-            yield {"opencv": n, "torch": n if torch is not None else 0, "blas": n}
+            yield {"opencv": n, "torch": n, "blas": n}
     finally:
         cv2.setNumThreads(before_cv)
+        torch, before_torch = sys.modules.get("torch"), _cap["torch_before"]
         if torch is not None and before_torch is not None:
             torch.set_num_threads(before_torch)
+        _cap["n"], _cap["torch_before"] = 0, None

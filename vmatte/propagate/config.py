@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal
 
@@ -44,6 +45,12 @@ class PropagateConfig:
         each with its own colour statistics (learnt over the cell widened by half a cell), backed by the
         keyframe's global model; 0 = the global model only. Local models separate a subject whose colours
         recur elsewhere in the background (DAVIS every-10 IoU 0.809 global -> 0.826 local).
+    propagator: "flow" (OpenCV DIS flow + colour models, no weights), "sam2" (SAM 2 video through transformers:
+        learned tracking, needs weights) or "auto" (sam2 when its weights are found offline or the hub answers a
+        short probe, flow otherwise with one warning). See vmatte.propagate.sam2.
+    propagator_model: SAM 2 weights: a hub id (found in the HF cache offline first) or a save_pretrained folder.
+    propagator_device: where SAM 2 runs: "auto" (CUDA in bf16 when available, else CPU in fp32), "cpu", "cuda",
+        "cuda:N".
     scene_cut: colour-histogram distance (total variation, 0-1, see vmatte.temporal.scenecut) between
         consecutive frames above which propagation does not carry masks across (0 disables).
     """
@@ -67,6 +74,9 @@ class PropagateConfig:
     color_model: float = 1.0
     color_zone: float = 0.06
     color_cell: float = 0.167
+    propagator: Literal["flow", "sam2", "auto"] = "flow"
+    propagator_model: str = "facebook/sam2.1-hiera-tiny"
+    propagator_device: str = "auto"
 
     def __post_init__(self) -> None:
         if self.work_size < 64:
@@ -87,6 +97,14 @@ class PropagateConfig:
             raise ValueError(
                 "color_model must be in [0, 1], color_zone in (0, 0.5) and color_cell in [0, 1], got "
                 f"{self.color_model}, {self.color_zone}, {self.color_cell}"
+            )
+        if self.propagator not in ("flow", "sam2", "auto"):
+            raise ValueError(f"propagator must be flow, sam2 or auto, got {self.propagator!r}")
+        if not self.propagator_model:
+            raise ValueError("propagator_model must name a hub id or a folder")
+        if not re.fullmatch(r"auto|cpu|cuda(:\d+)?", self.propagator_device):
+            raise ValueError(
+                f"propagator_device must be auto, cpu, cuda or cuda:N, got {self.propagator_device!r}"
             )
         if self.suggest_keyframes < 0 or self.max_feedback_lag < 0 or not (0 <= self.scene_cut <= 1):
             raise ValueError("suggest_keyframes and max_feedback_lag must be >= 0, scene_cut in [0, 1]")

@@ -14,15 +14,70 @@ from pathlib import Path
 
 import numpy as np
 
-from vmatte.errors import DiskFull, OutputError
+from vmatte.errors import DiskFull, OutputError, say
 from vmatte.frame import Frame
 from vmatte.io.compose import Background, composite, estimate_foreground, needs_foreground, premultiply
 from vmatte.io.config import OutputConfig
 
 
+def overwrite_hint() -> str:
+    """What to do about an existing output, in the caller's words (flags on the command line, fields in Python)."""
+    return say(
+        "pass --overwrite or choose another -o path",
+        "pass RunConfig(overwrite=True) or choose another OutputConfig(path=...)",
+    )
+
+
 def temp_path(final: Path) -> Path:
     """Hidden sibling of ``final`` with the same extension (muxers pick the format from it)."""
     return final.with_name(f".{final.stem}.vmatte-tmp-{os.getpid()}{final.suffix}")
+
+
+# Output folders this process created (outermost first): a failed or cancelled run removes them again when it
+# leaves them empty, so nothing of it stays behind (cli/run.py's forced-exit cleanup uses this list too).
+CREATED_FOLDERS: list[Path] = []
+
+
+def ensure_folder(folder: Path) -> list[Path]:
+    """``mkdir -p folder``; returns the folders it created (outermost first) and records them in
+    :data:`CREATED_FOLDERS`. OSError becomes a one-line OutputError."""
+    missing: list[Path] = []
+    p = Path(folder)
+    while not p.exists() and p != p.parent:
+        missing.append(p)
+        p = p.parent
+    missing.reverse()
+    made: list[Path] = []
+    for d in missing:
+        try:
+            d.mkdir()
+        except FileExistsError:
+            continue  # another process (a farm node writing another chunk) made it first: not ours
+        except OSError as exc:
+            remove_empty_folders(made)
+            raise OutputError(f"{d}: cannot create output folder ({exc.strerror or exc})") from None
+        made.append(d)
+    CREATED_FOLDERS.extend(made)
+    return made
+
+
+def keep_folders(folders: list[Path]) -> None:
+    """A writer finished: its folders hold a complete output now and are no longer this run's to remove."""
+    for d in folders:
+        if d in CREATED_FOLDERS:
+            CREATED_FOLDERS.remove(d)
+
+
+def remove_empty_folders(folders: list[Path] | None = None) -> None:
+    """Remove ``folders`` (default: every one in :data:`CREATED_FOLDERS`), innermost first, where empty."""
+    todo = list(CREATED_FOLDERS if folders is None else folders)
+    for d in sorted(todo, key=lambda p: len(p.parts), reverse=True):
+        try:
+            d.rmdir()
+        except OSError:
+            continue  # not empty (outputs of a good run, another chunk's frames) or already gone
+        if d in CREATED_FOLDERS:
+            CREATED_FOLDERS.remove(d)
 
 
 def oserror(exc: OSError, path: Path) -> Exception:

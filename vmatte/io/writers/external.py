@@ -7,14 +7,13 @@ Frames travel as raw 16-bit video inside a NUT stream (written by PyAV into ffmp
 carries each frame's pts: with ``-copyts`` and passthrough frame timing the encoded file keeps the input
 timestamps (variable frame rate survives), which a bare rawvideo pipe could not. Audio is taken from the input
 file by ffmpeg itself (copied, or re-encoded where the container needs it). The binary is found by
-:func:`ffmpeg_binary`: ``$VMATTE_FFMPEG`` or ``ffmpeg`` on PATH.
+:func:`vmatte.io.ffmpeg_exe.ffmpeg_binary`: ``$VMATTE_FFMPEG``, ``ffmpeg`` on PATH, else imageio-ffmpeg's.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import tempfile
 from pathlib import Path
@@ -23,8 +22,18 @@ from vmatte.errors import OutputError
 from vmatte.frame import Frame
 from vmatte.io.config import OutputConfig
 from vmatte.io.decode import ClipInfo
+from vmatte.io.ffmpeg_exe import ffmpeg_binary, require_ffmpeg
 from vmatte.io.formats import FormatSpec, output_depth
-from vmatte.io.writers.common import PixelSource, alpha_note, comment_for, remove_quietly, temp_path
+from vmatte.io.writers.common import (
+    PixelSource,
+    alpha_note,
+    comment_for,
+    ensure_folder,
+    keep_folders,
+    remove_empty_folders,
+    remove_quietly,
+    temp_path,
+)
 from vmatte.io.writers.video import _MATRIX, codec_options, color_tags, encoder_pix_fmt
 
 _SCALE_MATRIX = {
@@ -37,12 +46,7 @@ _SCALE_MATRIX = {
 }
 
 
-def ffmpeg_binary() -> str | None:
-    """Path of the ffmpeg executable the external writer would use ($VMATTE_FFMPEG, else PATH), or None."""
-    env = os.environ.get("VMATTE_FFMPEG")
-    if env:
-        return env if os.path.isfile(env) and os.access(env, os.X_OK) else None
-    return shutil.which("ffmpeg")
+__all__ = ["FfmpegWriter", "ffmpeg_binary", "ffmpeg_version"]
 
 
 def ffmpeg_version(binary: str) -> tuple[int, int]:
@@ -68,12 +72,7 @@ class FfmpegWriter:
         threads: int = 0,
         frame_range: tuple[int, int] | None = None,
     ) -> None:
-        binary = ffmpeg_binary()
-        if binary is None:
-            raise OutputError(
-                f"{final}: writer = 'ffmpeg' but no ffmpeg executable was found",
-                hint="install ffmpeg (e.g. apt-get install ffmpeg), set VMATTE_FFMPEG=/path/to/ffmpeg, or use writer = 'pyav'",
-            )
+        binary = require_ffmpeg(f"{final}: writer = 'ffmpeg'")
         if spec.kind != "video":
             raise OutputError(
                 f"{final}: writer = 'ffmpeg' writes video files, not '{spec.name}' sequences",
@@ -94,6 +93,7 @@ class FfmpegWriter:
         self._tmp = temp_path(final)
         self._range = frame_range
         self._proc: subprocess.Popen | None = None
+        self.created_dirs: list[Path] = []
         self._mux = None
         self._vstream = None
         # ffmpeg's stderr goes to a file, not a pipe: a chatty encoder can never block on a full pipe
@@ -111,7 +111,7 @@ class FfmpegWriter:
             "pix_fmt": self.enc_pix,
             "threads": str(self.threads),
         }
-        for k, v in codec_options(spec, cfg).items():
+        for k, v in codec_options(spec, cfg, (info.width, info.height)).items():
             out_kwargs["b:v" if k == "b" else k] = v
         tags = color_tags(info, spec, self.enc_pix)
         matrix = _MATRIX.get(tags.get("colorspace", -1))
@@ -146,7 +146,8 @@ class FfmpegWriter:
             out_kwargs["vsync"] = "passthrough"
         out_kwargs["copyts"] = None
         # encode in the input's time base: the default 1/frame-rate would round VFR timestamps onto a grid
-        out_kwargs["enc_time_base"] = "-1"
+        # (spelled "-1" before FFmpeg 7, "demux" from 7 on, where "-1" is refused; git builds read as (0, 0))
+        out_kwargs["enc_time_base"] = "-1" if (0, 0) < (major, minor) < (7, 0) else "demux"
         # ffmpeg-python takes each option once: spell the same -metadata target several ways
         out_kwargs["metadata"] = f"comment={comment_for(cfg)}"
         if cfg.content == "rgba":
@@ -178,7 +179,8 @@ class FfmpegWriter:
         )
         args = ffmpeg.compile(out.overwrite_output(), cmd=self.binary)
         # global options first: options after the output name are ignored by ffmpeg
-        return [args[0], "-hide_banner", "-loglevel", "error", "-nostats", *args[1:]]
+        # -filter_threads 1: threaded swscale corrupts the first 8 px of rows at some sizes (vmatte/io/swscale.py)
+        return [args[0], "-hide_banner", "-loglevel", "error", "-nostats", "-filter_threads", "1", *args[1:]]
 
     def _muxer(self) -> str:
         return {".mov": "mov", ".mp4": "mp4", ".webm": "webm", ".mkv": "matroska"}[self.spec.ext]
@@ -193,6 +195,7 @@ class FfmpegWriter:
         import av
 
         args = self.command(first_time_s)
+        self.created_dirs = ensure_folder(self.path.parent)
         try:
             self._proc = subprocess.Popen(
                 args, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=self._log
@@ -254,8 +257,10 @@ class FfmpegWriter:
         self._log.close()
         if failure is not None:
             remove_quietly(self._tmp)
+            remove_empty_folders(self.created_dirs)
             raise failure
         self._tmp.replace(self.path)
+        keep_folders(self.created_dirs)
 
     def abort(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
@@ -264,3 +269,4 @@ class FfmpegWriter:
         self._pixels.close()
         self._log.close()
         remove_quietly(self._tmp)
+        remove_empty_folders(self.created_dirs)

@@ -1,22 +1,28 @@
 """Image-sequence writers: PNG (8/16 bit) and OpenEXR (half/float), one file per frame.
 
 File number = ``cfg.start_number + frame.index`` (clip frame index), so chunks of one shot rendered on different
-farm nodes land side by side in one folder. Each file is written to a hidden temp name and renamed when
-complete, so a partial file never stands under a frame's real name; ``abort`` (a failed run) also removes the
-frames this run wrote, so a retry of the same command starts clean.
+farm nodes land side by side in one folder. Each frame is written to a hidden temp name beside its final one
+(``.NAME.vmatte-tmp-PID.EXT``) and all of them are renamed into place by ``close``: while the run is going, and
+after it failed or was cancelled, no frame stands under a final name. ``abort`` removes the temporaries, any
+frames already renamed, and the output folders this writer created if they are left empty, so a retry of the
+same command starts clean. A path without ``%0Nd`` is a single image (one-frame runs).
 
 PNG: straight alpha is the PNG standard; a premultiplied PNG (non-standard, on request) is marked in a tEXt
 chunk ``vmatte:alpha``. Colour is the source's encoding (display-referred, usually sRGB/Rec.709).
 
 EXR: written by FFmpeg's exr encoder (PyAV; ZIP compression, half or float). Colour is converted to LINEAR
 light with the sRGB EOTF (the exact inverse of what decode.py applies when it reads an EXR), as compositors
-expect scene-linear EXR; premultiplication (if chosen) happens in linear light. The alpha convention and
-transfer are written as header attributes ``vmatte/alpha`` and ``vmatte/transfer``; EXR readers that know
-no such attribute ignore it. Alpha-only EXRs hold one channel ``Y`` (the matte, no transfer applied).
+expect scene-linear EXR. RGBA EXRs are ALWAYS premultiplied (in linear light), whatever ``premultiplied``
+says: OpenEXR defines its colour as associated with alpha and Nuke, Fusion, After Effects and Blender read it
+so, and one convention for ``-o x.%04d.exr`` and ``--pipeline exr-seq`` alike leaves nothing to guess. The
+alpha convention and transfer are written as header attributes ``vmatte/alpha`` and ``vmatte/transfer``; EXR
+readers that know no such attribute ignore it. Alpha-only EXRs hold one channel ``Y`` (the matte, no transfer
+applied).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import struct
 import zlib
@@ -32,7 +38,11 @@ from vmatte.io.formats import FormatSpec, output_depth
 from vmatte.io.writers.common import (
     PixelSource,
     alpha_note,
+    ensure_folder,
+    keep_folders,
     oserror,
+    overwrite_hint,
+    remove_empty_folders,
     remove_quietly,
     srgb_to_linear,
     temp_path,
@@ -40,7 +50,10 @@ from vmatte.io.writers.common import (
 
 
 def frame_file(pattern: Path, number: int) -> Path:
-    """``pattern`` (a path whose name holds one printf ``%0Nd``) with ``number`` filled in."""
+    """``pattern`` (a path whose name holds one printf ``%0Nd``) with ``number`` filled in; a name without one
+    is a single-image output (a one-frame run) and is returned as is."""
+    if "%" not in pattern.name:
+        return pattern
     return pattern.with_name(pattern.name % number)
 
 
@@ -135,6 +148,8 @@ class SequenceWriter:
         overwrite: bool = False,
         frame_range: tuple[int, int] | None = None,
     ) -> None:
+        if spec.name == "exr" and cfg.content == "rgba":
+            cfg = dataclasses.replace(cfg, premultiplied=True)  # the EXR convention (module docstring)
         self.path = pattern
         self.info = info
         self.cfg = cfg
@@ -149,11 +164,15 @@ class SequenceWriter:
                 if f.exists():
                     raise OutputError(
                         f"{f}: already exists (frame {index} of this run)",
-                        hint="pass --overwrite or choose another -o path",
+                        hint=overwrite_hint(),
                     )
-        self._pixels = PixelSource(cfg, info.start_time_s)
+        # EXR premultiplies in linear light, so its pixels are rendered straight and multiplied in _encode_exr
+        pix_cfg = dataclasses.replace(cfg, premultiplied=False) if spec.name == "exr" else cfg
+        self._pixels = PixelSource(pix_cfg, info.start_time_s)
         self._tmp: Path | None = None
-        self.written: list[Path] = []
+        self._pending: list[tuple[Path, Path]] = []  # (temp, final) of frames written, renamed by close()
+        self.written: list[Path] = []  # final names in place (after close)
+        self.created_dirs: list[Path] = []
         if spec.name == "exr":
             import av
 
@@ -177,11 +196,8 @@ class SequenceWriter:
         if img.ndim == 3:
             img = img.copy()
             col = img[..., :3]
-            if self.cfg.content == "rgba" and self.cfg.premultiplied:
-                # PixelSource premultiplied in display space; EXR premultiplies in linear light
-                a = img[..., 3:4]
-                col = np.where(a > 0, col / np.maximum(a, 1e-12), 0.0)
-                img[..., :3] = srgb_to_linear(col) * a
+            if self.cfg.content == "rgba":  # always premultiplied, in linear light
+                img[..., :3] = srgb_to_linear(col) * img[..., 3:4]
             else:
                 img[..., :3] = srgb_to_linear(col)
             if img.shape[2] == 3:
@@ -217,27 +233,43 @@ class SequenceWriter:
         else:
             data = self._encode_png(self._pixels.render_int(frame, self.depth))
         final = frame_file(self.path, self.cfg.start_number + frame.index)
+        if not self._pending:
+            self.created_dirs += ensure_folder(final.parent)
         self._tmp = temp_path(final)
         try:
             with open(self._tmp, "wb") as fh:
                 fh.write(data)
-            os.replace(self._tmp, final)
         except OSError as exc:
             remove_quietly(self._tmp)
             self._tmp = None
             raise oserror(exc, final) from None
+        self._pending.append((self._tmp, final))
         self._tmp = None
-        self.written.append(final)
 
     def close(self) -> None:
+        """Rename every frame into place (the sequence appears only now, complete)."""
         self._pixels.close()
+        for tmp, final in self._pending:
+            try:
+                os.replace(tmp, final)
+            except OSError as exc:
+                self.abort()
+                raise oserror(exc, final) from None
+            self.written.append(final)
+        self._pending = []
+        keep_folders(self.created_dirs)
 
     def abort(self) -> None:
-        """Remove the unfinished temp file and every frame file this writer wrote: a failed run leaves nothing,
-        so re-running the same command (a farm retry) does not stop on 'already exists'."""
+        """Remove the temporaries, every frame file this writer put in place, and the folders it created when
+        left empty: a failed run leaves nothing, so re-running the same command (a farm retry) does not stop
+        on 'already exists'."""
         remove_quietly(self._tmp)
         self._tmp = None
+        for tmp, _ in self._pending:
+            remove_quietly(tmp)
+        self._pending = []
         for f in self.written:
             remove_quietly(f)
         self.written = []
         self._pixels.close()
+        remove_empty_folders(self.created_dirs)

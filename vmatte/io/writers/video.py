@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,6 +20,7 @@ import numpy as np
 
 from vmatte.errors import OutputError
 from vmatte.frame import Frame
+from vmatte.io import swscale as sws
 from vmatte.io.config import OutputConfig
 from vmatte.io.decode import ClipInfo
 from vmatte.io.formats import FormatSpec, output_depth
@@ -25,7 +28,10 @@ from vmatte.io.writers.common import (
     PixelSource,
     alpha_note,
     comment_for,
+    ensure_folder,
+    keep_folders,
     oserror,
+    remove_empty_folders,
     remove_quietly,
     temp_path,
 )
@@ -72,8 +78,8 @@ def encoder_pix_fmt(spec: FormatSpec, content: str, depth: int) -> tuple[str, st
     return src, enc
 
 
-def codec_options(spec: FormatSpec, cfg: OutputConfig) -> dict[str, str]:
-    """Encoder options per format (user options win)."""
+def codec_options(spec: FormatSpec, cfg: OutputConfig, size: tuple[int, int] = (0, 0)) -> dict[str, str]:
+    """Encoder options per format (user options win); ``size`` = (width, height) in pixels, 0 = unknown."""
     base: dict[str, str] = {}
     if spec.name == "prores4444":
         # profile 4444 keeps alpha at 16 bits per sample; apl0 vendor so Apple tools trust the stream
@@ -91,7 +97,9 @@ def codec_options(spec: FormatSpec, cfg: OutputConfig) -> dict[str, str]:
         }
     elif spec.name == "ffv1":
         # level 3 + slices allow slice threads and per-slice CRCs (archival)
-        base = {"level": "3", "slices": "16", "slicecrc": "1", "g": "1"}
+        # 16 slices are a 4x4 grid: FFmpeg refuses it below 4 px in either direction (a 2x2 grid works at 2)
+        small = 0 < min(size) < 4
+        base = {"level": "3", "slices": "4" if small else "16", "slicecrc": "1", "g": "1"}
     elif spec.name == "png-mov":
         # zlib level 1: 7x faster than FFmpeg's default at 1080p for ~13 % larger files (as OpenCV's PNG default)
         base = {"compression_level": "1"}
@@ -215,6 +223,8 @@ class AudioPump:
 class VideoWriter:
     """One video file output via PyAV (formats: prores4444, vp9, qtrle, png-mov, ffv1, h264)."""
 
+    max_convert_workers = 4  # frames converted side by side (0: in the calling thread; benchmarks compare)
+
     def __init__(
         self,
         final: Path,
@@ -247,11 +257,14 @@ class VideoWriter:
         self._last_pts: int | None = None
         self._first = True
         container_opts = {"movflags": "use_metadata_tags"} if spec.ext in (".mov", ".mp4") else {}
+        self.created_dirs = ensure_folder(final.parent)
         try:
             self._out = av.open(str(self._tmp), "w", container_options=container_opts)
         except OSError as exc:
+            remove_empty_folders(self.created_dirs)
             raise oserror(exc, final) from None
         except av.error.FFmpegError as exc:
+            remove_empty_folders(self.created_dirs)
             raise OutputError(f"{final}: cannot create output ({exc})") from None
         try:
             self._setup(av, threads)
@@ -284,7 +297,7 @@ class VideoWriter:
         cc = s.codec_context
         for key, value in self._tags.items():
             setattr(cc, key, value)
-        s.options = codec_options(spec, cfg)
+        s.options = codec_options(spec, cfg, (info.width, info.height))
         if spec.name == "vp9" and cfg.content == "rgba":
             s.metadata["alpha_mode"] = "1"  # tells demuxers/decoders the BlockAdditional alpha plane exists
         if cfg.content == "rgba":
@@ -297,36 +310,48 @@ class VideoWriter:
         if info.rotation:
             s.set_display_rotation(info.rotation)
         self._stream = s
+        # RGB→encoder pixel conversion runs single-threaded per frame (vmatte/io/swscale.py), so frames are
+        # converted side by side instead: up to 4 in flight (the GIL is released in swscale), encoded in order
+        converts = self._enc_pix != self._src_fmt
+        workers = min(self.max_convert_workers, n) if converts and n > 1 else 0
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="vmatte-sws") if workers else None
+        self._depth = workers
+        self._inflight: deque = deque()  # (Future or converted frame, pts, time_s, index), in write order
         if cfg.audio and info.has_audio and info.kind == "video" and (spec.audio or spec.audio_fallback):
             self._audio = AudioPump(self._out, info, spec)
             if self._audio.note:
                 self.notes.append(self._audio.note)
                 log.warning("%s: %s", self.path, self._audio.note)
 
-    def _to_av(self, frame: Frame):
+    def _render(self, frame: Frame):
+        """av.VideoFrame in the ndarray input format; serial (composite backgrounds read a clip in order)."""
         import av
 
         wide = self._src_fmt in ("rgba64le", "rgb48le", "gray16le")
         img = self._pixels.render_int(frame, 16 if wide else 8)
         if img.ndim == 2 and not self._src_fmt.startswith("gray"):
             img = np.repeat(img[..., None], 3, axis=2)  # a matte in an RGB/YUV codec: R = G = B = alpha
-        vf = av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format=self._src_fmt)
+        return av.VideoFrame.from_ndarray(np.ascontiguousarray(img), format=self._src_fmt)
+
+    def _convert(self, vf):
+        """``vf`` converted to the encoder's pixel format (thread-safe: one swscale context per call)."""
         if self._enc_pix.startswith("yuv"):
-            vf = vf.reformat(
-                format=self._enc_pix, dst_colorspace=self._matrix, dst_color_range=self._tags["color_range"]
+            vf = sws.reformat(
+                vf,
+                format=self._enc_pix,
+                dst_colorspace=self._matrix,
+                dst_color_range=self._tags["color_range"],
             )
         elif self._enc_pix != self._src_fmt:
-            vf = vf.reformat(format=self._enc_pix)
+            vf = sws.reformat(vf, format=self._enc_pix)
         return vf
 
     def write(self, frame: Frame) -> None:
-        import av
-
         if (frame.height, frame.width) != (self.info.height, self.info.width):
             raise OutputError(
                 f"{self.path}: frame {frame.index} is {frame.width}x{frame.height}, expected {self.info.width}x{self.info.height}"
             )
-        vf = self._to_av(frame)
+        vf = self._render(frame)
         pts = frame.pts if frame.pts is not None else frame.index
         tb = frame.time_base or self.info.time_base
         if tb != self.info.time_base:
@@ -336,14 +361,24 @@ class VideoWriter:
                 self._last_pts + 1
             )  # muxers refuse non-increasing timestamps; the decoder normally fixed this
         self._last_pts = int(pts)
-        vf.pts = int(pts)
-        vf.time_base = self.info.time_base
         t = float(pts * self.info.time_base)
         if self._first and self._audio is not None and self._range is not None and self._range[0] > 0:
             self._audio.start_s = t
         self._first = False
         self._last_time = t
+        job = self._pool.submit(self._convert, vf) if self._pool is not None else self._convert(vf)
+        self._inflight.append((job, int(pts), t, frame.index))
+        while len(self._inflight) > self._depth:
+            self._encode_oldest()
+
+    def _encode_oldest(self) -> None:
+        import av
+
+        job, pts, t, index = self._inflight.popleft()
         try:
+            vf = job.result() if isinstance(job, Future) else job
+            vf.pts = pts
+            vf.time_base = self.info.time_base
             for packet in self._stream.encode(vf):
                 self._out.mux(packet)
             if self._audio is not None:
@@ -351,11 +386,18 @@ class VideoWriter:
         except OSError as exc:
             raise oserror(exc, self.path) from None
         except av.error.FFmpegError as exc:
-            raise OutputError(f"{self.path}: encoding frame {frame.index} failed ({exc})") from None
+            raise OutputError(f"{self.path}: encoding frame {index} failed ({exc})") from None
 
     def close(self) -> None:
         import av
 
+        try:
+            while self._inflight:
+                self._encode_oldest()
+        except BaseException:
+            self.abort()
+            raise
+        self._stop_pool()
         try:
             for packet in self._stream.encode(None):
                 self._out.mux(packet)
@@ -380,12 +422,23 @@ class VideoWriter:
             self._tmp.replace(self.path)
         except OSError as exc:
             remove_quietly(self._tmp)
+            remove_empty_folders(self.created_dirs)
             raise oserror(exc, self.path) from None
+        keep_folders(self.created_dirs)
+
+    def _stop_pool(self) -> None:
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
+            self._pool = None
 
     def abort(self) -> None:
+        self._stop_pool()
+        getattr(self, "_inflight", deque()).clear()
         if self._audio is not None:
             self._audio.close()
         with contextlib.suppress(Exception):
             self._out.close()
         self._pixels.close()
         remove_quietly(self._tmp)
+        remove_empty_folders(self.created_dirs)
