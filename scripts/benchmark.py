@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # bench_budget beside this file
 
 
 # -- measuring -------------------------------------------------------------------------------------------------
@@ -98,14 +99,18 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 # -- inputs ----------------------------------------------------------------------------------------------------
-def make_inputs(work: Path, width: int, height: int, frames: int, key_every: int):
-    """Synthetic clip (H.264), keyframe masks, and preloaded frames (rgb + band trimap) for (a)/(b)."""
+def make_inputs(work: Path, width: int, height: int, frames: int, key_every: int, subject: float = 0.15):
+    """Synthetic clip (H.264), keyframe masks, and preloaded frames (rgb + band trimap) for (a)/(b). The subject
+    (a disc) covers ``subject`` of the frame's area."""
+    import math
+
     import cv2
 
     from vmatte.frame import Frame
     from vmatte.testing import Scene, write_clip, write_masks
 
-    scene = Scene(width=width, height=height, frames=frames, speed=max(1.0, width / 400))
+    radius = math.sqrt(subject * width * height / math.pi) / min(width, height)
+    scene = Scene(width=width, height=height, frames=frames, speed=max(1.0, width / 400), radius=radius)
     clip = write_clip(work / f"clip_{width}x{height}.mp4", scene)
     keys = sorted({*range(0, frames, key_every), frames - 1})
     masks = write_masks(work / f"masks_{width}x{height}", scene, keys)
@@ -128,13 +133,17 @@ def bench_naive(model_dir: Path, frames, device: str, out_dir: Path) -> dict:
     import cv2
     import torch
     from transformers import VitMatteForImageMatting
-    from transformers.models.vitmatte.image_processing_pil_vitmatte import VitMatteImageProcessorPil
 
     try:  # the torchvision backend when installed (what VitMatteImageProcessor picks), else the PIL one
         import torchvision  # noqa: F401
         from transformers import VitMatteImageProcessor as Processor
     except ImportError:
-        Processor = VitMatteImageProcessorPil
+        try:
+            from transformers.models.vitmatte.image_processing_pil_vitmatte import (
+                VitMatteImageProcessorPil as Processor,
+            )
+        except ImportError:  # transformers releases before the PIL/torchvision split (the device has 5.17)
+            from transformers import VitMatteImageProcessor as Processor
     processor = Processor()
     model = VitMatteForImageMatting.from_pretrained(str(model_dir)).to(device).eval()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -230,6 +239,14 @@ def bench_e2e(engine, clip: Path, masks: Path, out: Path, content: str, device: 
         "host_peak_mb": rss.peak_mb,
         "busy_fraction": (busy / wall) if busy is not None else None,
         "stage_times_s": times,
+        # CPU outside the engine's push/flush (decode, propagation, smoothing, decontamination, encode). Only on
+        # CUDA: on the CPU the model runs in torch's worker threads, which no stage timer can tell apart
+        "non_model_cpu_s_per_frame": (cpu - report.cpu.engine) / max(1, report.frames_written)
+        if device.startswith("cuda")
+        else None,
+        "stage_cpu_s_per_frame": {
+            k: round(v / max(1, report.frames_written), 4) for k, v in vars(report.cpu).items()
+        },
     }
 
 
@@ -332,6 +349,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--precision", default="auto", choices=["auto", "fp32", "fp16", "bf16"])
     p.add_argument("--batch-size", type=int, default=0)
     p.add_argument(
+        "--crop-threshold",
+        type=float,
+        default=None,
+        help="engine crop_threshold (default: EngineConfig's; 0 = whole frames)",
+    )
+    p.add_argument("--subject", type=float, default=0.15, help="subject area as a fraction of the frame")
+    p.add_argument("--markdown", default="", help="also write the table as Markdown here")
+    p.add_argument(
         "--compile", action="store_true", help="torch.compile the engine's model (time reported apart)"
     )
     p.add_argument(
@@ -341,8 +366,11 @@ def main(argv: list[str] | None = None) -> int:
         help="engine CUDA memory cap (default: 24 for sizes above 2560 px wide, else none)",
     )
     p.add_argument(
-        "--skip", default="", help="comma list of parts to skip: naive, engine, e2e, matte, tiling, classic"
+        "--skip",
+        default="",
+        help="comma list of parts to skip: budget, naive, engine, e2e, matte, tiling, classic",
     )
+    p.add_argument("--budget-frames", type=int, default=12, help="frames per budget clip (FakeEngine)")
     p.add_argument(
         "--memory-test", action="store_true", help="only: host RSS with clip length (FakeEngine, 300 vs 3000)"
     )
@@ -378,6 +406,9 @@ def main(argv: list[str] | None = None) -> int:
     sizes = [parse_size(s) for s in (args.sizes or ("1920x1080,3840x2160" if cuda else "854x480")).split(",")]
     n_frames = args.frames or (48 if cuda else 8)
     skip = set(filter(None, args.skip.split(",")))
+    from vmatte.engine.config import EngineConfig
+
+    crop_threshold = EngineConfig().crop_threshold if args.crop_threshold is None else args.crop_threshold
     dev_name = (
         torch.cuda.get_device_name(torch.device(device))
         if cuda
@@ -389,6 +420,13 @@ def main(argv: list[str] | None = None) -> int:
     work = Path(args.work or tmp_ctx.name)
     work.mkdir(parents=True, exist_ok=True)
     try:
+        if "budget" not in skip:
+            import bench_budget
+
+            print(f"[budget] FakeEngine, {sizes} ...", file=sys.stderr, flush=True)
+            result["budget"] = bench_budget.run_budget(
+                sizes, args.budget_frames, max(2, args.budget_frames // 3), work
+            )
         for name in models:
             model_dir = save_random_model(work / f"vitmatte-{name}", name, seed=0)
             for w, h in sizes:
@@ -398,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
                     if args.memory_budget_gb is not None
                     else (24.0 if w > 2560 else 0.0)
                 )
-                clip, masks, frames = make_inputs(work, w, h, frames_here, args.key_every)
+                clip, masks, frames = make_inputs(work, w, h, frames_here, args.key_every, args.subject)
                 run: dict = {
                     "model": name,
                     "size": f"{w}x{h}",
@@ -417,6 +455,7 @@ def main(argv: list[str] | None = None) -> int:
                         tile=tile,
                         compile=args.compile,
                         memory_budget_gb=_budget,
+                        crop_threshold=crop_threshold,
                         source="random",
                     )
 
@@ -463,8 +502,62 @@ def main(argv: list[str] | None = None) -> int:
         if tmp_ctx is not None:
             tmp_ctx.cleanup()
     _table(result)
+    md = markdown(result)
+    if args.markdown:
+        Path(args.markdown).write_text(md)
     _emit(result, args.json)
     return 0
+
+
+def markdown(result: dict) -> str:
+    """The run as Markdown: one row per (model, size, part), then the budget table."""
+    lines = [
+        f"device: {result['device']}, torch {result['torch']}, precision {result['precision']}",
+        "",
+        "| model | size | part | frames/s | s/frame | CPU s/frame | non-model CPU s/frame | GPU peak MB "
+        "| host peak MB | busy |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    labels = {
+        "a_naive": "naive transformers loop",
+        "b_engine": "engine alone",
+        "c_e2e_prores": "e2e to ProRes 4444",
+        "d_e2e_matte": "e2e to alpha matte",
+        "classic_engine": "classic engine alone",
+    }
+    for run in result["runs"]:
+        for key, label in labels.items():
+            r = run.get(key)
+            if not r:
+                continue
+            if r.get("fps") is None:
+                lines.append(
+                    f"| {run['model']} | {run['size']} | {label} | {r.get('error', 'failed')} |||||||"
+                )
+                continue
+            lines.append(
+                f"| {run['model']} | {run['size']} | {label} | {_fmt(r['fps'], '.3f')} | {_fmt(r['s_per_frame'])} "
+                f"| {_fmt(r.get('cpu_s_per_frame'))} | {_fmt(r.get('non_model_cpu_s_per_frame'))} "
+                f"| {_fmt(r.get('gpu_peak_mb'), '.0f')} | {_fmt(r.get('host_peak_mb'), '.0f')} "
+                f"| {_fmt(r.get('busy_fraction'))} |"
+            )
+        notes = []
+        for k, label in (("ratio_c_over_a", "e2e/naive"), ("ratio_c_over_b", "e2e/engine")):
+            if k in run:
+                notes.append(f"{label} {run[k]:.2f}")
+        if "e_tiling" in run:
+            t = run["e_tiling"]
+            notes.append(
+                f"tiling {t['tile']} px: band max {t['max_abs_diff']:.4f} mean {t['mean_abs_diff']:.5f}"
+            )
+        eng = run.get("engine", {})
+        notes.append(f"frames cropped {eng.get('frames_cropped')}, batch {eng.get('batch_size')}")
+        lines.append(f"| {run['model']} | {run['size']} | notes: {'; '.join(notes)} |||||||")
+    if "budget" in result:
+        import bench_budget
+
+        lines += ["", bench_budget.table(result["budget"])]
+    return "\n".join(lines) + "\n"
 
 
 def _fmt(v, spec=".2f") -> str:
@@ -510,6 +603,10 @@ def _table(result: dict) -> None:
             f"batch {eng.get('batch_size')}, {eng.get('precision')}, compile {eng.get('compile_s')} s"
         )
         print(" " * 18 + "; ".join(extras))
+    if "budget" in result:
+        import bench_budget
+
+        print(bench_budget.table(result["budget"]))
 
 
 def _emit(result: dict, path: str) -> None:

@@ -44,6 +44,9 @@ def _run(engine, frames: list[Frame]) -> list[Frame]:
 def _engine(model_dir, **kw):
     kw.setdefault("device", "cpu")
     kw.setdefault("precision", "fp32")
+    kw.setdefault(
+        "crop_threshold", 0.0
+    )  # whole frames: these tests compare with transformers' full-frame path
     return load_engine(EngineConfig(name="vitmatte", model=str(model_dir), **kw))
 
 
@@ -51,7 +54,11 @@ def _engine(model_dir, **kw):
 def reference(tiny_vitmatte_dir):
     """transformers' own path: VitMatteImageProcessor + VitMatteForImageMatting (fp32), cropped and clamped."""
     from transformers import VitMatteForImageMatting
-    from transformers.models.vitmatte.image_processing_pil_vitmatte import VitMatteImageProcessorPil
+
+    try:
+        from transformers.models.vitmatte.image_processing_pil_vitmatte import VitMatteImageProcessorPil
+    except ImportError:  # older transformers (e.g. 5.17 on the GPU machine) has only the one processor
+        from transformers import VitMatteImageProcessor as VitMatteImageProcessorPil
 
     processor = VitMatteImageProcessorPil()  # the fallback VitMatteImageProcessor uses without torchvision
     model = VitMatteForImageMatting.from_pretrained(str(tiny_vitmatte_dir)).eval()

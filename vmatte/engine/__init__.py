@@ -109,6 +109,8 @@ def _vitmatte(cfg: EngineConfig, source: WeightsSource) -> BatchingEngine:
         compile=cfg.compile,
         attention=cfg.attention,
         memory_budget_gb=cfg.memory_budget_gb,
+        crop_threshold=cfg.crop_threshold,
+        crop_margin=cfg.crop_margin,
         source=source.describe(),
     )
 

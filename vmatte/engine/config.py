@@ -27,6 +27,10 @@ class EngineConfig:
         "eager" is transformers' own; "auto" = sdpa on CUDA, eager on CPU (where the wider q/k cost ~1.4x).
     memory_budget_gb: cap this process's CUDA memory (0 = 90 % of what is free when the engine loads); batch size,
         tiling and out-of-memory back-off keep the run inside it.
+    crop_threshold: vitmatte mattes a frame on a crop around its unknown band (plus ``crop_margin`` px) when that
+        crop covers at most this fraction of the frame, several crops batched; whole frames otherwise. 0 = always
+        whole frames.
+    crop_margin: px of context around the unknown band in a crop.
     """
 
     name: Literal["auto", "vitmatte", "classic"] = "auto"
@@ -40,6 +44,8 @@ class EngineConfig:
     hub_probe_timeout_s: float = 3.0
     attention: Literal["auto", "sdpa", "eager"] = "auto"
     memory_budget_gb: float = 0.0
+    crop_threshold: float = 0.6
+    crop_margin: int = 64
 
     def __post_init__(self) -> None:
         if self.batch_size < 0:
@@ -52,3 +58,5 @@ class EngineConfig:
             raise ValueError(f"attention must be auto, sdpa or eager, got {self.attention!r}")
         if self.hub_probe_timeout_s < 0 or self.memory_budget_gb < 0:
             raise ValueError("hub_probe_timeout_s and memory_budget_gb must be >= 0")
+        if not 0.0 <= self.crop_threshold <= 1.0 or self.crop_margin < 0:
+            raise ValueError("crop_threshold must be in [0, 1] and crop_margin >= 0")

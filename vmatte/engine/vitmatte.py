@@ -28,6 +28,7 @@ import torch
 import torch.nn.functional as F
 
 from vmatte.engine.base import BatchingEngine
+from vmatte.engine.crops import common_boxes, crop_box, paste
 from vmatte.engine.cuda import DeviceRunner, Ticket, cap_process_memory, uncap_process_memory
 from vmatte.errors import DeviceError, OutOfMemory
 from vmatte.frame import TRIMAP_UNKNOWN, Frame
@@ -181,6 +182,9 @@ class VitMatteEngine(BatchingEngine):
             (transformers' own), "auto" = sdpa on CUDA, eager on CPU (measured ~1.4x slower there).
         channels_last: NHWC convolutions; None = on for CUDA.
         memory_budget_gb: cap this process's CUDA memory (0 = 90 % of what is free at load time).
+        crop_threshold: matte a frame on a crop around its unknown band (plus ``crop_margin`` px of context)
+            when that crop covers at most this fraction of the frame; 0 = always whole frames (see ``crops.py``).
+        crop_margin: context px around the band in a crop.
         source: a description of where the weights came from (for ``describe``).
     """
 
@@ -199,9 +203,14 @@ class VitMatteEngine(BatchingEngine):
         attention: str = "auto",
         channels_last: bool | None = None,
         memory_budget_gb: float = 0.0,
+        crop_threshold: float = 0.0,
+        crop_margin: int = 64,
         source: str = "",
     ) -> None:
         super().__init__()
+        self.crop_threshold = float(crop_threshold)
+        self.crop_margin = int(crop_margin)
+        self.frames_cropped = 0
         self.device = resolve_device(device)
         self.dtype = resolve_precision(precision, self.device)
         self.runner = DeviceRunner(self.device)
@@ -368,6 +377,21 @@ class VitMatteEngine(BatchingEngine):
         for (h, w), group in groups.items():
             self._plan_size(h, w)
             if not self._tile_for(h, w):
+                boxes = [crop_box(f.trimap, self.crop_margin, self.crop_threshold) for f in group]
+                cropped = [(f, b) for f, b in zip(group, boxes) if b is not None]
+                group = [f for f, b in zip(group, boxes) if b is None]
+                if cropped:
+                    # one common crop size per batch, so the crops stack into one forward
+                    common = common_boxes([b for _, b in cropped], h, w)
+                    items = [
+                        (f.rgb_u8()[y0:y1, x0:x1], f.trimap[y0:y1, x0:x1])
+                        for (f, _), (y0, y1, x0, x1) in zip(cropped, common)
+                    ]
+                    frames_c = [f for f, _ in cropped]
+                    parts.append(("crop", (frames_c, common, self._submit(items))))
+                    self.frames_cropped += len(frames_c)
+                if not group:
+                    continue
                 try:
                     items = [(f.rgb_u8(), f.trimap) for f in group]
                     parts.append(("whole", (group, self._submit(items))))
@@ -387,6 +411,11 @@ class VitMatteEngine(BatchingEngine):
                 alphas = [a for t in tickets for a in self.runner.wait(t)]
                 for f, a in zip(group, alphas):
                     out[order[id(f)]] = a
+            elif kind == "crop":
+                group, boxes, tickets = payload
+                alphas = [a for t in tickets for a in self.runner.wait(t)]
+                for f, box, a in zip(group, boxes, alphas):
+                    out[order[id(f)]] = paste(a, box, f.trimap)
             else:
                 out[order[id(payload.frame)]] = self._blend(payload)
         return out  # type: ignore[return-value]
@@ -474,6 +503,8 @@ class VitMatteEngine(BatchingEngine):
                 "oom_backoffs": self.oom_backoffs,
                 "frames_matted": self.frames_matted,
                 "frames_trivial": self.frames_trivial,
+                "frames_cropped": self.frames_cropped,
+                "crop_threshold": self.crop_threshold,
                 "device_compute_s": round(self.runner.compute_s, 3),
                 "pinned_mb": round(self.runner.pinned_bytes / 2**20, 1),
             }

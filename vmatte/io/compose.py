@@ -3,7 +3,7 @@
 Decontamination: a pixel in the soft band is ``I = a F + (1 - a) B``. Writing ``I`` as the colour of an RGBA
 output bakes the old background ``B`` into the edge, which shows as a fringe (halo) once the element is put over
 anything else. :func:`estimate_foreground` solves for ``F`` with pymatting's multilevel foreground estimation,
-only inside the bounding box of the soft band (plus a margin), so the cost follows the band, not the frame.
+only on tiles of the soft band (plus a margin), so the cost follows the band, not the frame.
 
 All images here are float32 in [0, 1]; (H, W, 3) colour, (H, W) alpha. Never imports torch or av at import
 time (clip backgrounds import av when opened).
@@ -64,25 +64,15 @@ def estimate_foreground(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
         rgb: (H, W, 3) float32 in [0, 1], the observed frame (straight colour).
         alpha: (H, W) float32 in [0, 1].
     Returns:
-        (H, W, 3) float32 in [0, 1]: ``rgb`` outside the soft band's bounding box (there, alpha is 0 or 1 and
-        the observed colour already is the foreground), pymatting's ``estimate_foreground_ml`` inside it.
+        (H, W, 3) float32 in [0, 1]: pymatting's ``estimate_foreground_ml`` on the soft band's tiles (each run
+        of 32-px tiles holding pixels with 0 < alpha < 1, solved with 8 px of context: see
+        :mod:`vmatte.io.foreground`), ``rgb`` everywhere else and wherever alpha is 1 (there, the observed
+        colour already is the foreground). The cost follows the band's area, not the frame's or the band's
+        bounding box's.
     """
-    from pymatting import estimate_foreground_ml
+    from vmatte.io.foreground import foreground_ml
 
-    out = np.array(rgb, dtype=np.float32, copy=True)
-    box = soft_band_box(alpha)
-    if box is None:
-        return out
-    y0, y1, x0, x1 = box
-    img = rgb[y0:y1, x0:x1].astype(np.float64)
-    a = alpha[y0:y1, x0:x1].astype(np.float64)
-    fg = estimate_foreground_ml(img, a)
-    fg = np.clip(fg, 0.0, 1.0).astype(np.float32)
-    # keep the observed colour where alpha is 1: it *is* the foreground there (the solver only smooths it)
-    solid = a >= _SOFT_HI
-    fg[solid] = rgb[y0:y1, x0:x1][solid]
-    out[y0:y1, x0:x1] = fg
-    return out
+    return foreground_ml(rgb, alpha)
 
 
 def premultiply(color: np.ndarray, alpha: np.ndarray) -> np.ndarray:

@@ -36,6 +36,22 @@ class StageTimes:
 
 
 @dataclass
+class StageCPU:
+    """CPU seconds per stage, measured with ``time.thread_time`` in the thread that runs the stage (so a stage's
+    figure excludes time its thread spent waiting). ``process`` is the whole process (``time.process_time``,
+    every thread: the stages above plus decode, the propagation helpers and native worker threads such as
+    FFmpeg's frame threads and OpenCV's pool, which no Python timer sees)."""
+
+    propagate_prepare: float = 0.0  # the pre-pass thread (its own helper threads are not included)
+    propagate: float = 0.0  # main thread: per-frame trimaps + alpha feedback
+    engine: float = 0.0  # main thread: push/flush (model work on a GPU is not CPU time)
+    smooth: float = 0.0  # main thread
+    decontaminate: float = 0.0  # encode thread: foreground estimation
+    write: float = 0.0  # encode thread: the writers (their native encoder threads are in ``process`` only)
+    process: float = 0.0
+
+
+@dataclass
 class Report:
     """Summary of one run. ``status`` is "ok", "error" or "cancelled"; ``exit_code`` matches the CLI's."""
 
@@ -48,6 +64,7 @@ class Report:
     height: int = 0
     engine: dict[str, Any] = field(default_factory=dict)
     times: StageTimes = field(default_factory=StageTimes)
+    cpu: StageCPU = field(default_factory=StageCPU)
     warnings: list[str] = field(default_factory=list)
     keyframes: dict[str, int] = field(default_factory=dict)  # mask file name -> the clip frame it was read as
     corrupt_frames: list[int] = field(default_factory=list)

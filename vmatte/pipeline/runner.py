@@ -93,11 +93,13 @@ class _Chain:
         self.smoother = smoother
         self.emit = emit
         self.times = report.times
+        self.cpu = report.cpu
 
     def push(self, frame: Frame) -> None:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         trimapped = self.propagator.push(frame)
         self.times.propagate += time.perf_counter() - t
+        self.cpu.propagate += time.thread_time() - c
         for f in trimapped:
             if not f.keyframe:
                 self._matte(self.engine.push, f)
@@ -110,16 +112,18 @@ class _Chain:
             self._matte(lambda _: self.engine.flush(), None)
 
     def flush(self) -> None:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         trimapped = self.propagator.flush()
         self.times.propagate += time.perf_counter() - t
+        self.cpu.propagate += time.thread_time() - c
         for f in trimapped:
             self._matte(self.engine.push, f)
         self._matte(lambda _: self.engine.flush(), None)
         if self.smoother is not None:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.thread_time()
             out = self.smoother.flush()
             self.times.smooth += time.perf_counter() - t
+            self.cpu.smooth += time.thread_time() - c
             for f in out:
                 self.emit(f)
 
@@ -128,16 +132,19 @@ class _Chain:
         matted = call(frame)
         self.times.engine += time.perf_counter() - t
         self.times.engine_cpu += time.thread_time() - c
+        self.cpu.engine += time.thread_time() - c
         for f in matted:
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.thread_time()
             self.propagator.observe(f)  # alpha feedback for the next trimaps
             self.times.propagate += time.perf_counter() - t
+            self.cpu.propagate += time.thread_time() - c
             if self.smoother is None:
                 self.emit(f)
                 continue
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.thread_time()
             out = self.smoother.push(f)
             self.times.smooth += time.perf_counter() - t
+            self.cpu.smooth += time.thread_time() - c
             for g in out:
                 self.emit(g)
 
@@ -159,12 +166,15 @@ class _Output:
             self.fg_fn = estimate_foreground
 
     def __call__(self, frame: Frame) -> None:
-        t = time.perf_counter()
+        t, c = time.perf_counter(), time.thread_time()
         if self.fg_fn is not None and frame.alpha is not None:
             frame = frame.replace(foreground=self.fg_fn(frame.rgb_float(), frame.alpha))
+        c1 = time.thread_time()
         for w in self.writers:
             w.write(frame)
         self.report.times.encode += time.perf_counter() - t
+        self.report.cpu.decontaminate += c1 - c
+        self.report.cpu.write += time.thread_time() - c1
         self.report.frames_written += 1
         self.progress(self.report.frames_written)
 
@@ -182,7 +192,7 @@ def run(
     if on_progress is not None:
         report.listen(on_progress)
     cancel = cancel or threading.Event()
-    t_start = time.perf_counter()
+    t_start, c_start = time.perf_counter(), time.process_time()
     # a report path that would clobber an input is refused before anything, and then never written
     report_error = _check_report_path(config)
     write_report = bool(config.report) and report_error is None
@@ -195,6 +205,7 @@ def run(
         finally:
             for line in notes.take():  # library warnings: one counted line each, also on failure
                 report.warn(line)
+        report.cpu.process = time.process_time() - c_start
     except Cancelled:
         err = Interrupted("cancelled")
         _fail(report, err)
@@ -357,11 +368,15 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
     t = time.perf_counter()
 
     def prepare() -> None:
-        propagator.prepare(
-            on_progress=lambda done, total: emit_progress(
-                {"event": "progress", "stage": "propagate", "done": done, "total": total}
+        c = time.thread_time()
+        try:
+            propagator.prepare(
+                on_progress=lambda done, total: emit_progress(
+                    {"event": "progress", "stage": "propagate", "done": done, "total": total}
+                )
             )
-        )
+        finally:
+            report.cpu.propagate_prepare += time.thread_time() - c
 
     stop_prepare = threading.Event()  # set when the engine fails to load: the pass's result is not needed
     propagator.cancel = AnyEvent(cancel, stop_prepare)
