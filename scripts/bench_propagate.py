@@ -270,7 +270,9 @@ def main() -> int:
                 mean["vmatte"]["cpu_ms_per_frame"] = tot_cpu / tot_frames
             report["runs"][label] = {"clips": per, "mean": mean}
             print(f"\n{label} (mean over {len(clips)} clips, load avg {os.getloadavg()[0]:.1f})")
-            print(f"{'method':10s} {'IoU':>6s} {'hard':>6s} {'recall':>7s} {'unk':>6s} {'worst10':>7s} {'fps':>7s}")
+            print(
+                f"{'method':10s} {'IoU':>6s} {'hard':>6s} {'recall':>7s} {'unk':>6s} {'worst10':>7s} {'fps':>7s}"
+            )
             for m in args.methods:
                 r = mean[m]
                 print(
