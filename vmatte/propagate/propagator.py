@@ -744,7 +744,11 @@ class Propagator:
             soft |= has_b & (pb > lo_) & (pb < hi_)
             unknown |= soft
         if self.r_in > 0:
-            unknown &= ~(d > self._inner_reach(d))
+            # the body is decided only where some evidence backs it: a reliable direction or the colour models
+            backed = rel > 0.3
+            if pc is not None:
+                backed |= np.nan_to_num(pc, nan=0.0) > 0.6
+            unknown &= ~((d > self._inner_reach(d)) & backed)
             # two reliable directions that contradict each other (keyframes that disagree) stay unknown
             unknown |= near & both & (rf > 0.5) & (rb > 0.5) & (gap > 0.5)
         if cfg.unknown_disagreement:
