@@ -32,7 +32,17 @@ class KeypointMotion:
 
     def estimate(self, src: np.ndarray, dst: np.ndarray, region: np.ndarray) -> np.ndarray | None:
         """2x3 float32 transform taking ``region`` ((H, W) bool, on ``src``) to where it lies in ``dst``, or
-        None when too few consistent matches support one."""
+        None when too few consistent matches support one. A large subject's keypoints are found at half size (a
+        bulk motion needs no finer detail; ORB was the largest cost of this fallback at full size)."""
+        # large subjects only: a small one has too few keypoints left at half size
+        half = int(region.sum()) > 16000
+        if half:
+            src = cv2.resize(src, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+            dst = cv2.resize(dst, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+            size = (src.shape[1], src.shape[0])
+            region = cv2.resize(region.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+        if not region.any():
+            return None
         m = cv2.dilate(region.astype(np.uint8) * 255, np.ones((7, 7), np.uint8))
         kp1, d1 = self.orb.detectAndCompute(src, m)
         if d1 is None or len(kp1) < _MIN_INLIERS:
@@ -49,10 +59,15 @@ class KeypointMotion:
             return None
         a = np.float32([kp1[x.queryIdx].pt for x in matches])
         b = np.float32([kp2[x.trainIdx].pt for x in matches])
-        tf, inl = cv2.estimateAffinePartial2D(a, b, method=cv2.RANSAC, ransacReprojThreshold=3.0)
+        tf, inl = cv2.estimateAffinePartial2D(
+            a, b, method=cv2.RANSAC, ransacReprojThreshold=1.5 if half else 3.0
+        )
         if tf is None or inl is None or int(inl.sum()) < _MIN_INLIERS or inl.mean() < 0.3:
             return None
-        return tf.astype(np.float32)
+        tf = tf.astype(np.float32)
+        if half:
+            tf[:, 2] *= 2.0  # back to full-size pixel coordinates (rotation and scale are size-free)
+        return tf
 
 
 def carry(
