@@ -49,11 +49,20 @@ def mask_to_trimap(mask: np.ndarray, radius_px: float, keep_thin: bool = False) 
         m = (mask > 0).astype(np.uint8)
         k = max(1, int(np.ceil(radius_px)))
         disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1))
-        for part, label in ((m, TRIMAP_FG), (1 - m, TRIMAP_BG)):
-            wide = cv2.morphologyEx(part, cv2.MORPH_OPEN, disk)
-            thin = (part > 0) & (cv2.dilate(wide, disk) == 0)
-            out[thin] = label
-            band &= ~thin
+        ring = np.ones((3, 3), np.uint8)
+        near_wide, thin = {}, {}
+        for name, part in (("fg", m), ("bg", 1 - m)):
+            near_wide[name] = cv2.dilate(cv2.morphologyEx(part, cv2.MORPH_OPEN, disk), disk) > 0
+            thin[name] = (part > 0) & ~near_wide[name]
+        out[thin["fg"]] = TRIMAP_FG
+        out[thin["bg"]] = TRIMAP_BG
+        band &= ~(thin["fg"] | thin["bg"])
+        # beside a thin part the other label is the user's word too: only a 1-px ring stays unknown (a full
+        # band around a kite line was matted into a line three times as wide)
+        for name, other, label in (("fg", m == 0, TRIMAP_BG), ("bg", m > 0, TRIMAP_FG)):
+            side = band & other & ~near_wide[name] & ~(cv2.dilate(thin[name].astype(np.uint8), ring) > 0)
+            out[side] = label
+            band &= ~side
     out[band] = TRIMAP_UNKNOWN
     return out
 
