@@ -10,6 +10,8 @@ Metrics (per clip: IoU is the mean over scored frames, the others are ratios of 
 - hard: (definite-FG pixels that are GT background + definite-BG pixels that are GT foreground) / GT FG area.
 - recall: share of GT boundary pixels (a 2-px band: 3x3 dilation XOR 3x3 erosion of GT) inside the unknown band.
 - unk: unknown area / GT FG area.
+- worst10: mean IoU over the worst decile of scored frames (at least one frame): fast-motion failures that
+  the clip mean averages away.
 - fps: frames per second of the whole method run (decode + flow + blend + full-res output), wall clock.
 Methods: vmatte (Propagator), nearest (nearest keyframe copied), forward (binary mask chained forward with DIS
 flow from the previous keyframe, frames before it copy the first keyframe). Baselines use a fixed 8 px band.
@@ -61,8 +63,11 @@ def new_acc() -> dict:
 
 def finish(acc: dict) -> dict:
     fg = max(acc["fg"], 1)
+    ious = np.sort(np.asarray(acc["iou"], np.float64))
+    worst = ious[: max(1, len(ious) // 10)]
     return {
         "iou": float(np.mean(acc["iou"])) if acc["iou"] else float("nan"),
+        "worst10": float(worst.mean()) if len(ious) else float("nan"),
         "hard": acc["hard"] / fg,
         "recall": acc["edge_in"] / max(acc["edge"], 1),
         "unk": acc["unk"] / fg,
@@ -240,7 +245,7 @@ def main() -> int:
         "load_1min": os.getloadavg()[0],
         "runs": {},
     }
-    cols = ("iou", "hard", "recall", "unk", "fps")
+    cols = ("iou", "hard", "recall", "unk", "worst10", "fps")
     try:
         for every in args.every:
             label = "first-frame" if every == 0 else f"every-{every}"
@@ -251,6 +256,7 @@ def main() -> int:
                     f"  {label:12s} {name:20s} "
                     + "  ".join(
                         f"{m}: iou {r['iou']:.3f} hard {r['hard']:.3f} rec {r['recall']:.3f} unk {r['unk']:.2f}"
+                        f" w10 {r['worst10']:.3f}"
                         for m, r in per[name].items()
                     ),
                     flush=True,
@@ -264,11 +270,14 @@ def main() -> int:
                 mean["vmatte"]["cpu_ms_per_frame"] = tot_cpu / tot_frames
             report["runs"][label] = {"clips": per, "mean": mean}
             print(f"\n{label} (mean over {len(clips)} clips, load avg {os.getloadavg()[0]:.1f})")
-            print(f"{'method':10s} {'IoU':>6s} {'hard':>6s} {'recall':>7s} {'unk':>6s} {'fps':>7s}")
+            print(
+                f"{'method':10s} {'IoU':>6s} {'hard':>6s} {'recall':>7s} {'unk':>6s} {'worst10':>7s} {'fps':>7s}"
+            )
             for m in args.methods:
                 r = mean[m]
                 print(
-                    f"{m:10s} {r['iou']:6.3f} {r['hard']:6.3f} {r['recall']:7.3f} {r['unk']:6.2f} {r['fps']:7.1f}"
+                    f"{m:10s} {r['iou']:6.3f} {r['hard']:6.3f} {r['recall']:7.3f} {r['unk']:6.2f} {r['worst10']:7.3f}"
+                    f" {r['fps']:7.1f}"
                 )
             print(flush=True)
     finally:

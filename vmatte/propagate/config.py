@@ -56,6 +56,23 @@ class PropagateConfig:
         the propagated boundary (0 disables); hard edges, where the matte is 0 or 1, stay narrow.
     soft_grow: the soft zone so carried grows by this fraction of the short side per frame (the edge moves,
         and a soft zone the last band cut short can extend past it).
+    graph_cut: decide the mask with a graph cut (segment.graph_cut: data term = log-odds of the propagated
+        probability plus the local colour models, contrast-sensitive Potts term of this weight in nats; solved
+        with PyMaxflow) where the flow is unreliable, so the decided edge follows image edges (0 = off).
+    cut_color: weight of the local colour log-odds in the cut's data term (times the keyframes' colour
+        accuracy factor, see color_model).
+    cut_reach: where the flow is unreliable the cut (and colour) zone reaches this fraction of the short side
+        beyond color_zone: a subject the warps lost track of can be found again a little farther away.
+    cut_below: the cut decides only pixels whose flow reliability is below this (1.01 = everywhere).
+    thin_level / thin_width: thin parts narrower than thin_width work px that survive the warps as a ridge of
+        probability at least thin_level above its surroundings stay in the mask (0 = off).
+    keep_thin: at binary keyframes, parts of the mask (and gaps in it) narrower than the band keep the drawn
+        label instead of vanishing into the band (kite lines, a forearm seen edge-on).
+    keypoint_motion: large-displacement fallback (motion.carry): when the flow-warped source differs from the
+        frame by more than this many grey levels over the subject, ORB keypoint matches + a RANSAC similarity
+        fit carry the subject instead, if they explain it clearly better (0 = off).
+    band_inner: the unknown band reaches at most this fraction of the short side into the mask, so failing
+        flow leaves a definite body with an unknown edge (0 = no limit).
     scene_cut: colour-histogram distance (total variation, 0-1, see vmatte.temporal.scenecut) between
         consecutive frames above which propagation does not carry masks across (0 disables).
     """
@@ -84,6 +101,15 @@ class PropagateConfig:
     propagator_device: str = "auto"
     soft_band: float = 0.1
     soft_grow: float = 0.008
+    graph_cut: float = 2.0
+    cut_color: float = 1.0
+    cut_reach: float = 0.05
+    cut_below: float = 0.6
+    thin_level: float = 0.25
+    thin_width: int = 5
+    keep_thin: bool = True
+    keypoint_motion: float = 12.0
+    band_inner: float = 0.025
 
     def __post_init__(self) -> None:
         if self.work_size < 64:
@@ -116,6 +142,14 @@ class PropagateConfig:
         if not (0.0 <= self.soft_band < 0.5) or not (0.0 < self.soft_grow < 0.5):
             raise ValueError(
                 f"soft_band must be in [0, 0.5) and soft_grow in (0, 0.5), got {self.soft_band}, {self.soft_grow}"
+            )
+        if min(
+            self.graph_cut, self.cut_color, self.cut_reach, self.thin_level, self.keypoint_motion
+        ) < 0 or not (self.thin_width >= 2 and 0 <= self.band_inner < 0.5):
+            raise ValueError(
+                "graph_cut, cut_color, cut_reach, thin_level and keypoint_motion must be >= 0, thin_width >= 2, "
+                f"band_inner in [0, 0.5); got {self.graph_cut}, {self.cut_color}, {self.cut_reach}, "
+                f"{self.thin_level}, {self.keypoint_motion}, {self.thin_width}, {self.band_inner}"
             )
         if self.suggest_keyframes < 0 or self.max_feedback_lag < 0 or not (0 <= self.scene_cut <= 1):
             raise ValueError("suggest_keyframes and max_feedback_lag must be >= 0, scene_cut in [0, 1]")

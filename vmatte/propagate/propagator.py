@@ -52,6 +52,8 @@ from vmatte.frame import TRIMAP_BG, TRIMAP_FG, TRIMAP_UNKNOWN, Frame
 from vmatte.io.masks import Keyframes
 from vmatte.pipeline.threads import AnyEvent, Cancelled, Prefetch, Worker
 from vmatte.propagate.config import PropagateConfig
+from vmatte.propagate.motion import KeypointMotion, carry
+from vmatte.propagate.segment import graph_cut, logit
 from vmatte.propagate.trimap import (
     alpha_to_trimap,
     band_radius_px,
@@ -59,6 +61,7 @@ from vmatte.propagate.trimap import (
     mask_to_trimap,
     signed_distance,
     soft_edge_zone,
+    thin_ridges,
     trimap_to_probability,
 )
 from vmatte.temporal.scenecut import SceneCutDetector
@@ -322,6 +325,7 @@ class Propagator:
         self.r_soft_grow = band_radius_px(self.cfg.soft_grow, self.ww, self.wh)
         # interior erosion for the subject's motion that carries soft zones (see _apply_feedback)
         self.r_layer_soft = band_radius_px(0.03, self.ww, self.wh)
+        self.r_in = band_radius_px(self.cfg.band_inner, self.ww, self.wh) if self.cfg.band_inner > 0 else 0.0
         self.layer_r = self.cfg.layer_radius * min(self.ww, self.wh) if self.cfg.layer_radius > 0 else 0.0
         self.results: dict[int, tuple[bytes, bytes]] = {}
         self.confidence: dict[int, float] = {}
@@ -342,6 +346,8 @@ class Propagator:
         self._cellmap: np.ndarray | None = None  # colour-model grid, made on first use (see _cells)
         self._cellgeo: tuple[int, int, int] = (0, 0, 0)
         self.feedback_pixels = 0
+        self._motion = KeypointMotion() if self.cfg.keypoint_motion > 0 else None
+        self._kf_gray: np.ndarray | None = None
 
     # ---- helpers -------------------------------------------------------------------------------------------
     def _gray(self, frame: Frame) -> np.ndarray:
@@ -456,6 +462,7 @@ class Propagator:
         pf = rf = None  # forward chain state: probability, reliability (float32 work res)
         pending: list[int] = []  # frames since prev_kf waiting for the next keyframe
         td = time.perf_counter()
+        g_last = None  # the previous frame's gray (keypoint motion)
         for done, (t, gray, bins, pair) in enumerate(frames, start=1):
             self.timings["wait_s"] += time.perf_counter() - td  # waiting for the decode and flow threads
             self._check_cancel()
@@ -474,14 +481,21 @@ class Propagator:
                         *extra,
                     )
                 if pf is not None:
+                    p0, r0 = pf, rf
                     pf, rf = flow.warp_layer(pf, rf, ba, c_ba, self.layer_r)
                     rf = rf * c_ba * _DECAY
+                    if self._motion is not None and g_last is not None:
+                        g_fl = flow.warp(g_last, ba)
+                        pf, rf = carry(
+                            self._motion, g_last, gray, p0, r0, pf, rf, g_fl, self.cfg.keypoint_motion
+                        )
             if t in kset:
                 p_kf = self._kf_prob(t)
                 self._check_agreement(prev_kf, t, pf, p_kf)
                 if bins is not None:
                     self._luts[t] = self._color_lut(p_kf, bins)
                 if pending:
+                    self._kf_gray = gray
                     self._backward(pending, scratch, p_kf, prev_kf, t, flow)
                     pending = []
                     scratch.clear()
@@ -504,6 +518,7 @@ class Propagator:
                 self.timings["blend_s"] += time.perf_counter() - tb
             if on_progress is not None:
                 on_progress(done, total)
+            g_last = gray
             td = time.perf_counter()
 
     def _check_agreement(self, a: int | None, b: int, pf, p_kf: np.ndarray) -> None:
@@ -530,6 +545,7 @@ class Propagator:
     def _backward(self, pending: list[int], scratch: _Scratch, p_kf, a, b, flow: FlowPair) -> None:
         """Backward chain from keyframe b over ``pending`` (frames a+1..b-1, or lo..b-1 when a is None)."""
         pb, rb = p_kf, np.ones_like(p_kf)
+        g_next = self._kf_gray  # gray of frame t + 1 (keypoint motion)
         for t in reversed(pending):
             self._check_cancel()
             p_u8, r_u8, gray, ab, c_ab, *extra = scratch.pop(t)
@@ -537,8 +553,13 @@ class Propagator:
             tb = time.perf_counter()
             ab = ab.astype(np.float32)
             c = c_ab.astype(np.float32) / 255.0
+            p0, r0 = pb, rb
             pb, rb = flow.warp_layer(pb, rb, ab, c, self.layer_r)
             rb = rb * c * _DECAY
+            if self._motion is not None and g_next is not None:
+                g_fl = flow.warp(g_next, ab)
+                pb, rb = carry(self._motion, g_next, gray, p0, r0, pb, rb, g_fl, self.cfg.keypoint_motion)
+            g_next = gray
             if self.start <= t <= self.end:
                 pf = p_u8.astype(np.float32) / 255.0
                 rf = r_u8.astype(np.float32) / 255.0
@@ -656,6 +677,42 @@ class Propagator:
             local = (local_a[0] * wa + local_b[0] * wb, local_a[1] * wa + local_b[1] * wb)
         return (glob_a * wa + glob_b * wb, local), acc_a * wa + acc_b * wb
 
+    def _inner_reach(self, d: np.ndarray) -> np.ndarray:
+        """How far (px, (wh, ww) float32) the unknown band may reach into the mask given its signed distance
+        ``d``: at most ``band_inner`` and at most half the local half-thickness of the part (the largest
+        inside distance within band_max), never below band_min. Decide, don't defer: where the flow fails
+        the band stays an edge and every limb keeps a definite core instead of turning into an all-unknown
+        ghost. (The only place the propagator narrows the band inside the subject.)"""
+        k = 2 * round(self.r_max) + 1
+        # a square max filter (separable in OpenCV, an ellipse is not and cost ~10x)
+        half = cv2.dilate(np.maximum(d, 0.0), np.ones((k, k), np.uint8))
+        return np.clip(0.5 * half, self.r_min, self.r_in)
+
+    def _zone(self, p: np.ndarray, rel: np.ndarray) -> np.ndarray:
+        """(wh, ww) bool: where colour and the graph cut may decide: within ``color_zone`` of the propagated
+        boundary, widened by up to ``cut_reach`` where the flow is unreliable (the subject may be far from
+        where the warps put it)."""
+        short = min(self.ww, self.wh)
+        reach = self.cfg.color_zone * short
+        d = np.abs(signed_distance(p >= 0.5))
+        if self.cfg.graph_cut > 0 and self.cfg.cut_reach > 0:
+            reach = reach + self.cfg.cut_reach * short * (1.0 - cv2.blur(rel, (9, 9)))
+        return d <= reach
+
+    def _cut(self, p, rel, bins, pc, lam) -> np.ndarray:
+        """Graph-cut mask (wh, ww) bool from the snapped probability ``p``, the colour probability ``pc`` over
+        the zone (or None) weighted by ``lam`` and the flow reliability ``rel`` (see segment.graph_cut)."""
+        cfg = self.cfg
+        # the cut decides where the flow is unreliable; where it is reliable the propagated label stands
+        zone = self._zone(p, rel) & (rel < cfg.cut_below)
+        score = logit(p)
+        if pc is not None and cfg.cut_color > 0:
+            has = np.isfinite(pc)
+            score = score + (cfg.cut_color * lam) * np.where(has, logit(np.where(has, pc, 0.5), 0.05), 0.0)
+        b = bins.astype(np.int32)
+        rgb = np.dstack(((b >> 10) & 31, (b >> 5) & 31, b & 31)).astype(np.uint8) << 3
+        return graph_cut(rgb, score, zone, p >= 0.5, cfg.graph_cut)
+
     def _finalize(self, t, gray, pf, rf, tw_f, pb, rb, tw_b, bins=None, lut=None) -> None:
         """Blend the directions for frame t and store (probability, unknown) compactly. Arrays float32 work
         res; tw_f / tw_b are the temporal weights of the forward / backward evidence (0 = absent)."""
@@ -672,24 +729,39 @@ class Propagator:
         p_plain = (tw_f * pf + tw_b * pb) / max(tw, 1e-6)
         p = np.where(wsum > 1e-3, (wf * pf + wb * pb) / np.maximum(wsum, 1e-6), p_plain)
         rel = wsum / max(tw, 1e-6)  # reliability in [0, 1]
+        pc = None  # colour P(foreground) over the zone, when the colour models speak
+        lam = 0.0
         if lut is not None and bins is not None:
             model, acc = lut
             lam = cfg.color_model * float(np.clip((acc - 0.5) / 0.4, 0.0, 1.0))
-            zone = np.abs(signed_distance(p >= 0.5)) <= cfg.color_zone * min(self.ww, self.wh)
+            zone = self._zone(p, rel)
             if lam > 0 and zone.any():
                 # colour speaks only where the flow is unreliable, and only as much as it separated the keyframe
                 wgt = lam * (1.0 - rel[zone])
+                pc = np.full_like(p, np.nan)  # NaN: outside the zone, no colour evidence
+                pc[zone] = self._colour_prob(model, bins, zone)
                 p = p.astype(np.float32, copy=True)
-                p[zone] = p[zone] * (1.0 - wgt) + self._colour_prob(model, bins, zone) * wgt
+                p[zone] = p[zone] * (1.0 - wgt) + pc[zone] * wgt
         if cfg.snap:
             rad = max(1, round(cfg.snap_radius * min(self.ww, self.wh)))
             p = np.clip(
                 guided_filter(gray.astype(np.float32) / 255.0, p.astype(np.float32), rad, 1e-3), 0.0, 1.0
             )
-        mask = p >= 0.5
-        d = signed_distance(mask)
         has_f = wf > 0.05 * max(tw, 1e-6)
         has_b = wb > 0.05 * max(tw, 1e-6)
+        cut = cfg.graph_cut > 0 and bins is not None and (has_f | has_b).any()
+        if cut:
+            mask = self._cut(p, rel, bins, pc, lam)
+            p = np.where(mask, np.maximum(p, 0.5), np.minimum(p, 0.499)).astype(np.float32)
+        else:
+            mask = p >= 0.5
+        if cfg.thin_level > 0:
+            # thin parts (lines, spokes) live only as low ridges of p: keep them foreground, not erased
+            ridge = thin_ridges(p, cfg.thin_width, cfg.thin_level) & ~mask
+            if ridge.any():
+                mask = mask | ridge
+                p = np.where(ridge, 1.0, p).astype(np.float32)
+        d = signed_distance(mask)
         # adaptive band: per-pixel radius from band_min (reliable) to band_max (unreliable); unreliability is
         # spread a little so an occlusion next to the boundary widens the band where it meets the boundary
         u = 1.0 - rel
@@ -702,10 +774,12 @@ class Propagator:
         u = cv2.dilate(u, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k)))
         radius = self.r_min + (self.r_max - self.r_min) * u
         unknown = np.abs(d) <= radius
-        # definite only where every direction that carries weight is sure of the same label
+        # definite only where every direction that carries weight is sure of the same label (after a cut: a
+        # label is in doubt where a weighted direction says the opposite)
         sure = cfg.sure
-        fg_ok = (~has_f | (pf >= sure)) & (~has_b | (pb >= sure)) & (has_f | has_b)
-        bg_ok = (~has_f | (pf <= 1 - sure)) & (~has_b | (pb <= 1 - sure)) & (has_f | has_b)
+        agree_at = 0.5 if cut else sure
+        fg_ok = (~has_f | (pf >= agree_at)) & (~has_b | (pb >= agree_at)) & (has_f | has_b)
+        bg_ok = (~has_f | (pf <= 1 - agree_at)) & (~has_b | (pb <= 1 - agree_at)) & (has_f | has_b)
         near = np.abs(d) <= self.r_max
         unknown |= near & ~np.where(mask, fg_ok, bg_ok)
         if cfg.unknown_soft:
@@ -716,6 +790,14 @@ class Propagator:
             soft |= has_f & (pf > lo_) & (pf < hi_)
             soft |= has_b & (pb > lo_) & (pb < hi_)
             unknown |= soft
+        if self.r_in > 0:
+            # the body is decided only where some evidence backs it: a reliable direction or the colour models
+            backed = rel > 0.3
+            if pc is not None:
+                backed |= np.nan_to_num(pc, nan=0.0) > 0.6
+            unknown &= ~((d > self._inner_reach(d)) & backed)
+            # two reliable directions that contradict each other (keyframes that disagree) stay unknown
+            unknown |= near & both & (rf > 0.5) & (rb > 0.5) & (gap > 0.5)
         if cfg.unknown_disagreement:
             # a limb one direction sees and the other does not can sit beyond band_max: keep all of it unknown
             unknown |= gap > 0.5
@@ -764,7 +846,7 @@ class Propagator:
             tri = arr
             mask = trimap_to_probability(arr) >= 0.5
         elif kind == "binary":
-            tri = mask_to_trimap(arr, r)
+            tri = mask_to_trimap(arr, r, keep_thin=self.cfg.keep_thin)
             mask = arr > 0
         else:
             tri = alpha_to_trimap(arr, r)

@@ -1,0 +1,125 @@
+"""Large-displacement motion for the propagation chains: where dense DIS flow fails (the subject moves farther
+per frame than DIS's coarse-to-fine search reaches, or blurs), a keypoint track of the subject still holds.
+
+ORB keypoints inside the subject are matched across the frame pair and a similarity transform (rotation,
+scale, translation) is fitted with RANSAC (cv2.estimateAffinePartial2D): the subject's bulk motion. The chain
+then carries its probability with that transform wherever the flow's forward-backward check fails, so a fast
+subject keeps a definite body instead of dissolving into a ghost.
+
+Conventions: gray frames (H, W) uint8; probabilities / reliabilities (H, W) float32 in [0, 1]; transforms
+2x3 float32 mapping source pixel coordinates to target ones.
+"""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+_MIN_INLIERS = 12
+_TRUST = 0.7  # reliability kept by a keypoint-carried pixel (a rigid fit of a body that is not quite rigid)
+
+
+class KeypointMotion:
+    """Bulk motion of a masked region between two frames from ORB matches + RANSAC similarity fit."""
+
+    def __init__(self, features: int = 400, reach: float = 0.25) -> None:
+        self.orb = cv2.ORB_create(nfeatures=features, fastThreshold=12)
+        self.orb_all = cv2.ORB_create(nfeatures=features * 2, fastThreshold=12)
+        self.reach = (
+            reach  # search window: the region's box widened by this fraction of the frame's long side
+        )
+        self.matcher = cv2.BFMatcher(cv2.NORM_HAMMING, crossCheck=True)
+
+    def estimate(self, src: np.ndarray, dst: np.ndarray, region: np.ndarray) -> np.ndarray | None:
+        """2x3 float32 transform taking ``region`` ((H, W) bool, on ``src``) to where it lies in ``dst``, or
+        None when too few consistent matches support one. A large subject's keypoints are found at half size (a
+        bulk motion needs no finer detail; ORB was the largest cost of this fallback at full size)."""
+        # large subjects only: a small one has too few keypoints left at half size
+        half = int(region.sum()) > 16000
+        if half:
+            src = cv2.resize(src, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+            dst = cv2.resize(dst, None, fx=0.5, fy=0.5, interpolation=cv2.INTER_AREA)
+            size = (src.shape[1], src.shape[0])
+            region = cv2.resize(region.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+        if not region.any():
+            return None
+        m = cv2.dilate(region.astype(np.uint8) * 255, np.ones((7, 7), np.uint8))
+        kp1, d1 = self.orb.detectAndCompute(src, m)
+        if d1 is None or len(kp1) < _MIN_INLIERS:
+            return None
+        ys, xs = np.nonzero(region)
+        r = round(self.reach * max(src.shape))
+        win = np.zeros_like(m)
+        win[max(0, ys.min() - r) : ys.max() + r + 1, max(0, xs.min() - r) : xs.max() + r + 1] = 255
+        kp2, d2 = self.orb_all.detectAndCompute(dst, win)
+        if d2 is None or len(kp2) < _MIN_INLIERS:
+            return None
+        matches = [x for x in self.matcher.match(d1, d2) if x.distance < 64]
+        if len(matches) < _MIN_INLIERS:
+            return None
+        a = np.float32([kp1[x.queryIdx].pt for x in matches])
+        b = np.float32([kp2[x.trainIdx].pt for x in matches])
+        tf, inl = cv2.estimateAffinePartial2D(
+            a, b, method=cv2.RANSAC, ransacReprojThreshold=1.5 if half else 3.0
+        )
+        if tf is None or inl is None or int(inl.sum()) < _MIN_INLIERS or inl.mean() < 0.3:
+            return None
+        tf = tf.astype(np.float32)
+        if half:
+            tf[:, 2] *= 2.0  # back to full-size pixel coordinates (rotation and scale are size-free)
+        return tf
+
+
+def carry(
+    motion: KeypointMotion,
+    src_gray: np.ndarray,
+    dst_gray: np.ndarray,
+    p_src: np.ndarray,
+    r_src: np.ndarray,
+    p_flow: np.ndarray,
+    r_flow: np.ndarray,
+    src_by_flow: np.ndarray,
+    fail: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Blend the flow-warped state (p_flow, r_flow, target grid) with the source state (p_src, r_src) carried
+    by the subject's keypoint motion, per pixel by which motion explains the target frame better.
+
+    Forward-backward consistency cannot see a motion both flows missed (over a fast subject DIS returns the
+    background's ~0 flow both ways, which is perfectly consistent), so the test is photometric: the source
+    frame warped by the flow (``src_by_flow``, target grid) and by the keypoint transform are compared with
+    the target frame (mean absolute grey difference, smoothed over a few px). Only runs when the flow's
+    error over the subject exceeds ``fail`` grey levels. Returns (p, r) float32 on the target grid."""
+    src_region = p_src >= 0.5
+    if not src_region.any():
+        return p_flow, r_flow
+    dst = dst_gray.astype(np.float32)
+    e_flow = cv2.GaussianBlur(np.abs(src_by_flow.astype(np.float32) - dst), (0, 0), 3.0)
+    region = src_region | (p_flow >= 0.5)
+    if float(e_flow[region].mean()) <= fail:
+        return p_flow, r_flow
+    tf = motion.estimate(src_gray, dst_gray, src_region)
+    if tf is None:
+        return p_flow, r_flow
+    h, w = p_flow.shape
+    warp = dict(dsize=(w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
+    g_kp = cv2.warpAffine(src_gray, tf, **warp).astype(np.float32)
+    e_kp = cv2.GaussianBlur(np.abs(g_kp - dst), (0, 0), 3.0)
+    p_kp = cv2.warpAffine(p_src, tf, **dict(warp, borderMode=cv2.BORDER_CONSTANT))
+    # decided per subject, not per pixel (the subject's colour can match the background's in places): each
+    # motion is judged where it puts the subject (the background does not move with the subject, so the rest
+    # of the frame says nothing about it); the keypoint motion must explain its subject clearly better, and
+    # then takes over around both placements (a per-pixel choice left ghosts where colours happen to match)
+    kp_region = p_kp >= 0.5
+    flow_region = p_flow >= 0.5
+    if not kp_region.any():
+        return p_flow, r_flow
+    ef = float(e_flow[flow_region].mean()) if flow_region.any() else 255.0
+    ek = float(e_kp[kp_region].mean())
+    if ek > 0.7 * ef:
+        return p_flow, r_flow
+    zone = cv2.dilate((region | kp_region).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
+    k = zone.astype(np.float32)
+    r_kp = cv2.warpAffine(r_src, tf, **dict(warp, borderMode=cv2.BORDER_CONSTANT)) * _TRUST
+    p = p_flow + k * (p_kp - p_flow)
+    r = r_flow + k * (r_kp - r_flow)
+    return p.astype(np.float32), np.clip(r, 0.0, 1.0).astype(np.float32)
