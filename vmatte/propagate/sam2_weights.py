@@ -10,8 +10,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from vmatte.engine.weights import WeightsSource, hub_cache_dir, hub_offline, looks_like_hub_id
-from vmatte.errors import ModelError
+from vmatte.engine.weights import (
+    DOWNLOAD_COMMAND,
+    WeightsSource,
+    hub_cache_dir,
+    hub_offline,
+    looks_like_hub_id,
+)
+from vmatte.errors import ModelError, say
 
 DEFAULT_MODEL = "facebook/sam2.1-hiera-tiny"
 _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_model.bin")
@@ -20,10 +26,10 @@ _WEIGHT_FILES = ("model.safetensors", "model.safetensors.index.json", "pytorch_m
 def get_sam2_hint(model: str) -> str:
     """What to do when SAM 2 weights are missing (for errors and the auto fallback warning)."""
     hub = model if looks_like_hub_id(model) else DEFAULT_MODEL
-    return (
-        f"download it with `huggingface-cli download {hub}` (then it is found in the HF cache offline), "
-        "pass --propagator-model DIR (a save_pretrained folder), or use --propagator flow"
-    )
+    cmd = DOWNLOAD_COMMAND.format(model=hub)
+    local = say("pass --propagator-model DIR", "set PropagateConfig(propagator_model=DIR)")
+    flow = say("use --propagator flow", "use PropagateConfig(propagator='flow')")
+    return f"download it with `{cmd}` (then it is found in the HF cache offline), {local} (a save_pretrained folder), or {flow}"
 
 
 def sam2_unavailable(model: str) -> str:
