@@ -15,7 +15,7 @@ from vmatte.propagate.trimap import signed_distance, soft_edge_zone
 from vmatte.testing import write_masks, write_sequence
 
 KF = [0, 12]
-CFG = PropagateConfig(layer_radius=0.04)
+CFG = PropagateConfig(layer_radius=0.04, soft_band=0.1)  # the option is off by default
 
 
 def _matte_in_band(alpha: np.ndarray, tri: np.ndarray) -> np.ndarray:
