@@ -3,7 +3,7 @@
 Random weights say nothing about quality: these tests pin the mechanics (keyframes exact, both directions used,
 chunks equal the whole run, memory flat in clip length, missing weights exit 5, auto falls back to flow). A
 ``weights`` test runs real checkpoints: ``VMATTE_WEIGHTS=1 VMATTE_SAM2_WEIGHTS=DIR pytest -m weights`` with DIR a
-``save_pretrained`` folder of SAM 2 video (e.g. ``huggingface-cli download facebook/sam2.1-hiera-tiny``).
+``save_pretrained`` folder of SAM 2 video (e.g. ``hf download facebook/sam2.1-hiera-tiny``).
 """
 
 from __future__ import annotations
@@ -213,7 +213,7 @@ def test_missing_model_exits_5_naming_it(tmp_path, small, monkeypatch, capsys):
     rc = cli_main(["propagate", str(clip), "--masks", str(masks), "--out", str(out), "--propagator", "sam2"])
     err = capsys.readouterr().err
     assert rc == 5
-    assert err.count("\n") == 1 and "facebook/sam2.1-hiera-tiny" in err and "huggingface-cli download" in err
+    assert err.count("\n") == 1 and "facebook/sam2.1-hiera-tiny" in err and "hf download facebook/sam2.1-hiera-tiny" in err
     assert not out.exists()  # nothing written before the model was settled
 
 
