@@ -431,8 +431,11 @@ class Propagator:
         finally:
             scratch.clear()
             flow.close()  # alpha feedback, if used, starts the helper again; close() ends it
-        # corrupt frames are skipped by the decoder in both passes (and reported by the runner); any other gap
-        # means the stream ended early
+        self._finish_prepare(t0)
+
+    def _finish_prepare(self, t0: float) -> None:
+        """End of a pre-pass (this one or a subclass's): every frame in range has a result, else the stream ended
+        early. Corrupt frames are skipped by the decoder in both passes (and reported by the runner)."""
         skipped = set(self.corrupt)
         missing = [i for i in range(self.start, self.end + 1) if i not in self.results and i not in skipped]
         if missing:

@@ -295,17 +295,7 @@ class Sam2Propagator(Propagator):
                 del model
                 if torch.cuda.is_available():
                     torch.cuda.empty_cache()
-        skipped = set(self.corrupt)
-        missing = [i for i in range(self.start, self.end + 1) if i not in self.results and i not in skipped]
-        if missing:
-            from vmatte.errors import InputError
-
-            raise InputError(
-                f"{self.clip.info.path}: decoding stopped before frame {missing[0]} (clip has fewer frames than its header says)",
-                hint="re-export the clip or pass --frames within the decodable range",
-            )
-        self.timings["prepare_s"] = time.perf_counter() - t0
-        self.prepared = True
+        self._finish_prepare(t0)
 
     def _pass(self, model, frames, scratch: _Scratch, progress) -> None:
         kset = set(self.kf_in)
