@@ -7,13 +7,14 @@
 #
 # What the device has (/work/.library/device/KINDS.md): python3 3.12 with torch (CUDA), transformers,
 # opencv-python-headless, numpy, numba, scipy, pytest, psutil, tqdm, safetensors, huggingface_hub; no network.
-# Missing there: av (PyAV) and pymatting (and ffmpeg-python, only for --writer ffmpeg). They travel as wheels in
+# Missing there: av (PyAV), pymatting and PyMaxflow (the propagator's graph cut; ffmpeg-python and
+# imageio-ffmpeg only for --writer ffmpeg). They travel as wheels in
 # .whl/ (ignored by git, named in the run's `carry`); fetch them once on a machine with pip access:
 #
 #   echo /.whl/ >> .git/info/exclude
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
-#     -d .whl av==18.1.0 pymatting==1.1.16                     # ~36 MB, under the 64 MiB tree limit
+#     -d .whl av==18.1.0 pymatting==1.1.16 PyMaxflow==1.3.2   # ~37 MB, under the 64 MiB tree limit
 #
 # The device call: run(command="bash scripts/gpu_check.sh", carry=[".whl"], timeout_s=600).
 # Steps are time-boxed (tests 200 s, benchmarks 220 + 140 s) so a hang in one still returns the others' files.
@@ -36,7 +37,7 @@ T0=$(date +%s)
 # 1. packages: install the carried wheels for whatever is missing (into /tmp/site, never over the image's)
 missing=$("$PY" - <<'EOF'
 import importlib.util
-need = ["av", "pymatting", "cv2", "transformers", "torch", "psutil", "pytest", "numba"]
+need = ["av", "pymatting", "maxflow", "cv2", "transformers", "torch", "psutil", "pytest", "numba"]
 print(" ".join(m for m in need if importlib.util.find_spec(m) is None))
 EOF
 )
@@ -53,7 +54,7 @@ fi
 "$PY" - <<'EOF' 2>&1 | tee "$OUT/env.txt" | tee -a "$LOG"
 import importlib, platform
 print("python", platform.python_version())
-for m in ("torch", "transformers", "av", "cv2", "numpy", "pymatting", "numba"):
+for m in ("torch", "transformers", "av", "cv2", "numpy", "pymatting", "maxflow", "numba"):
     try:
         mod = importlib.import_module(m)
         print(m, getattr(mod, "__version__", "?"))
