@@ -195,14 +195,20 @@ def cap_process_memory(device: torch.device, budget_bytes: int) -> None:
     which the engine's back-off and tiling then handle), so a run provably stays inside a memory budget."""
     if device.type != "cuda" or budget_bytes <= 0:
         return
-    total = torch.cuda.get_device_properties(device).total_memory
-    torch.cuda.set_per_process_memory_fraction(min(1.0, budget_bytes / total), device)
+    index = _index(device)
+    total = torch.cuda.get_device_properties(index).total_memory
+    torch.cuda.set_per_process_memory_fraction(min(1.0, budget_bytes / total), index)
 
 
 def uncap_process_memory(device: torch.device) -> None:
     """Undo :func:`cap_process_memory` (the cap is process-wide; an engine that set it lifts it on close)."""
     if device.type == "cuda":
-        torch.cuda.set_per_process_memory_fraction(1.0, device)
+        torch.cuda.set_per_process_memory_fraction(1.0, _index(device))
+
+
+def _index(device: torch.device) -> int:
+    """The CUDA ordinal of ``device``: torch's memory-fraction API refuses a bare ``cuda`` (no index)."""
+    return device.index if device.index is not None else torch.cuda.current_device()
 
 
 def describe_devices() -> dict[str, Any]:

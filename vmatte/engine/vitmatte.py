@@ -326,6 +326,7 @@ class VitMatteEngine(BatchingEngine):
         with (
             torch.inference_mode(),
             torch.autocast(self.device.type, self.dtype, enabled=self.dtype != torch.float32),
+            _exact_fp32(self.dtype == torch.float32 and self.device.type == "cuda"),
         ):
             alphas = self._forward_model(pixel_values=x).alphas
         if first:
