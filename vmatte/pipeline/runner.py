@@ -22,6 +22,7 @@ from typing import Any
 from vmatte.config import RunConfig, parse_frame_range
 from vmatte.errors import InputError, Interrupted, OutputError, UsageError, VmatteError, say
 from vmatte.frame import Frame
+from vmatte.pipeline import threads
 from vmatte.pipeline.libnotes import LibraryNotes, capture_warnings
 from vmatte.pipeline.report import Report, message_event
 from vmatte.pipeline.threads import AnyEvent, Cancelled, Prefetch, Sink, cpu_thread_limit, run_in_thread
@@ -396,6 +397,8 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
         else:
             for w in getattr(engine, "load_warnings", ()):  # e.g. a reused engine that fell back to classic
                 report.warn(w)
+            # torch's pool sized for the engine's device
+            threads.cap_torch(str(getattr(engine, "device", "cpu")))
     except BaseException:
         stop_prepare.set()
         try:
