@@ -151,7 +151,8 @@ class _Chain:
 
 
 class _Output:
-    """Encode-thread work: decontaminate once, write to every writer."""
+    """Encode-stage work: ``prepare`` decontaminates once and renders each writer's pixels (on the stage's
+    worker threads, several frames at once), ``__call__`` writes to every writer in frame order."""
 
     def __init__(
         self, writers: list, needs_fg: bool, report: Report, progress: Callable[[int], None]
@@ -160,22 +161,33 @@ class _Output:
         self.needs_fg = needs_fg
         self.report = report
         self.progress = progress
+        self._lock = threading.Lock()  # report sums from several threads
         self.fg_fn = None
         if needs_fg:
             from vmatte.io.compose import estimate_foreground
 
             self.fg_fn = estimate_foreground
 
-    def __call__(self, frame: Frame) -> None:
+    def prepare(self, frame: Frame) -> tuple[Frame, list]:
         t, c = time.perf_counter(), time.thread_time()
         if self.fg_fn is not None and frame.alpha is not None:
             frame = frame.replace(foreground=self.fg_fn(frame.rgb_float(), frame.alpha))
         c1 = time.thread_time()
-        for w in self.writers:
-            w.write(frame)
-        self.report.times.encode += time.perf_counter() - t
-        self.report.cpu.decontaminate += c1 - c
-        self.report.cpu.write += time.thread_time() - c1
+        ready = [w.prepare(frame) if hasattr(w, "prepare") else None for w in self.writers]
+        with self._lock:
+            self.report.times.encode += time.perf_counter() - t
+            self.report.cpu.decontaminate += c1 - c
+            self.report.cpu.write += time.thread_time() - c1
+        return frame, ready
+
+    def __call__(self, item: tuple[Frame, list]) -> None:
+        frame, ready = item
+        t, c = time.perf_counter(), time.thread_time()
+        for w, pixels in zip(self.writers, ready):
+            w.write(frame) if pixels is None else w.write(frame, pixels)
+        with self._lock:
+            self.report.times.encode += time.perf_counter() - t
+            self.report.cpu.write += time.thread_time() - c
         self.report.frames_written += 1
         self.progress(self.report.frames_written)
 
@@ -462,8 +474,14 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
         from vmatte.io.compose import needs_foreground
 
         needs_fg = any(needs_foreground(c) for c in config.outputs)
+        out = _Output(writers, needs_fg, report, progress_written)
         sink = Sink(
-            _Output(writers, needs_fg, report, progress_written), depth=depth, cancel=cancel, name="encode"
+            out,
+            depth=depth,
+            cancel=cancel,
+            name="encode",
+            prepare=out.prepare,
+            workers=threads.current_plan().encode_workers,
         )
 
         def emit(frame: Frame) -> None:
