@@ -85,6 +85,15 @@ def _run(tmp: Path, clip: Path, masks: Path, workers: int, monkeypatch) -> dict[
         return estimate(rgb, alpha)
 
     monkeypatch.setattr(compose, "estimate_foreground", spy)
+    from vmatte.io.writers.video import VideoWriter
+
+    prepare, prepared = VideoWriter.prepare, []
+
+    def prepare_spy(self, frame):
+        prepared.append(frame.index)
+        return prepare(self, frame)
+
+    monkeypatch.setattr(VideoWriter, "prepare", prepare_spy)
     tmp.mkdir()
     outs = {
         "rgba": tmp / "rgba.mov",  # default: ProRes 4444, decontaminated
@@ -109,6 +118,9 @@ def _run(tmp: Path, clip: Path, masks: Path, workers: int, monkeypatch) -> dict[
     monkeypatch.setattr(compose, "estimate_foreground", estimate)
     assert report.frames_written == 12 and report.cpu.decontaminate > 0
     assert where == ({"vmatte-encode-prep"} if workers else {"vmatte-encode"})
+    # serial: each video writer converts on its own sws pool, as before; pooled: the stage's workers do
+    assert len(prepared) == (3 * 12 if workers else 0)
+    monkeypatch.setattr(VideoWriter, "prepare", prepare)
     return outs
 
 

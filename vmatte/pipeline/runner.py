@@ -155,8 +155,15 @@ class _Output:
     worker threads, several frames at once), ``__call__`` writes to every writer in frame order."""
 
     def __init__(
-        self, writers: list, needs_fg: bool, report: Report, progress: Callable[[int], None]
+        self,
+        writers: list,
+        needs_fg: bool,
+        report: Report,
+        progress: Callable[[int], None],
+        pooled: bool = False,
     ) -> None:
+        # without stage workers a video writer converts on its own pool (vmatte-sws): leave rendering to it
+        self.pooled = pooled
         self.writers = writers
         self.needs_fg = needs_fg
         self.report = report
@@ -173,7 +180,7 @@ class _Output:
         if self.fg_fn is not None and frame.alpha is not None:
             frame = frame.replace(foreground=self.fg_fn(frame.rgb_float(), frame.alpha))
         c1 = time.thread_time()
-        ready = [w.prepare(frame) if hasattr(w, "prepare") else None for w in self.writers]
+        ready = [w.prepare(frame) if self.pooled and hasattr(w, "prepare") else None for w in self.writers]
         with self._lock:
             self.report.times.encode += time.perf_counter() - t
             self.report.cpu.decontaminate += c1 - c
@@ -474,15 +481,9 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
         from vmatte.io.compose import needs_foreground
 
         needs_fg = any(needs_foreground(c) for c in config.outputs)
-        out = _Output(writers, needs_fg, report, progress_written)
-        sink = Sink(
-            out,
-            depth=depth,
-            cancel=cancel,
-            name="encode",
-            prepare=out.prepare,
-            workers=threads.current_plan().encode_workers,
-        )
+        workers = threads.current_plan().encode_workers
+        out = _Output(writers, needs_fg, report, progress_written, pooled=workers > 0)
+        sink = Sink(out, depth=depth, cancel=cancel, name="encode", prepare=out.prepare, workers=workers)
 
         def emit(frame: Frame) -> None:
             if frame.index < start or frame.index > end:  # smoothing context of a chunk: not ours to write
