@@ -13,6 +13,7 @@ import os
 import queue
 import sys
 import threading
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -136,9 +137,10 @@ class Sink(Generic[T]):
     ``abort()`` drops what is queued and joins.
 
     With ``prepare``, each item becomes ``consume(prepare(item))``: ``prepare`` runs on ``workers`` threads
-    side by side (``workers`` = 0: in the consuming thread), ``consume`` still in put order in one thread. At
-    most ``depth`` + 2 items are being prepared or waiting at any time (the queue, the one being consumed, the
-    one a blocked ``put`` holds), so memory stays bounded.
+    side by side (``workers`` = 0: in the consuming thread), ``consume`` still in put order in one thread.
+    The consuming thread hands queued items to the workers only while fewer than ``workers`` + 1 are prepared
+    or being prepared, so memory stays bounded: ``depth`` raw items queued plus ``workers`` + 1 prepared ones
+    (a prepared frame is larger than a queued one: foreground colour, encoder pixels).
     """
 
     def __init__(
@@ -151,6 +153,7 @@ class Sink(Generic[T]):
         workers: int = 0,
     ):
         self._prepare = prepare
+        self._workers = workers
         self._pool = (
             ThreadPoolExecutor(workers, thread_name_prefix=f"vmatte-{name}-prep")
             if prepare is not None and workers > 0
@@ -167,21 +170,35 @@ class Sink(Generic[T]):
         self._thread.start()
 
     def _work(self) -> None:
-        while True:
-            try:
-                item = self._q.get(timeout=_POLL_S)
-            except queue.Empty:
+        window: deque[Future] = deque()  # items handed to the workers, in put order
+        try:
+            while True:
+                try:
+                    item = self._q.get(timeout=_POLL_S)
+                except queue.Empty:
+                    if self._abort.is_set():
+                        return
+                    while window and window[0].done():  # the producer is slow: write what is ready
+                        self._consume(window.popleft().result())
+                    continue
                 if self._abort.is_set():
                     return
-                continue
-            if item is _DONE or self._abort.is_set():
-                return
-            try:
-                self._consume(item.result() if isinstance(item, Future) else item)
-            except BaseException as exc:
-                self._error = exc
-                self._abort.set()
-                return
+                if item is _DONE:
+                    while window:
+                        self._consume(window.popleft().result())
+                    return
+                if self._pool is None:
+                    self._consume(item)
+                    continue
+                window.append(self._pool.submit(self._prepare, item))  # type: ignore[arg-type]
+                while len(window) > self._workers:
+                    self._consume(window.popleft().result())
+        except BaseException as exc:
+            self._error = exc
+            self._abort.set()
+        finally:
+            for job in window:
+                job.cancel()
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
@@ -189,8 +206,6 @@ class Sink(Generic[T]):
 
     def put(self, item: T) -> None:
         self._raise_if_failed()
-        if self._pool is not None:
-            item = self._pool.submit(self._prepare, item)  # type: ignore[arg-type]
         while True:
             if self._cancel.is_set():
                 raise Cancelled()
