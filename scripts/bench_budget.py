@@ -330,8 +330,12 @@ def table(result: dict) -> str:
         f"{r['size']} {r['content']}" + (f" [{r['variant']}]" if r.get("variant", "plan") != "plan" else "")
         for r in runs
     ]
+    title = "non-model CPU s per frame (FakeEngine)"
+    if result.get("thread_plan"):
+        plan = ", ".join(f"{k}={v}" for k, v in result["thread_plan"].items())
+        title += f"; thread plan on {result.get('cpus')} CPUs: {plan}"
     lines = [
-        "non-model CPU s per frame (FakeEngine)",
+        title,
         "| | " + " | ".join(cols) + " |",
         "|---|" + "---|" * len(cols),
     ]
