@@ -16,6 +16,15 @@ Two solvers:
   box grown by that much rather than on tiles.
 
 Images are float32 in [0, 1]; (H, W, 3) colour, (H, W) alpha. Torch is imported only by the torch path.
+
+Why the runner does not switch to blur-fusion in torch when the model runs on CUDA (measured, 2-core host):
+the default ``ml`` solve costs 0.09 CPU s per 1080p frame for a ~1.5 % soft band (blur-fusion on OpenCV 0.10,
+the torch code on the CPU 0.33) and runs on the encode stage's workers, so a GPU could save at most that;
+but blur-fusion is a different estimate: 5.25 vs 4.31 8-bit levels of halo in ``scripts/bench_halo.py``
+(torch and OpenCV blur-fusion agree there to 1e-7), and its F differs from ``ml`` on the soft pixels by 0.016
+mean, 0.067 p99, 0.22 max, so the same run would give visibly different edges on a GPU host. A torch
+version of ``ml`` itself is not a drop-in either: pymatting updates pixels in place in raster order
+(Gauss-Seidel), which a GPU does not reproduce within a small tolerance.
 """
 
 from __future__ import annotations
