@@ -191,7 +191,10 @@ class _Output:
         frame, ready = item
         t, c = time.perf_counter(), time.thread_time()
         for w, pixels in zip(self.writers, ready):
-            w.write(frame) if pixels is None else w.write(frame, pixels)
+            if pixels is None:
+                w.write(frame)
+            else:
+                w.write(frame, pixels)
         with self._lock:
             self.report.times.encode += time.perf_counter() - t
             self.report.cpu.write += time.thread_time() - c
