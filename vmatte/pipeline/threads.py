@@ -332,8 +332,9 @@ class ThreadPlan:
     Why not every pool at ``cores``: vmatte runs ~5 busy threads of its own (decode, propagation + its flow
     helper, the model loop with smoothing, encode), and each may call into OpenCV; OpenCV's pthreads pool
     keeps its idle workers spinning for a while after every parallel region, so a pool as wide as a 16-core
-    machine burns CPU on each small resize or blur (measured with ``scripts/bench_budget.py --variants``:
-    1080p alpha-only, OpenCV pool 16 vs 4 on 2 cores, +0.4 CPU s per frame, no frame faster). torch's CPU pool
+    machine burns CPU on each small resize or blur (measured with ``scripts/bench_budget.py --variants
+    plan,opencv=16``, 1080p default RGBA output, two interleaved rounds on a 2-core host: 1.67 vs 1.51 CPU s
+    per frame, all of it in native threads; on 16 real cores there is more to spin on). torch's CPU pool
     runs the model when the engine is on the CPU (then it gets every core), but only input packing when the
     model runs on a GPU. FFmpeg's encoder threads are set per writer (``pipeline.encode_threads``).
 
