@@ -10,10 +10,14 @@ per-process costs) and reports
 - per thread, CPU seconds read from ``/proc/self/task/*/stat`` every 20 ms: Python threads by name, and
   "native" for threads Python did not start (FFmpeg's frame threads, OpenCV's pool) — where the encoder's
   parallel work shows up;
-- the whole process (``time.process_time``), and wall seconds.
+- the whole process (``time.process_time``, less the sampler's own CPU), the sum of the Python-named threads,
+  and the difference: native pool threads (FFmpeg's ProRes encoder frame threads, OpenCV's pthreads pool,
+  numba's and OpenMP's pools), which ``--variants`` tells apart by resizing one pool at a time;
+- wall seconds.
 
     python scripts/bench_budget.py                              # 1920x1080 and 3840x2160, default + alpha
     python scripts/bench_budget.py --sizes 1920x1080 --frames 12 --json /tmp/budget.json
+    python scripts/bench_budget.py --sizes 1920x1080 --content alpha --variants plan,opencv=16,encode_threads=1
 
 Also called by ``scripts/benchmark.py`` (its "budget" part).
 """
@@ -21,6 +25,8 @@ Also called by ``scripts/benchmark.py`` (its "budget" part).
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import os
 import sys
@@ -54,6 +60,7 @@ class ThreadCPU:
         self._last: dict[int, float] = {}
         self._base: dict[int, float] = {}
         self._name: dict[int, str] = {}
+        self._comm_of: dict[int, str] = {}  # native threads: kernel name when first seen
         self._stop = threading.Event()
         self._tick = os.sysconf("SC_CLK_TCK")
         self.available = Path("/proc/self/task").is_dir()
@@ -69,6 +76,16 @@ class ThreadCPU:
             out[int(d.name)] = (int(fields[11]) + int(fields[12])) / self._tick  # utime + stime
         return out
 
+    @staticmethod
+    def _comm(tid: int) -> str:
+        """The kernel's name of a thread (pthread_setname_np: numba/TBB, OpenMP and FFmpeg pools name theirs or
+        keep the process name); '' if it ended."""
+        try:
+            with open(f"/proc/self/task/{tid}/comm") as fh:
+                return fh.read().strip()
+        except OSError:
+            return ""
+
     def _sample(self) -> None:
         names = {t.native_id: t.name for t in threading.enumerate()}
         for tid, cpu in self._read().items():
@@ -77,6 +94,8 @@ class ThreadCPU:
             if self._name.get(tid, "native") == "native":
                 # a Python thread shows in /proc before threading lists it: name it once it is listed
                 self._name[tid] = names.get(tid, "native")
+                if self._name[tid] == "native":
+                    self._comm_of.setdefault(tid, self._comm(tid))
             self._last[tid] = cpu
 
     def __enter__(self) -> ThreadCPU:
@@ -97,6 +116,14 @@ class ThreadCPU:
             self._thread.join()
             self._sample()
 
+    def sampler_cpu(self) -> float:
+        """CPU seconds the sampler thread itself used (in the process total, not in any group)."""
+        return sum(
+            max(0.0, cpu - self._base.get(tid, 0.0))
+            for tid, cpu in self._last.items()
+            if self._name.get(tid) == _SAMPLER
+        )
+
     def by_group(self) -> dict[str, float]:
         out: dict[str, float] = {}
         for tid, cpu in self._last.items():
@@ -106,6 +133,11 @@ class ThreadCPU:
             group = name.split("_")[0] if name.startswith("vmatte-") else name
             if group.startswith("Thread-") or group.startswith("ThreadPoolExecutor"):
                 group = "python-other"
+            if group == "native":
+                # FFmpeg names its decoder threads (av:h264:df0); its ProRes encoder threads and OpenCV's,
+                # numba's and OpenMP's pool threads keep the process name: --variants tells them apart
+                comm = self._comm_of.get(tid, "")
+                group = "native " + ":".join(comm.split(":")[:2]) if comm.startswith("av:") else "native"
             out[group] = out.get(group, 0.0) + max(0.0, cpu - self._base.get(tid, 0.0))
         return out
 
@@ -120,13 +152,54 @@ def make_clip(work: Path, width: int, height: int, frames: int, key_every: int =
     return clip, masks
 
 
+def parse_variant(text: str) -> dict:
+    """'plan' (the thread plan as vmatte sets it) or comma-free 'key=value' pairs joined by '+': a ThreadPlan
+    field (opencv=16, encode_workers=0, ...) or encode_threads=N (the FFmpeg encoder's threads)."""
+    out: dict = {}
+    if text in ("", "plan"):
+        return out
+    for part in text.split("+"):
+        key, value = part.split("=")
+        out[key] = int(value)
+    return out
+
+
+@contextlib.contextmanager
+def thread_variant(variant: dict):
+    """Override fields of vmatte's thread plan for a variant run (pool-size experiments only)."""
+    from vmatte.pipeline import threads
+
+    fields = {k: v for k, v in variant.items() if k != "encode_threads"}
+    original = threads.plan_threads
+    if fields:
+        threads.plan_threads = lambda n=0, cores=None: dataclasses.replace(original(n, cores), **fields)
+    try:
+        yield
+    finally:
+        threads.plan_threads = original
+
+
 def measure(
-    clip: Path, masks: Path, out: Path, content: str, engine=None, overrides: dict | None = None
+    clip: Path,
+    masks: Path,
+    out: Path,
+    content: str,
+    engine=None,
+    overrides: dict | None = None,
+    variant: str = "plan",
 ) -> dict:
-    """One ``vmatte.run`` (after a 2-frame warm-up) → CPU s per frame by stage and by thread, wall s per frame."""
+    """One ``vmatte.run`` (after a 2-frame warm-up) → CPU s per frame by stage and by thread, wall s per frame.
+    ``variant``: see :func:`parse_variant`."""
     import vmatte
-    from vmatte.config import OutputConfig, RunConfig
+    from vmatte.config import OutputConfig, PipelineConfig, RunConfig
     from vmatte.engine.base import FakeEngine
+
+    var = parse_variant(variant)
+    if "encode_threads" in var:
+        overrides = dict(overrides or {})
+        overrides["pipeline"] = dataclasses.replace(
+            overrides.get("pipeline") or PipelineConfig(), encode_threads=var["encode_threads"]
+        )
 
     engine = engine or FakeEngine(batch_size=4)
     cfg = RunConfig(
@@ -139,17 +212,24 @@ def measure(
     )
     for key, value in (overrides or {}).items():
         cfg = cfg.replace(**{key: value})
-    vmatte.run(cfg.replace(frames="0-1"), engine=engine)
-    with ThreadCPU() as threads:
-        t, c = time.perf_counter(), time.process_time()
-        report = vmatte.run(cfg, engine=engine)
-        wall, cpu = time.perf_counter() - t, time.process_time() - c
+    with thread_variant(var):
+        vmatte.run(cfg.replace(frames="0-1"), engine=engine)
+        with ThreadCPU() as threads:
+            t, c = time.perf_counter(), time.process_time()
+            report = vmatte.run(cfg, engine=engine)
+            wall, cpu = time.perf_counter() - t, time.process_time() - c
     n = max(1, report.frames_written)
+    cpu -= threads.sampler_cpu()  # the measurement's own cost
     stages = {k: v / n for k, v in vars(report.cpu).items() if k != "process"}
     groups = {k: v / n for k, v in sorted(threads.by_group().items())}
     main_stages = stages["propagate"] + stages["engine"] + stages["smooth"]
+    named = sum(v for k, v in groups.items() if not k.startswith("native"))
     return {
         "content": content,
+        "variant": variant,
+        # Python-named threads (vmatte's own, MainThread) vs the whole process: the rest is native pools
+        "named_threads_cpu_s_per_frame": named,
+        "stage_sum_cpu_s_per_frame": sum(stages.values()),
         "frames": report.frames_written,
         "cpu_s_per_frame": cpu / n,
         "wall_s_per_frame": wall / n,
@@ -192,22 +272,36 @@ def encoder_alone(clip: Path, out: Path, content: str, frames: int = 8) -> float
 
 
 def run_budget(
-    sizes: list[tuple[int, int]], frames: int, frames_4k: int, work: Path, contents=("rgba", "alpha")
+    sizes: list[tuple[int, int]],
+    frames: int,
+    frames_4k: int,
+    work: Path,
+    contents=("rgba", "alpha"),
+    variants=("plan",),
 ):
-    result = {"engine": "fake", "cpus": os.cpu_count(), "runs": []}
+    """Budget runs for every size x content x variant; variants of one size and content run back to back
+    (interleaved, so they share the machine's state); the targets are checked on the first variant."""
+    from vmatte.pipeline.threads import plan_threads
+
+    result = {
+        "engine": "fake",
+        "cpus": os.cpu_count(),
+        "thread_plan": dataclasses.asdict(plan_threads(0)),
+        "runs": [],
+    }
     for w, h in sizes:
         n = frames_4k if w > 2560 else frames
         clip, masks = make_clip(work, w, h, n)
         for content in contents:
-            print(f"[budget {w}x{h} {content}] {n} frames ...", file=sys.stderr, flush=True)
-            r = measure(clip, masks, work / f"budget_out_{content}.mov", content)
-            r["size"] = f"{w}x{h}"
-            r["encoder_alone_cpu_s_per_frame"] = enc = encoder_alone(
-                clip, work / f"budget_enc_{content}.mov", content, min(n, 8)
-            )
-            r["cpu_without_encoder_s_per_frame"] = r["cpu_s_per_frame"] - enc
-            result["runs"].append(r)
-    by = {(r["size"], r["content"]): r for r in result["runs"]}
+            enc = encoder_alone(clip, work / f"budget_enc_{content}.mov", content, min(n, 8))
+            for variant in variants:
+                print(f"[budget {w}x{h} {content} {variant}] {n} frames ...", file=sys.stderr, flush=True)
+                r = measure(clip, masks, work / f"budget_out_{content}.mov", content, variant=variant)
+                r["size"] = f"{w}x{h}"
+                r["encoder_alone_cpu_s_per_frame"] = enc
+                r["cpu_without_encoder_s_per_frame"] = r["cpu_s_per_frame"] - enc
+                result["runs"].append(r)
+    by = {(r["size"], r["content"]): r for r in result["runs"] if r["variant"] == variants[0]}
     checks = {}
     hd = by.get(("1920x1080", "rgba"))
     if hd:
@@ -232,9 +326,16 @@ def table(result: dict) -> str:
         return ""
     stage_keys = list(runs[0]["stage_cpu_s_per_frame"])
     groups = sorted({g for r in runs for g in r["thread_cpu_s_per_frame"]})
-    cols = [f"{r['size']} {r['content']}" for r in runs]
+    cols = [
+        f"{r['size']} {r['content']}" + (f" [{r['variant']}]" if r.get("variant", "plan") != "plan" else "")
+        for r in runs
+    ]
+    title = "non-model CPU s per frame (FakeEngine)"
+    if result.get("thread_plan"):
+        plan = ", ".join(f"{k}={v}" for k, v in result["thread_plan"].items())
+        title += f"; thread plan on {result.get('cpus')} CPUs: {plan}"
     lines = [
-        "non-model CPU s per frame (FakeEngine)",
+        title,
         "| | " + " | ".join(cols) + " |",
         "|---|" + "---|" * len(cols),
     ]
@@ -244,6 +345,12 @@ def table(result: dict) -> str:
 
     row("**whole process (CPU)**", [r["cpu_s_per_frame"] for r in runs])
     row("wall s per frame", [r["wall_s_per_frame"] for r in runs])
+    row("sum of stages (stage threads' own CPU)", [r["stage_sum_cpu_s_per_frame"] for r in runs])
+    row("named Python threads (sum)", [r["named_threads_cpu_s_per_frame"] for r in runs])
+    row(
+        "process minus named threads (native pools)",
+        [r["cpu_s_per_frame"] - r["named_threads_cpu_s_per_frame"] for r in runs],
+    )
     for k in stage_keys:
         row(f"stage: {k}", [r["stage_cpu_s_per_frame"][k] for r in runs])
     for g in groups:
@@ -270,6 +377,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--frames", type=int, default=16, help="frames per clip at up to 2560 px wide")
     p.add_argument("--frames-4k", type=int, default=6)
     p.add_argument("--content", default="rgba,alpha", help="comma list: rgba (default output), alpha")
+    p.add_argument(
+        "--variants",
+        default="plan",
+        help="comma list of thread variants run back to back: plan (as vmatte sets the pools), or fields of "
+        "vmatte.pipeline.threads.ThreadPlan / encode_threads joined by '+', e.g. plan,opencv=16,encode_threads=1",
+    )
     p.add_argument("--json", default="")
     p.add_argument("--work", default="")
     args = p.parse_args(argv)
@@ -283,6 +396,7 @@ def main(argv: list[str] | None = None) -> int:
             args.frames_4k,
             work,
             tuple(args.content.split(",")),
+            tuple(args.variants.split(",")),
         )
     finally:
         if tmp is not None:

@@ -212,13 +212,41 @@ def test_cpu_thread_limit_caps_pools_and_restores_them():
     cv2.setNumThreads(2)
     blas_before = [p["num_threads"] for p in threadpool_info()]
     assert blas_before, "numpy's BLAS should be visible to threadpoolctl"
-    with cpu_thread_limit(0) as caps:  # 0 = leave the libraries alone
-        assert caps == {} and cv2.getNumThreads() == 2
+    with cpu_thread_limit(0, cores=16) as caps:  # 0 = the machine's cores, but OpenCV/BLAS get a few
+        assert caps["opencv"] == cv2.getNumThreads() == 4 and caps["torch"] == 16
+        assert all(p["num_threads"] <= 4 for p in threadpool_info())
+    assert cv2.getNumThreads() == 2
     with cpu_thread_limit(1) as caps:
         assert caps["opencv"] == 1 and cv2.getNumThreads() == 1
         assert all(p["num_threads"] == 1 for p in threadpool_info())
     assert cv2.getNumThreads() == 2
     assert [p["num_threads"] for p in threadpool_info()] == blas_before
+
+
+def test_thread_plan_keeps_small_pools_small_and_flow_parallel():
+    from vmatte.pipeline.threads import plan_threads
+
+    one, two, sixteen = plan_threads(1), plan_threads(0, cores=2), plan_threads(0, cores=16)
+    assert (one.opencv, one.torch_cpu, one.encode_workers) == (1, 1, 0)  # a 1-CPU farm task: nothing parallel
+    assert two.opencv == 2 and two.encode_workers == 0  # the propagator's two DIS directions still overlap
+    # a 16-core GPU host: OpenCV's spinning pool and torch's input packing stay small, the model on the CPU
+    # would get every core, and the encode stage gets workers
+    assert (sixteen.opencv, sixteen.torch_for("cuda:0"), sixteen.torch_for("cpu")) == (4, 4, 16)
+    assert sixteen.encode_workers == 4 and plan_threads(8).encode_workers == 2
+
+
+def test_torch_pool_follows_the_engine_device_and_is_restored():
+    import torch
+
+    from vmatte.pipeline.threads import cap_torch
+
+    before = torch.get_num_threads()
+    with cpu_thread_limit(0, cores=16):
+        cap_torch("cuda:0")  # a GPU engine: torch's CPU pool only packs inputs
+        assert torch.get_num_threads() == 4
+        cap_torch("cpu")  # the model on the CPU gets every core of the plan
+        assert torch.get_num_threads() == 16
+    assert torch.get_num_threads() == before
 
 
 def test_cpu_thread_limit_caps_torch_loaded_inside_the_block(tiny_vitmatte_dir):

@@ -43,7 +43,9 @@ class PipelineConfig:
     encode_threads: codec threads per video encoder; 0 = all cores.
     max_corrupt_frames: undecodable frames skipped (and reported) before the run fails.
     cpu_threads: cap on each numeric library's thread pool (OpenCV, torch on CPU, BLAS) during the run;
-        0 = the libraries' defaults (all cores). A farm task given N cores sets N; Ray tasks set their CPUs.
+        0 = the cores this process may use. Pools are sized from it in one place
+        (vmatte.pipeline.threads.plan_threads: OpenCV and BLAS at most 4, torch 4 when the model runs on a GPU,
+        encode-stage workers). A farm task given N cores sets N; Ray tasks set their CPUs.
     """
 
     queue_depth: int = 0

@@ -62,7 +62,8 @@ def load_engine(
 
     engine = _load(cfg, warn, on_info)
     engine.load_warnings = tuple(said)  # type: ignore[attr-defined]
-    cap_torch()  # torch may have loaded just now, inside a run's --cpu-threads cap
+    # torch may have loaded just now, inside a run's thread plan: its pool is sized for the engine's device
+    cap_torch(str(getattr(engine, "device", "cpu")))
     return engine
 
 

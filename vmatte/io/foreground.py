@@ -16,9 +16,21 @@ Two solvers:
   box grown by that much rather than on tiles.
 
 Images are float32 in [0, 1]; (H, W, 3) colour, (H, W) alpha. Torch is imported only by the torch path.
+
+Why the runner does not switch to blur-fusion in torch when the model runs on CUDA (measured, 2-core host):
+the default ``ml`` solve costs 0.09 CPU s per 1080p frame for a ~1.5 % soft band (blur-fusion on OpenCV 0.10,
+the torch code on the CPU 0.33) and runs on the encode stage's workers, so a GPU could save at most that;
+but blur-fusion is a different estimate: 5.25 vs 4.31 8-bit levels of halo in ``scripts/bench_halo.py``
+(torch and OpenCV blur-fusion agree there to 1e-7), and its F differs from ``ml`` on the soft pixels by 0.016
+mean, 0.067 p99, 0.22 max, so the same run would give visibly different edges on a GPU host. A torch
+version of ``ml`` itself is not a drop-in either: pymatting updates pixels in place in raster order
+(Gauss-Seidel), which a GPU does not reproduce within a small tolerance.
 """
 
 from __future__ import annotations
+
+import contextlib
+import threading
 
 import numpy as np
 
@@ -95,7 +107,8 @@ def foreground_ml(
     regions = band_regions(soft, tile or TILE_PX, MARGIN_PX if margin is None else margin)
     for (y0, y1, x0, x1), (sy0, sy1, sx0, sx1) in regions:
         a = alpha[sy0:sy1, sx0:sx1].astype(np.float64)
-        fg = estimate_foreground_ml(rgb[sy0:sy1, sx0:sx1].astype(np.float64), a)
+        with _numba_guard():
+            fg = estimate_foreground_ml(rgb[sy0:sy1, sx0:sx1].astype(np.float64), a)
         core = fg[y0 - sy0 : y1 - sy0, x0 - sx0 : x1 - sx0]
         core = np.clip(core, 0.0, 1.0).astype(np.float32)
         solid = alpha[y0:y1, x0:x1] >= SOFT_HI  # the observed colour *is* the foreground there
@@ -115,6 +128,30 @@ def _one_numba_thread() -> None:
             numba.set_num_threads(1)
     except ImportError:  # pymatting needs numba; nothing to tune without it
         pass
+
+
+_NUMBA_LOCK = threading.Lock()
+_numba_threadsafe: list[bool] = []  # [answer] once numba picked its threading layer
+
+
+@contextlib.contextmanager
+def _numba_guard():
+    """Serialise pymatting's numba ``parallel`` loops across threads unless numba's threading layer is
+    threadsafe: the encode stage decontaminates several frames at once, and numba's fallback layer
+    (workqueue, used when neither TBB nor OpenMP is installed) aborts the process on concurrent launches.
+    The layer is known only after the first launch, which therefore runs under the lock."""
+    if _numba_threadsafe and _numba_threadsafe[0]:
+        yield
+        return
+    with _NUMBA_LOCK:
+        yield
+        if not _numba_threadsafe:
+            try:
+                import numba
+
+                _numba_threadsafe.append(numba.threading_layer() != "workqueue")
+            except (ImportError, ValueError):  # no parallel launch happened (yet)
+                pass
 
 
 def _blur_fusion_cv(img: np.ndarray, a: np.ndarray) -> np.ndarray:

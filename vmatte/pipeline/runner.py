@@ -22,6 +22,7 @@ from typing import Any
 from vmatte.config import RunConfig, parse_frame_range
 from vmatte.errors import InputError, Interrupted, OutputError, UsageError, VmatteError, say
 from vmatte.frame import Frame
+from vmatte.pipeline import threads
 from vmatte.pipeline.libnotes import LibraryNotes, capture_warnings
 from vmatte.pipeline.report import Report, message_event
 from vmatte.pipeline.threads import AnyEvent, Cancelled, Prefetch, Sink, cpu_thread_limit, run_in_thread
@@ -150,31 +151,53 @@ class _Chain:
 
 
 class _Output:
-    """Encode-thread work: decontaminate once, write to every writer."""
+    """Encode-stage work: ``prepare`` decontaminates once and renders each writer's pixels (on the stage's
+    worker threads, several frames at once), ``__call__`` writes to every writer in frame order."""
 
     def __init__(
-        self, writers: list, needs_fg: bool, report: Report, progress: Callable[[int], None]
+        self,
+        writers: list,
+        needs_fg: bool,
+        report: Report,
+        progress: Callable[[int], None],
+        pooled: bool = False,
     ) -> None:
+        # without stage workers a video writer converts on its own pool (vmatte-sws): leave rendering to it
+        self.pooled = pooled
         self.writers = writers
         self.needs_fg = needs_fg
         self.report = report
         self.progress = progress
+        self._lock = threading.Lock()  # report sums from several threads
         self.fg_fn = None
         if needs_fg:
             from vmatte.io.compose import estimate_foreground
 
             self.fg_fn = estimate_foreground
 
-    def __call__(self, frame: Frame) -> None:
+    def prepare(self, frame: Frame) -> tuple[Frame, list]:
         t, c = time.perf_counter(), time.thread_time()
         if self.fg_fn is not None and frame.alpha is not None:
             frame = frame.replace(foreground=self.fg_fn(frame.rgb_float(), frame.alpha))
         c1 = time.thread_time()
-        for w in self.writers:
-            w.write(frame)
-        self.report.times.encode += time.perf_counter() - t
-        self.report.cpu.decontaminate += c1 - c
-        self.report.cpu.write += time.thread_time() - c1
+        ready = [w.prepare(frame) if self.pooled and hasattr(w, "prepare") else None for w in self.writers]
+        with self._lock:
+            self.report.times.encode += time.perf_counter() - t
+            self.report.cpu.decontaminate += c1 - c
+            self.report.cpu.write += time.thread_time() - c1
+        return frame, ready
+
+    def __call__(self, item: tuple[Frame, list]) -> None:
+        frame, ready = item
+        t, c = time.perf_counter(), time.thread_time()
+        for w, pixels in zip(self.writers, ready):
+            if pixels is None:
+                w.write(frame)
+            else:
+                w.write(frame, pixels)
+        with self._lock:
+            self.report.times.encode += time.perf_counter() - t
+            self.report.cpu.write += time.thread_time() - c
         self.report.frames_written += 1
         self.progress(self.report.frames_written)
 
@@ -396,6 +419,8 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
         else:
             for w in getattr(engine, "load_warnings", ()):  # e.g. a reused engine that fell back to classic
                 report.warn(w)
+            # torch's pool sized for the engine's device
+            threads.cap_torch(str(getattr(engine, "device", "cpu")))
     except BaseException:
         stop_prepare.set()
         try:
@@ -459,9 +484,9 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
         from vmatte.io.compose import needs_foreground
 
         needs_fg = any(needs_foreground(c) for c in config.outputs)
-        sink = Sink(
-            _Output(writers, needs_fg, report, progress_written), depth=depth, cancel=cancel, name="encode"
-        )
+        workers = threads.current_plan().encode_workers
+        out = _Output(writers, needs_fg, report, progress_written, pooled=workers > 0)
+        sink = Sink(out, depth=depth, cancel=cancel, name="encode", prepare=out.prepare, workers=workers)
 
         def emit(frame: Frame) -> None:
             if frame.index < start or frame.index > end:  # smoothing context of a chunk: not ours to write

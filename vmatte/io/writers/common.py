@@ -16,7 +16,14 @@ import numpy as np
 
 from vmatte.errors import DiskFull, OutputError, say
 from vmatte.frame import Frame
-from vmatte.io.compose import Background, composite, estimate_foreground, needs_foreground, premultiply
+from vmatte.io.compose import (
+    Background,
+    composite,
+    estimate_foreground,
+    needs_foreground,
+    parse_color,
+    premultiply,
+)
 from vmatte.io.config import OutputConfig
 
 
@@ -117,6 +124,9 @@ class PixelSource:
         self.cfg = cfg
         self.start_time_s = start_time_s
         self.background = Background(cfg.background) if cfg.content == "composite" else None
+        # render() may run on several threads at once, except over a clip or image background (read in order,
+        # resized once and cached)
+        self.thread_safe = self.background is None or parse_color(cfg.background) is not None
 
     def colour(self, frame: Frame, alpha: np.ndarray) -> np.ndarray:
         if needs_foreground(self.cfg):

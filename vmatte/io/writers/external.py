@@ -18,6 +18,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from vmatte.errors import OutputError
 from vmatte.frame import Frame
 from vmatte.io.config import OutputConfig
@@ -222,13 +224,19 @@ class FfmpegWriter:
             hint="check the codec/pix_fmt/options or use writer = 'pyav'",
         )
 
-    def write(self, frame: Frame) -> None:
+    def prepare(self, frame: Frame) -> np.ndarray | None:
+        """The frame's 16-bit pixels for :meth:`write`; may run on any thread, several frames at once. None
+        when this output must render in frame order (a composite over a clip or image background)."""
+        return self._pixels.render_int(frame, 16) if self._pixels.thread_safe else None
+
+    def write(self, frame: Frame, prepared: np.ndarray | None = None) -> None:
+        """Pipe ``frame`` to ffmpeg (frames in order); ``prepared``: :meth:`prepare`'s result for it, if any."""
         import av
 
         pts = frame.pts if frame.pts is not None else frame.index
         if self._proc is None:
             self._start(float(pts * (frame.time_base or self.info.time_base)))
-        img = self._pixels.render_int(frame, 16)
+        img = self._pixels.render_int(frame, 16) if prepared is None else prepared
         vf = av.VideoFrame.from_ndarray(img, format=self.src_pix)
         vf.pts = int(pts)
         vf.time_base = self.info.time_base

@@ -223,15 +223,30 @@ class SequenceWriter:
             attrs["vmatte/alpha"] = "opaque composite"
         return exr_add_attributes(data, attrs)
 
-    def write(self, frame: Frame) -> None:
+    def _check_size(self, frame: Frame) -> None:
         if (frame.height, frame.width) != (self.info.height, self.info.width):
             raise OutputError(
                 f"{self.path}: frame {frame.index} is {frame.width}x{frame.height}, expected {self.info.width}x{self.info.height}"
             )
+
+    def prepare(self, frame: Frame) -> bytes | None:
+        """The frame's encoded file (bytes) for :meth:`write`; may run on any thread, several frames at once.
+        None when this output must render in frame order (a composite over a clip or image background)."""
+        if not self._pixels.thread_safe:
+            return None
+        self._check_size(frame)
+        return self._encode(frame)
+
+    def _encode(self, frame: Frame) -> bytes:
         if self.spec.name == "exr":
-            data = self._encode_exr(self._pixels.render(frame))
-        else:
-            data = self._encode_png(self._pixels.render_int(frame, self.depth))
+            return self._encode_exr(self._pixels.render(frame))
+        return self._encode_png(self._pixels.render_int(frame, self.depth))
+
+    def write(self, frame: Frame, prepared: bytes | None = None) -> None:
+        """Write ``frame``'s file under a temp name (renamed at :meth:`close`); ``prepared``: :meth:`prepare`'s
+        result for it, if any."""
+        self._check_size(frame)
+        data = self._encode(frame) if prepared is None else prepared
         final = frame_file(self.path, self.cfg.start_number + frame.index)
         if not self._pending:
             self.created_dirs += ensure_folder(final.parent)

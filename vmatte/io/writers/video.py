@@ -346,12 +346,25 @@ class VideoWriter:
             vf = sws.reformat(vf, format=self._enc_pix)
         return vf
 
-    def write(self, frame: Frame) -> None:
+    def _check_size(self, frame: Frame) -> None:
         if (frame.height, frame.width) != (self.info.height, self.info.width):
             raise OutputError(
                 f"{self.path}: frame {frame.index} is {frame.width}x{frame.height}, expected {self.info.width}x{self.info.height}"
             )
-        vf = self._render(frame)
+
+    def prepare(self, frame: Frame):
+        """The frame's pixels converted for the encoder (an av.VideoFrame), for :meth:`write`; may run on any
+        thread, several frames at once. None when this output must render in frame order (a composite over a
+        clip or image background): :meth:`write` renders then."""
+        if not self._pixels.thread_safe:
+            return None
+        self._check_size(frame)
+        return self._convert(self._render(frame))
+
+    def write(self, frame: Frame, prepared=None) -> None:
+        """Encode ``frame`` (frames in order); ``prepared``: :meth:`prepare`'s result for it, if any."""
+        self._check_size(frame)
+        vf = self._render(frame) if prepared is None else None
         pts = frame.pts if frame.pts is not None else frame.index
         tb = frame.time_base or self.info.time_base
         if tb != self.info.time_base:
@@ -366,9 +379,14 @@ class VideoWriter:
             self._audio.start_s = t
         self._first = False
         self._last_time = t
-        job = self._pool.submit(self._convert, vf) if self._pool is not None else self._convert(vf)
+        if prepared is not None:
+            job, depth = prepared, 0  # converted already: encode now, behind those still converting
+        elif self._pool is not None:
+            job, depth = self._pool.submit(self._convert, vf), self._depth
+        else:
+            job, depth = self._convert(vf), 0
         self._inflight.append((job, int(pts), t, frame.index))
-        while len(self._inflight) > self._depth:
+        while len(self._inflight) > depth:
             self._encode_oldest()
 
     def _encode_oldest(self) -> None:
