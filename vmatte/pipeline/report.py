@@ -6,7 +6,6 @@ import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 
@@ -104,8 +103,6 @@ class Report:
 
     def write_json(self, path: str | os.PathLike) -> None:
         """Write atomically (temp + rename) so a farm monitor never reads half a report."""
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, default=str), encoding="utf-8")
-        os.replace(tmp, p)
+        from vmatte.io.atomic import write_text_atomic
+
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=2, default=str))
