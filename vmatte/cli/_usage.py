@@ -82,8 +82,8 @@ def write_error_report(
     would clobber an input or an output, and a failure to write it is not the error to report."""
     import contextlib
 
+    from vmatte.pipeline.prepare import report_path_problem
     from vmatte.pipeline.report import Report
-    from vmatte.pipeline.runner import report_path_problem
 
     if report_path_problem(report, input or "", masks or "", list(outputs)) is not None:
         return
