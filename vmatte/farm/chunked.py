@@ -1,8 +1,9 @@
 """Run a job as resumable chunks (in this process, or one chunk per Ray task via :mod:`vmatte.farm.ray_runner`).
 
-Each chunk is an ordinary :func:`vmatte.run` of ``--frames S-E`` (the runner decodes, mattes and smooths the
-context the chunk needs and writes only its own frames), followed by a checksummed record in the job manifest
-(:mod:`vmatte.farm.manifest`). A resumed job re-verifies every record and redoes only chunks that are missing,
+The job validates once (:func:`vmatte.pipeline.prepare.prepare`); each chunk is a
+:func:`~vmatte.pipeline.runner.render` of its frame range of that prepared run (the runner decodes, mattes and
+smooths the context the chunk needs and writes only its own frames), followed by a checksummed record in the
+job manifest (:mod:`vmatte.farm.manifest`). A resumed job re-verifies every record and redoes only chunks that are missing,
 partial or changed.
 
 Where each output's frames go:
@@ -31,13 +32,20 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vmatte.config import OutputConfig, RunConfig
 from vmatte.errors import Interrupted, OutputError
-from vmatte.farm.jobreport import JobProgress, interrupted_in, own_confidence, whole_clip_summary
+from vmatte.farm.jobreport import (
+    JobProgress,
+    JobReport,
+    interrupted_in,
+    merge_chunk,
+    own_confidence,
+    whole_clip_summary,
+)
 from vmatte.farm.manifest import Manifest, file_entry, fingerprint, verify_entry
 from vmatte.farm.plan import Chunk, Plan, plan_job
 from vmatte.io.atomic import temp_prefix
@@ -77,16 +85,6 @@ class JobOutput:
     final: Path
     kind: str
     ext: str
-
-
-@dataclass
-class JobReport(Report):
-    """A :class:`~vmatte.pipeline.report.Report` for a chunked job: stage times and frame counts are summed over
-    the chunks rendered now; ``chunks`` lists each chunk (``status`` "done" = rendered now, "skipped" = verified
-    from an earlier run); ``farm`` holds the chunk size, assembly and (Ray) per-task overheads."""
-
-    chunks: list[dict[str, Any]] = field(default_factory=list)
-    farm: dict[str, Any] = field(default_factory=dict)
 
 
 def _output_kind(cfg: OutputConfig) -> tuple[str, str]:
@@ -367,30 +365,6 @@ class Job:
 
 
 # -- the in-process driver ---------------------------------------------------------------------------------
-def _merge(report: JobReport, rec: dict[str, Any], status: str, chunk: Chunk) -> None:
-    r = rec.get("report", {})
-    entry = {
-        "key": chunk.key,
-        "start": chunk.start,
-        "end": chunk.end,
-        "status": status,
-        "seconds": rec.get("seconds"),
-    }
-    report.chunks.append(entry)
-    if status != "done":
-        return
-    report.frames_decoded += int(r.get("frames_decoded", 0))
-    report.frames_written += int(r.get("frames_written", 0))
-    for k, v in (r.get("times") or {}).items():
-        if k != "total" and hasattr(report.times, k):
-            setattr(report.times, k, getattr(report.times, k) + float(v))
-    for w in r.get("warnings", []):
-        if w not in report.warnings:
-            report.warn(w)
-    if r.get("engine"):
-        report.engine = dict(r["engine"])
-
-
 def run_job(
     config: RunConfig,
     chunk_size: int,
@@ -455,7 +429,7 @@ def _drive(
     for n in notes:
         report.warn(n)
     for c in done:
-        _merge(report, {}, "skipped", c)
+        merge_chunk(report, {}, "skipped", c)
     progress = JobProgress(job, emit, done)
     emit({"stage": "chunks", "done": len(done), "total": len(job.selected), "skipped": len(done)})
     if todo:
@@ -507,7 +481,7 @@ def run_chunked(
                     rec = job.run_chunk(c, slot, on_progress=chunk_progress, cancel=cancel)
                 except Interrupted as exc:
                     raise interrupted_in(report, [c], exc) from None
-                _merge(report, rec, "done", c)
+                merge_chunk(report, rec, "done", c)
                 job.manifest.write(job.job_info())
                 progress.chunk_done(c)
 

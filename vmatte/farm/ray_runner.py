@@ -34,8 +34,8 @@ from typing import Any
 
 from vmatte.config import RunConfig
 from vmatte.errors import Interrupted, TransientError, UsageError, VmatteError
-from vmatte.farm.chunked import Job, JobReport, _merge, run_job
-from vmatte.farm.jobreport import JobProgress, interrupted_in
+from vmatte.farm.chunked import Job, run_job
+from vmatte.farm.jobreport import JobProgress, JobReport, interrupted_in, merge_chunk
 from vmatte.farm.plan import Chunk
 from vmatte.io.atomic import write_text_atomic
 from vmatte.pipeline.runner import EngineSlot
@@ -311,7 +311,7 @@ def run_ray(
                             out = ray.get(ref)
                         except Exception as exc:  # unwrap to the real error (exit code, retryable)
                             raise _unwrap(ray, exc) from None
-                        _merge(report, out["record"], "done", c)
+                        merge_chunk(report, out["record"], "done", c)
                         tasks.append(out["task"])
                         progress_path(job, c).unlink(missing_ok=True)
                         progress.chunk_done(c)
