@@ -499,11 +499,17 @@ def test_chunked_job_validates_once(tmp_path, farm_clip, farm_masks, monkeypatch
     monkeypatch.setattr(
         vmatte.io.masks, "load_keyframes", counted("load_keyframes", vmatte.io.masks.load_keyframes)
     )
+    events: list[dict] = []
     rep = run_chunked(
-        _cfg(farm_clip, farm_masks, _outputs(tmp_path / "o", video=False)), 7, engine=FakeEngine()
+        _cfg(farm_clip, farm_masks, _outputs(tmp_path / "o", video=False)),
+        7,
+        engine=FakeEngine(),
+        on_progress=events.append,
     )
     assert [c["status"] for c in rep.chunks] == ["done"] * 3
     assert calls == {"open_clip": 1, "load_keyframes": 1}
+    # the mask-file → frame mapping is said once per job
+    assert sum(str(e.get("message", "")).startswith("keyframes:") for e in events) == 1
 
 
 def test_job_report_write_failure_keeps_the_jobs_own_error(tmp_path, farm_clip, farm_masks, monkeypatch):

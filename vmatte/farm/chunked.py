@@ -125,9 +125,11 @@ class Job:
         return self.prep.keyframe_indices
 
     @classmethod
-    def prepare(cls, config: RunConfig, chunk_size: int, report: Report | None = None) -> Job:
+    def prepare(
+        cls, config: RunConfig, chunk_size: int, report: Report | None = None, on_progress=None
+    ) -> Job:
         """Probe, validate masks and outputs (once, for every chunk), plan the grid. Loads no model."""
-        prep = prepare(config, farm=True, report=report)
+        prep = prepare(config, farm=True, report=report, on_progress=on_progress)
         plan = plan_job(config, chunk_size, prepared=prep, whole=True)
         if config.frames:
             grid = {c.key: c for c in plan.chunks}
@@ -385,7 +387,7 @@ def run_job(
     job: Job | None = None
     with reported(config, report):
         try:
-            job = Job.prepare(config, chunk_size, report)
+            job = Job.prepare(config, chunk_size, report, on_progress=emit)
             _drive(job, report, execute, resume, emit, cancel)
         finally:
             if job is not None:
