@@ -108,8 +108,7 @@ def signalled(exc: Interrupted, signum: int | None, config) -> Interrupted:
     if rep is not None:
         rep.exit_code, rep.error = out.exit_code, str(out)
         if config.report:
-            with contextlib.suppress(OSError):  # a full disk must not turn exit 130 into a traceback
-                rep.write_json(config.report)
+            rep.save(config.report, failing=True)  # a full disk must not turn exit 130 into a traceback
     return out
 
 

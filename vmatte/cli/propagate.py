@@ -118,7 +118,7 @@ def main(args: argparse.Namespace) -> int:
     from vmatte.errors import ConfigError, OutputError
     from vmatte.io.decode import open_clip
     from vmatte.io.masks import load_keyframes
-    from vmatte.pipeline.runner import resolve_range
+    from vmatte.pipeline.prepare import resolve_range
     from vmatte.pipeline.threads import Sink
     from vmatte.propagate import make_propagator
 

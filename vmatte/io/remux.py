@@ -63,7 +63,8 @@ def concat_segments(
 
     import av
 
-    from vmatte.io.writers.common import ensure_folder, oserror, remove_quietly, temp_path
+    from vmatte.io.atomic import temp_path
+    from vmatte.io.writers.common import ensure_folder, oserror, remove_quietly
 
     ensure_folder(final.parent)
     tmp = temp_path(final)

@@ -22,30 +22,19 @@ import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from pathlib import Path
 from typing import Any
 
 from vmatte.config import RunConfig
 from vmatte.errors import Interrupted, VmatteError
 from vmatte.frame import Frame
-from vmatte.pipeline.context import context_range, smoothing_context
 from vmatte.pipeline.libnotes import LibraryNotes, capture_warnings
-from vmatte.pipeline.prepare import Prepared, prepare, report_path_problem, resolve_range
+from vmatte.pipeline.prepare import Prepared, prepare, report_path_problem
 from vmatte.pipeline.report import Report, message_event
 from vmatte.pipeline.threads import AnyEvent, Cancelled, cpu_thread_limit, run_in_thread
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
-__all__ = [
-    "EngineSlot",
-    "context_range",
-    "render",
-    "report_path_problem",
-    "reported",
-    "resolve_range",
-    "run",
-    "smoothing_context",
-]
+__all__ = ["EngineSlot", "render", "reported", "run"]
 
 
 class _Chain:
@@ -169,14 +158,7 @@ def _write_report(config: RunConfig, report: Report, t_start: float, enabled: bo
     report.times.total = time.perf_counter() - t_start
     if not enabled:
         return
-    try:
-        report.write_json(config.report)  # removes its temporary if it fails
-    except OSError as exc:
-        if failing:
-            return
-        from vmatte.io.writers.common import oserror
-
-        raise oserror(exc, Path(config.report)) from None
+    report.save(config.report, failing=failing)
 
 
 class EngineSlot:
