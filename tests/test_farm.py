@@ -530,3 +530,26 @@ def test_job_report_write_failure_keeps_the_jobs_own_error(tmp_path, farm_clip, 
     assert info.value.report.status == "error" and info.value.report.exit_code == NumericsError.exit_code
     with pytest.raises(DiskFull, match=r"r\.json: no space left"):
         run_chunked(cfg.replace(overwrite=True), 7, engine=FakeEngine())
+
+
+def test_cancel_during_the_final_encode_leaves_no_output(tmp_path, farm_clip, farm_masks):
+    """The final encode of inter-frame outputs runs through the run's stream (decode/encode threads, writer
+    rollback): a cancel there raises Interrupted and leaves neither the output nor a temporary."""
+    import threading
+
+    from vmatte.errors import Interrupted
+
+    out = tmp_path / "c"
+    outs = (OutputConfig(path=str(out / "matte.mp4"), content="alpha"),)
+    cancel = threading.Event()
+
+    def on_progress(event: dict) -> None:
+        if event.get("stage") == "assemble" and event.get("done") == 0:
+            cancel.set()
+
+    with pytest.raises(Interrupted, match="final encode"):
+        run_chunked(
+            _cfg(farm_clip, farm_masks, outs), 7, engine=FakeEngine(), on_progress=on_progress, cancel=cancel
+        )
+    assert not (out / "matte.mp4").exists()
+    assert not list(out.glob(".*vmatte-tmp*"))
