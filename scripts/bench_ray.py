@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from vmatte.farm.plan import plan_job
     from vmatte.farm.ray_runner import run_ray
-    from vmatte.pipeline.runner import smoothing_context
+    from vmatte.pipeline.context import smoothing_context
 
     root = Path(args.out)
     shutil.rmtree(root, ignore_errors=True)

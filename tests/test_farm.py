@@ -478,3 +478,78 @@ def test_farm_modules_and_help_import_neither_ray_nor_torch():
     )
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_chunked_job_validates_once(tmp_path, farm_clip, farm_masks, monkeypatch):
+    """One prepared run for the whole job: the clip is probed and the masks validated once, not once per chunk
+    (chunks render ranges of the prepared object; no ``--frames`` text is parsed back)."""
+    import vmatte.io.decode
+    import vmatte.io.masks
+
+    calls = {"open_clip": 0, "load_keyframes": 0}
+
+    def counted(name, fn):
+        def wrapper(*a, **k):
+            calls[name] += 1
+            return fn(*a, **k)
+
+        return wrapper
+
+    monkeypatch.setattr(vmatte.io.decode, "open_clip", counted("open_clip", vmatte.io.decode.open_clip))
+    monkeypatch.setattr(
+        vmatte.io.masks, "load_keyframes", counted("load_keyframes", vmatte.io.masks.load_keyframes)
+    )
+    events: list[dict] = []
+    rep = run_chunked(
+        _cfg(farm_clip, farm_masks, _outputs(tmp_path / "o", video=False)),
+        7,
+        engine=FakeEngine(),
+        on_progress=events.append,
+    )
+    assert [c["status"] for c in rep.chunks] == ["done"] * 3
+    assert calls == {"open_clip": 1, "load_keyframes": 1}
+    # the mask-file → frame mapping is said once per job
+    assert sum(str(e.get("message", "")).startswith("keyframes:") for e in events) == 1
+
+
+def test_job_report_write_failure_keeps_the_jobs_own_error(tmp_path, farm_clip, farm_masks, monkeypatch):
+    """A full disk under --report must not replace the job's real error (exit code, message) with an OSError;
+    after a good job the failed report write is the error (one line, exit 8)."""
+    import errno
+
+    from vmatte.errors import DiskFull, NumericsError
+    from vmatte.pipeline.report import Report
+
+    def full(self, path):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Report, "write_json", full)
+    cfg = _cfg(farm_clip, farm_masks, _outputs(tmp_path / "o", video=False), report=str(tmp_path / "r.json"))
+    with pytest.raises(NumericsError) as info:
+        run_chunked(cfg, 7, engine=FakeEngine(nan_on=9))
+    assert info.value.report.status == "error" and info.value.report.exit_code == NumericsError.exit_code
+    with pytest.raises(DiskFull, match=r"r\.json: no space left"):
+        run_chunked(cfg.replace(overwrite=True), 7, engine=FakeEngine())
+
+
+def test_cancel_during_the_final_encode_leaves_no_output(tmp_path, farm_clip, farm_masks):
+    """The final encode of inter-frame outputs runs through the run's stream (decode/encode threads, writer
+    rollback): a cancel there raises Interrupted and leaves neither the output nor a temporary."""
+    import threading
+
+    from vmatte.errors import Interrupted
+
+    out = tmp_path / "c"
+    outs = (OutputConfig(path=str(out / "matte.mp4"), content="alpha"),)
+    cancel = threading.Event()
+
+    def on_progress(event: dict) -> None:
+        if event.get("stage") == "assemble" and event.get("done") == 0:
+            cancel.set()
+
+    with pytest.raises(Interrupted, match="final encode"):
+        run_chunked(
+            _cfg(farm_clip, farm_masks, outs), 7, engine=FakeEngine(), on_progress=on_progress, cancel=cancel
+        )
+    assert not (out / "matte.mp4").exists()
+    assert not list(out.glob(".*vmatte-tmp*"))

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import argparse
 
-from vmatte.errors import Interrupted, UsageError
+from vmatte.errors import UsageError
 
 
 def main_farm(args: argparse.Namespace, config, display=None) -> int:
-    from vmatte.cli.run import SignalCancel, print_suggestions, signalled
+    from vmatte.cli._session import interruptible, print_suggestions
     from vmatte.pipeline.progress import Progress
 
     chunk = args.chunk
@@ -32,31 +32,24 @@ def main_farm(args: argparse.Namespace, config, display=None) -> int:
             return
         display(event)
 
-    with SignalCancel() as sig:
-        try:
-            if args.ray is not None:
-                from vmatte.farm.ray_runner import run_ray
+    with interruptible(config, display) as cancel:
+        if args.ray is not None:
+            from vmatte.farm.ray_runner import run_ray
 
-                address = None if args.ray == "local" else args.ray
-                report = run_ray(
-                    config,
-                    chunk,
-                    address=address or "local",
-                    num_cpus=args.workers,
-                    resume=args.resume,
-                    on_progress=on_progress,
-                    cancel=sig.event,
-                )
-            else:
-                from vmatte.farm.chunked import run_chunked
+            address = None if args.ray == "local" else args.ray
+            report = run_ray(
+                config,
+                chunk,
+                address=address or "local",
+                num_cpus=args.workers,
+                resume=args.resume,
+                on_progress=on_progress,
+                cancel=cancel,
+            )
+        else:
+            from vmatte.farm.chunked import run_chunked
 
-                report = run_chunked(
-                    config, chunk, resume=args.resume, on_progress=on_progress, cancel=sig.event
-                )
-        except Interrupted as exc:
-            raise signalled(exc, sig.signum, config) from None
-        finally:
-            display.close()
+            report = run_chunked(config, chunk, resume=args.resume, on_progress=on_progress, cancel=cancel)
     for w in report.warnings:
         display.warning(w)  # once each: the chunks' runs may have said them already
     done = sum(1 for c in report.chunks if c.get("status") == "done")

@@ -80,13 +80,10 @@ def write_error_report(
 ) -> None:
     """Best effort ``--report`` for a run that never started (bad command line or config): never where it
     would clobber an input or an output, and a failure to write it is not the error to report."""
-    import contextlib
-
+    from vmatte.pipeline.prepare import report_path_problem
     from vmatte.pipeline.report import Report
-    from vmatte.pipeline.runner import report_path_problem
 
     if report_path_problem(report, input or "", masks or "", list(outputs)) is not None:
         return
     rep = Report(input=input or "", status="error", exit_code=exit_code, error=message, retryable=retryable)
-    with contextlib.suppress(OSError):
-        rep.write_json(report)
+    rep.save(report, failing=True)

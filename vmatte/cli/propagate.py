@@ -81,8 +81,9 @@ def _write_png(path: Path, img) -> None:
     import cv2
 
     from vmatte.errors import OutputError
+    from vmatte.io.atomic import temp_path
 
-    tmp = path.with_name(path.name + ".tmp.png")
+    tmp = temp_path(path)  # same extension: imwrite picks PNG from it
     if not cv2.imwrite(str(tmp), img, [cv2.IMWRITE_PNG_COMPRESSION, 1]):
         raise OutputError(
             f"{path}: cannot write", hint="check the --out folder is writable and the disk has space"
@@ -117,7 +118,7 @@ def main(args: argparse.Namespace) -> int:
     from vmatte.errors import ConfigError, OutputError
     from vmatte.io.decode import open_clip
     from vmatte.io.masks import load_keyframes
-    from vmatte.pipeline.runner import resolve_range
+    from vmatte.pipeline.prepare import resolve_range
     from vmatte.pipeline.threads import Sink
     from vmatte.propagate import make_propagator
 
@@ -197,9 +198,9 @@ def main(args: argparse.Namespace) -> int:
     report["timings_s"]["write_s"] = round(time.perf_counter() - tw, 3)
     report["timings_s"]["total_s"] = round(wall, 3)
     report["fps"] = round(total / max(wall, 1e-9), 2)
-    tmp = out / "propagate.json.tmp"
-    tmp.write_text(json.dumps(report, indent=1))
-    os.replace(tmp, out / "propagate.json")
+    from vmatte.io.atomic import write_text_atomic
+
+    write_text_atomic(out / "propagate.json", json.dumps(report, indent=1))
     conf = [c for c in report["confidence"] if c is not None]
     print(f"propagate: {total} frames in {wall:.1f} s ({report['fps']:.1f} frames/s) → {out}")
     print(

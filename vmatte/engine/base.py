@@ -23,9 +23,14 @@ from vmatte.frame import TRIMAP_FG, TRIMAP_UNKNOWN, Frame
 
 @runtime_checkable
 class Engine(Protocol):
-    """What the runner needs from a matting engine."""
+    """What the runner needs from a matting engine (:class:`BatchingEngine` provides the defaults)."""
 
     name: str
+    batch_size: int  # frames per forward pass: the runner sizes its queues from it
+    load_warnings: tuple[str, ...]  # said when it loaded; repeated in the report of every run reusing it
+    library_notes: Any  # a LibraryNotes of its libraries' console chatter, or None
+
+    def plan(self, width: int, height: int) -> int: ...  # fix batch_size for this frame size; returns it
 
     def push(self, frame: Frame) -> list[Frame]: ...
 
@@ -64,6 +69,8 @@ class BatchingEngine:
     name = "base"
     batch_size: int = 1
     max_in_flight: int = 1
+    load_warnings: tuple[str, ...] = ()
+    library_notes: Any = None
 
     def __init__(self) -> None:
         self._pending: list[Frame] = []  # waiting to fill a batch
@@ -97,6 +104,9 @@ class BatchingEngine:
 
     def describe(self) -> dict[str, Any]:
         return {"engine": self.name, "batch_size": self.batch_size}
+
+    def plan(self, width: int, height: int) -> int:
+        return self.batch_size
 
     # -- for subclasses -----------------------------------------------------------------------------------
     def _launch(self, frames: list[Frame]) -> Any:  # pragma: no cover - abstract

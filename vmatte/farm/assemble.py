@@ -1,213 +1,122 @@
-"""Assembly of a chunked job's outputs: intra-only video segments joined by copying packets, inter-frame
-video encoded once from the chunks' lossless alpha segments (see :mod:`vmatte.farm.chunked`)."""
+"""Assembly of a chunked job's outputs (see :mod:`vmatte.farm.chunked` for where each output's frames go):
+image sequences are already in place; intra-only video segments are joined by copying packets
+(:func:`vmatte.io.remux.concat_segments`); inter-frame video is encoded once from the chunks' lossless alpha
+segments through the same stream as a run (:func:`vmatte.pipeline.stream.write_stream`: decode thread, encode
+thread, decontamination and the outputs' own writers), with "attach the recorded alpha" as its stage.
+"""
 
 from __future__ import annotations
 
-import contextlib
-import os
 import threading
-from pathlib import Path
+from collections.abc import Callable, Iterator
+from fractions import Fraction
 from typing import TYPE_CHECKING, Any
 
-from vmatte.errors import Interrupted, OutputError, TransientError
+import numpy as np
+
+from vmatte.errors import TransientError
+from vmatte.farm.manifest import file_entry
+from vmatte.frame import Frame
 
 if TYPE_CHECKING:
     from vmatte.farm.chunked import Job, JobOutput
 
 
-def input_times(info) -> tuple[list[int], list]:
-    """(presentation timestamps of every video frame in ``info.time_base`` ticks, start times in s (Fractions)
-    of the first audio stream's packets), read from packets without decoding. Image sequences: pts = index."""
-    if info.kind != "video":
-        return list(range(info.frame_count)), []
-    import av
+def assemble(
+    job: Job, cancel: threading.Event | None = None, keep: set[int] | None = None
+) -> list[dict[str, Any]]:
+    """Join the chunks into the final outputs (every grid chunk must be verified), except the outputs in
+    ``keep`` (indices of verified earlier assemblies, whose manifest entries are carried over). Returns the
+    manifest entries. Segments stay in the work folder: a final output damaged or deleted later is
+    re-assembled from them without rendering anything."""
+    from vmatte.io.remux import concat_segments, input_times
 
-    video, audio = [], []
-    with av.open(info.path) as c:
-        streams = [c.streams.video[0], *c.streams.audio[:1]]
-        for p in c.demux(*streams):
-            if not p.size or p.pts is None:
-                continue
-            if p.stream.type == "video":
-                video.append(p.pts)
-            else:
-                audio.append(p.pts * p.time_base)
-    return sorted(video), sorted(audio)
-
-
-def _snap(grid: list, t, tolerance_s: float = 0.002):
-    """The grid time nearest ``t`` when within ``tolerance_s``, else ``t`` (Fractions in, Fraction out)."""
-    import bisect
-
-    if not grid:
-        return t
-    i = bisect.bisect_left(grid, t)
-    near = min(grid[max(0, i - 1) : i + 1], key=lambda g: abs(g - t))
-    return near if abs(near - t) <= tolerance_s else t
-
-
-def concat_segments(
-    segments: list[Path],
-    final: Path,
-    starts_s: list | None = None,
-    audio_grid_s: list | None = None,
-    cancel: threading.Event | None = None,
-) -> None:
-    """Concatenate video segments (same codec and settings, input timestamps) into ``final`` by copying packets
-    (no re-encode). Written under a temp name and renamed.
-
-    ``starts_s``: exact start time (s, Fractions) of each segment's first frame. MOV stores a segment's start
-    offset in an edit list in 1/1000 s units, so timestamps read back from a segment can be off by up to 1 ms;
-    each segment's video is shifted so its first frame lands exactly on the input's time, and its (copied) audio
-    onto the nearest input audio packet time (``audio_grid_s``). Audio packets that two neighbouring segments
-    both carry (one straddling a chunk boundary) are kept once."""
-    from fractions import Fraction
-
-    import av
-
-    from vmatte.io.writers.common import ensure_folder, oserror, remove_quietly, temp_path
-
-    ensure_folder(final.parent)
-    tmp = temp_path(final)
-    opts = {"movflags": "use_metadata_tags"} if final.suffix.lower() in (".mov", ".mp4") else {}
-    out = None
-    try:
-        out = av.open(str(tmp), "w", container_options=opts)
-        omap: dict[int, Any] = {}
-        layout = None
-        last_end: dict[int, Any] = {}
-        for n, seg in enumerate(segments):
-            with av.open(str(seg)) as c:
-                streams = [s for s in c.streams if s.type in ("video", "audio")]
-                sig = [(s.type, s.codec_context.name) for s in streams]
-                if layout is None:
-                    layout = sig
-                    for k, v in c.metadata.items():
-                        if k.lower() not in ("encoder", "major_brand", "minor_version", "compatible_brands"):
-                            out.metadata[k] = v
-                    for s in streams:
-                        o = out.add_stream_from_template(s)
-                        if s.type == "video":
-                            # the template drops the codec tag: MOV would then write ProRes as 'apch' (422 HQ)
-                            # and FFmpeg decode the 4444 alpha stream as 10-bit, so carry the segment's tag
-                            _copy_codec_tag(s, o)
-                        for k, v in s.metadata.items():
-                            if k.lower() not in ("encoder", "handler_name", "vendor_id", "duration"):
-                                o.metadata[k] = v
-                        omap[s.index] = o
-                elif sig != layout:
-                    raise OutputError(
-                        f"{seg}: streams {sig} differ from the first segment's {layout}",
-                        hint="re-render the job",
-                    )
-                shifts: dict[int, Fraction] = {}
-                for st in streams:
-                    if st.start_time is None:
-                        continue
-                    t0 = st.start_time * st.time_base
-                    if st.type == "video" and starts_s is not None:
-                        shifts[st.index] = Fraction(starts_s[n]) - t0
-                    elif st.type == "audio" and audio_grid_s:
-                        shifts[st.index] = _snap(audio_grid_s, t0) - t0
-                for pkt in c.demux(*streams):
-                    if cancel is not None and cancel.is_set():
-                        raise Interrupted("cancelled during assembly")
-                    if pkt.dts is None and pkt.pts is None:
-                        continue  # demuxer flush packet
-                    idx = pkt.stream.index
-                    shift = shifts.get(idx)
-                    if shift:
-                        ticks = round(shift / pkt.time_base)
-                        if pkt.pts is not None:
-                            pkt.pts += ticks
-                        if pkt.dts is not None:
-                            pkt.dts += ticks
-                    if pkt.stream.type == "audio" and pkt.pts is not None:
-                        start = pkt.pts * pkt.time_base
-                        half = (pkt.duration or 0) * pkt.time_base / 2
-                        if n > 0 and idx in last_end and start + half <= last_end[idx]:
-                            continue  # already muxed from the previous segment
-                        last_end[idx] = start + (pkt.duration or 0) * pkt.time_base
-                    pkt.stream = omap[idx]
-                    out.mux(pkt)
-        out.close()
-        out = None
-        os.replace(tmp, final)
-    except OSError as exc:
-        raise oserror(exc, final) from None
-    finally:
-        if out is not None:
-            with contextlib.suppress(Exception):
-                out.close()
-        if tmp.exists():
-            remove_quietly(tmp)
-
-
-def _copy_codec_tag(src, dst) -> None:
-    """Give output stream ``dst`` the codec tag (fourcc, e.g. 'ap4h') of input stream ``src``."""
-    tag = src.codec_context.codec_tag
-    if tag and tag.isprintable() and len(tag) == 4:
-        dst.codec_context.codec_tag = tag
-
-
-def _alpha_frames(paths: list[Path]):
-    """Yield (H, W) float32 alpha in [0, 1] from 16-bit gray FFV1 segments, in order."""
-    import av
-    import numpy as np
-
-    from vmatte.io import swscale as sws
-
-    for p in paths:
-        with av.open(str(p)) as c:
-            for vf in c.decode(video=0):
-                yield sws.to_ndarray(vf, format="gray16le").astype(np.float32) * np.float32(1.0 / 65535.0)
-
-
-def encode_with_alpha(
-    job: Job, outputs: list[JobOutput], alpha_paths: list[Path], cancel: threading.Event | None = None
-) -> None:
-    """Final encode for inter-frame codecs: decode the input again, attach the chunks' alpha, and write with the
-    outputs' own writers (so decontamination, composites, audio and colour tags match a single run)."""
-    from vmatte.io.compose import estimate_foreground, needs_foreground
-    from vmatte.io.decode import open_clip
-    from vmatte.io.encode import open_writer
-
-    clip = open_clip(job.info.path)
-    n = job.info.frame_count
-    writers = []
-    ok = False
-    try:
-        for o in outputs:
-            writers.append(
-                open_writer(
-                    o.cfg,
-                    clip.info,
-                    overwrite=True,
-                    threads=job.config.pipeline.encode_threads,
-                    frame_range=(0, n - 1),
-                )
+    missing = job.missing_for_assembly()
+    if missing:
+        raise TransientError(
+            f"cannot assemble: chunk(s) {', '.join(c.key for c in missing[:5])} missing or changed",
+            hint="run the job again; finished chunks are kept",
+        )
+    keep = keep or set()
+    before = {a.get("path"): a for a in job.manifest.assembled()}
+    entries: list[dict[str, Any]] = []
+    times = None  # input timestamps, read once when a video output needs them
+    chunks = job.plan.chunks
+    for o in job.outputs:
+        if o.index in keep and str(o.final) in before:
+            entries.append(before[str(o.final)])
+        elif o.kind == "sequence":
+            entries.append({"path": str(o.final), "kind": "sequence", "frames": job.info.frame_count})
+        elif o.kind == "remux":
+            if times is None:
+                times = input_times(job.info)
+            pts, audio_grid = times
+            starts = [
+                Fraction(pts[c.start]) * job.info.time_base if c.start < len(pts) else None for c in chunks
+            ]
+            concat_segments(
+                [job.segment_path(o, c) for c in chunks],
+                o.final,
+                starts_s=None if None in starts else starts,
+                audio_grid_s=audio_grid,
+                cancel=cancel,
             )
-        needs_fg = any(needs_foreground(o.cfg) for o in outputs)
-        alphas = _alpha_frames(alpha_paths)
-        for frame in clip.frames(0, n - 1, max_corrupt=job.config.pipeline.max_corrupt_frames):
-            if cancel is not None and cancel.is_set():
-                raise Interrupted("cancelled during the final encode")
-            a = next(alphas, None)
-            if a is None:
-                raise TransientError(
-                    f"alpha segments end before frame {frame.index}",
-                    hint="run the job again with --no-resume",
-                )
-            f = frame.replace(alpha=a)
-            if needs_fg:
-                f = f.replace(foreground=estimate_foreground(f.rgb_float(), a))
-            for w in writers:
-                w.write(f)
-        for w in writers:
-            w.close()
-        ok = True
+            entries.append({**file_entry(o.final), "kind": "remux", "segments": len(chunks)})
+    enc = [o for o in job.outputs if o.kind == "encode" and o.index not in keep]
+    if enc:
+        final_encode(job, enc, cancel=cancel)
+        for o in enc:
+            entries.append({**file_entry(o.final), "kind": "encode"})
+    job.manifest.write(job.job_info(), assembled=entries)
+    return entries
+
+
+class _AttachAlpha:
+    """Stream stage of the final encode: each decoded frame gets the next recorded alpha, (H, W) float32."""
+
+    def __init__(self, alphas: Iterator[np.ndarray], emit: Callable[[Frame], None]) -> None:
+        self.alphas = alphas
+        self.emit = emit
+
+    def push(self, frame: Frame) -> None:
+        a = next(self.alphas, None)
+        if a is None:
+            raise TransientError(
+                f"alpha segments end before frame {frame.index}", hint="run the job again with --no-resume"
+            )
+        self.emit(frame.replace(alpha=a))
+
+    def flush(self) -> None:
+        pass
+
+
+def final_encode(job: Job, outputs: list[JobOutput], cancel: threading.Event | None = None) -> None:
+    """Final encode for inter-frame codecs: decode the input again, attach the chunks' alpha, and write with the
+    outputs' own writers (so decontamination, composites, audio and colour tags match a single run). Runs under
+    the job's thread cap like a render."""
+    from vmatte.errors import Interrupted
+    from vmatte.io.remux import read_alpha_segments
+    from vmatte.pipeline.report import Report
+    from vmatte.pipeline.stream import write_stream
+    from vmatte.pipeline.threads import Cancelled, cpu_thread_limit
+
+    config, n = job.config, job.info.frame_count
+    alphas = read_alpha_segments([job.alpha_path(c) for c in job.plan.chunks])
+    try:
+        with cpu_thread_limit(config.pipeline.cpu_threads):
+            write_stream(
+                job.prep.clip,
+                (0, n - 1),
+                (0, n - 1),
+                lambda emit: _AttachAlpha(alphas, emit),
+                [o.cfg for o in outputs],
+                overwrite=True,  # preflight() guarded the user's files; these are the job's own
+                pipeline=config.pipeline,
+                depth=config.pipeline.queue_depth or 4,
+                report=Report(input=config.input),
+                cancel=cancel or threading.Event(),
+            )
+    except Cancelled:
+        raise Interrupted("cancelled during the final encode") from None
     finally:
-        if not ok:
-            for w in writers:
-                with contextlib.suppress(Exception):
-                    w.abort()
+        alphas.close()  # the segment being read, if the stream stopped early

@@ -1,8 +1,9 @@
 """Run a job as resumable chunks (in this process, or one chunk per Ray task via :mod:`vmatte.farm.ray_runner`).
 
-Each chunk is an ordinary :func:`vmatte.run` of ``--frames S-E`` (the runner decodes, mattes and smooths the
-context the chunk needs and writes only its own frames), followed by a checksummed record in the job manifest
-(:mod:`vmatte.farm.manifest`). A resumed job re-verifies every record and redoes only chunks that are missing,
+The job validates once (:func:`vmatte.pipeline.prepare.prepare`); each chunk is a
+:func:`~vmatte.pipeline.runner.render` of its frame range of that prepared run (the runner decodes, mattes and
+smooths the context the chunk needs and writes only its own frames), followed by a checksummed record in the
+job manifest (:mod:`vmatte.farm.manifest`). A resumed job re-verifies every record and redoes only chunks that are missing,
 partial or changed.
 
 Where each output's frames go:
@@ -25,22 +26,32 @@ missing first, so "run every task, then the assemble command" and "one ``--chunk
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from vmatte.config import OutputConfig, RunConfig
-from vmatte.errors import Interrupted, OutputError, TransientError, UsageError, VmatteError
-from vmatte.farm.assemble import concat_segments, encode_with_alpha, input_times
-from vmatte.farm.jobreport import JobProgress, interrupted_in, own_confidence, whole_clip_summary
+from vmatte.errors import Interrupted, OutputError
+from vmatte.farm.jobreport import (
+    JobProgress,
+    JobReport,
+    interrupted_in,
+    merge_chunk,
+    own_confidence,
+    whole_clip_summary,
+)
 from vmatte.farm.manifest import Manifest, file_entry, fingerprint, verify_entry
 from vmatte.farm.plan import Chunk, Plan, plan_job
+from vmatte.io.atomic import temp_prefix
+from vmatte.pipeline.prepare import Prepared, prepare
 from vmatte.pipeline.report import Report
+from vmatte.pipeline.runner import EngineSlot, render, reported
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -76,16 +87,6 @@ class JobOutput:
     ext: str
 
 
-@dataclass
-class JobReport(Report):
-    """A :class:`~vmatte.pipeline.report.Report` for a chunked job: stage times and frame counts are summed over
-    the chunks rendered now; ``chunks`` lists each chunk (``status`` "done" = rendered now, "skipped" = verified
-    from an earlier run); ``farm`` holds the chunk size, assembly and (Ray) per-task overheads."""
-
-    chunks: list[dict[str, Any]] = field(default_factory=list)
-    farm: dict[str, Any] = field(default_factory=dict)
-
-
 def _output_kind(cfg: OutputConfig) -> tuple[str, str]:
     from vmatte.io.formats import format_for
 
@@ -99,68 +100,50 @@ def _output_kind(cfg: OutputConfig) -> tuple[str, str]:
 
 @dataclass
 class Job:
-    """Everything a chunk needs, picklable (Ray ships it to workers): config, clip info, plan, outputs, manifest."""
+    """Everything a chunk needs, picklable (Ray ships it to workers): the prepared run (config, clip, keyframe
+    masks, validated once), the plan, the outputs and the manifest."""
 
-    config: RunConfig
+    prep: Prepared
     chunk_size: int
-    info: Any  # ClipInfo
     plan: Plan  # the whole-clip grid
     selected: list[Chunk]  # chunks this process renders (config.frames), a subset of plan.chunks
     outputs: list[JobOutput]
     manifest: Manifest
     whole: bool  # no --frames: assemble at the end
-    keyframes: list[int] = field(default_factory=list)  # clip frame numbers with a keyframe mask
+
+    @property
+    def config(self) -> RunConfig:
+        return self.prep.config
+
+    @property
+    def info(self):  # ClipInfo
+        return self.prep.info
+
+    @property
+    def keyframes(self) -> list[int]:
+        """Clip frame numbers with a keyframe mask."""
+        return self.prep.keyframe_indices
 
     @classmethod
-    def prepare(cls, config: RunConfig, chunk_size: int) -> Job:
-        """Probe, validate masks and outputs, plan the grid. Loads no model."""
-        from vmatte.io.decode import open_clip
-        from vmatte.io.encode import resolve_output_path
-        from vmatte.io.masks import load_keyframes
-
-        if not config.input:
-            raise UsageError("no input clip given", hint="vmatte run CLIP --masks DIR --chunk N")
-        if not config.masks:
-            raise UsageError("no keyframe masks given", hint="pass --masks DIR")
-        if not config.outputs:
-            raise UsageError("no outputs configured", hint="pass -o OUT or a --pipeline preset")
-        clip = open_clip(config.input)
-        info = clip.info
-        keyframes = load_keyframes(config.masks, info)
-        whole_cfg = config.replace(frames="")
-        plan = plan_job(whole_cfg, chunk_size, clip=clip, keyframe_set=keyframes)
+    def prepare(
+        cls, config: RunConfig, chunk_size: int, report: Report | None = None, on_progress=None
+    ) -> Job:
+        """Probe, validate masks and outputs (once, for every chunk), plan the grid. Loads no model."""
+        prep = prepare(config, farm=True, report=report, on_progress=on_progress)
+        plan = plan_job(config, chunk_size, prepared=prep, whole=True)
         if config.frames:
-            sel = plan_job(config, chunk_size, clip=clip, keyframe_set=keyframes).chunks
-            grid = {c.key for c in plan.chunks}
+            grid = {c.key: c for c in plan.chunks}
             # a --frames range off the grid still works (its chunks are just keyed by their own range)
-            selected = [
-                next((g for g in plan.chunks if g.key == c.key), c) if c.key in grid else c for c in sel
-            ]
+            sel = plan_job(config, chunk_size, prepared=prep).chunks
+            selected = [grid.get(c.key, c) for c in sel]
         else:
             selected = list(plan.chunks)
-        outputs = []
-        finals: list[Path] = []
-        for i, cfg in enumerate(config.outputs):
-            final = resolve_output_path(cfg, info)
-            if final in finals:
-                raise UsageError(
-                    f"{final}: two outputs write to the same path", hint="give each output its own path"
-                )
-            finals.append(final)
-            kind, ext = _output_kind(cfg)
-            outputs.append(JobOutput(i, cfg, final, kind, ext))
-        manifest = Manifest(anchor=finals[0], fingerprint=fingerprint(config, info))
-        return cls(
-            config,
-            chunk_size,
-            info,
-            plan,
-            selected,
-            outputs,
-            manifest,
-            whole=not config.frames,
-            keyframes=[int(k) for k in keyframes.indices],
-        )
+        outputs = [
+            JobOutput(i, cfg, final, *_output_kind(cfg))
+            for i, (cfg, final) in enumerate(zip(config.outputs, prep.outputs))
+        ]
+        manifest = Manifest(anchor=prep.outputs[0], fingerprint=fingerprint(config, prep.info))
+        return cls(prep, chunk_size, plan, selected, outputs, manifest, whole=not config.frames)
 
     # -- layout ------------------------------------------------------------------------------------------
     def job_info(self) -> dict[str, Any]:
@@ -182,14 +165,15 @@ class Job:
     def needs_alpha(self) -> bool:
         return any(o.kind == "encode" for o in self.outputs)
 
-    def chunk_config(self, chunk: Chunk) -> RunConfig:
-        """The plain single-range RunConfig that renders ``chunk`` (sequences in place, video into segments)."""
+    def chunk_outputs(self, chunk: Chunk) -> list[OutputConfig]:
+        """What a render of ``chunk`` writes: sequences in place, intra video into segments, and the lossless
+        alpha segment the final encode of inter-frame outputs reads."""
         outs = []
         for o in self.outputs:
             if o.kind == "sequence":
                 outs.append(o.cfg)
             elif o.kind == "remux":
-                outs.append(_replace_cfg(o.cfg, path=str(self.segment_path(o, chunk))))
+                outs.append(dataclasses.replace(o.cfg, path=str(self.segment_path(o, chunk))))
         if self.needs_alpha:
             outs.append(
                 OutputConfig(
@@ -200,10 +184,7 @@ class Job:
                     audio=False,
                 )
             )
-        # overwrite: a redone chunk replaces its own earlier (unverified) files; preflight() guarded the user's
-        return self.config.replace(
-            frames=f"{chunk.start}-{chunk.end}", outputs=tuple(outs), overwrite=True, report=""
-        )
+        return outs
 
     def chunk_files(self, chunk: Chunk) -> list[dict[str, Any]]:
         """Checksummed records of every file ``chunk`` produced."""
@@ -276,13 +257,11 @@ class Job:
     def run_chunk(
         self,
         chunk: Chunk,
-        engine=None,
+        engine: EngineSlot,
         on_progress: ProgressFn | None = None,
         cancel: threading.Event | None = None,
     ) -> dict[str, Any]:
-        """Render ``chunk`` and record it. Returns the record (files + a report summary)."""
-        from vmatte.pipeline.runner import run
-
+        """Render ``chunk`` of the prepared run and record it. Returns the record (files + a report summary)."""
         self.manifest.drop_record(chunk.key)  # from here until the new record exists, the chunk is not done
         self._sweep_temp_files(chunk)
         for o in self.outputs:
@@ -291,7 +270,21 @@ class Job:
         if self.needs_alpha:
             self.alpha_path(chunk).parent.mkdir(parents=True, exist_ok=True)
         t0 = time.perf_counter()
-        rep = run(self.chunk_config(chunk), engine=engine, on_progress=on_progress, cancel=cancel)
+        rep = Report(input=self.config.input)
+        if on_progress is not None:
+            rep.listen(on_progress)
+        # overwrite: a redone chunk replaces its own earlier (unverified) files; preflight() guarded the user's
+        render(
+            self.prep,
+            chunk.start,
+            chunk.end,
+            engine,
+            rep,
+            outputs=self.chunk_outputs(chunk),
+            overwrite=True,
+            on_progress=on_progress,
+            cancel=cancel,
+        )
         t_hash = time.perf_counter()
         files = self.chunk_files(chunk)
         hash_s = time.perf_counter() - t_hash
@@ -338,7 +331,7 @@ class Job:
             finals.append(self.alpha_path(chunk))
         by_dir: dict[Path, set[str]] = {}
         for f in finals:
-            by_dir.setdefault(f.parent, set()).add(f".{f.stem}.vmatte-tmp-")
+            by_dir.setdefault(f.parent, set()).add(temp_prefix(f))
         for folder, prefixes in by_dir.items():
             if not folder.is_dir():
                 continue
@@ -367,90 +360,13 @@ class Job:
     def assemble(
         self, cancel: threading.Event | None = None, keep: set[int] | None = None
     ) -> list[dict[str, Any]]:
-        """Join the chunks into the final outputs (every grid chunk must be verified), except the outputs in
-        ``keep`` (indices of verified earlier assemblies, whose manifest entries are carried over). Returns the
-        manifest entries. Segments stay in the work folder: a final output damaged or deleted later is
-        re-assembled from them without rendering anything."""
-        missing = self.missing_for_assembly()
-        if missing:
-            raise TransientError(
-                f"cannot assemble: chunk(s) {', '.join(c.key for c in missing[:5])} missing or changed",
-                hint="run the job again; finished chunks are kept",
-            )
-        from fractions import Fraction
+        """See :func:`vmatte.farm.assemble.assemble`."""
+        from vmatte.farm.assemble import assemble
 
-        keep = keep or set()
-        before = {a.get("path"): a for a in self.manifest.assembled()}
-        entries: list[dict[str, Any]] = []
-        times = None  # input timestamps, read once when a video output needs them
-        for o in self.outputs:
-            if o.index in keep and str(o.final) in before:
-                entries.append(before[str(o.final)])
-            elif o.kind == "sequence":
-                entries.append({"path": str(o.final), "kind": "sequence", "frames": self.info.frame_count})
-            elif o.kind == "remux":
-                if times is None:
-                    times = input_times(self.info)
-                pts, audio_grid = times
-                tb = self.info.time_base
-                starts = [
-                    Fraction(pts[c.start]) * tb if c.start < len(pts) else None for c in self.plan.chunks
-                ]
-                concat_segments(
-                    [self.segment_path(o, c) for c in self.plan.chunks],
-                    o.final,
-                    starts_s=None if None in starts else starts,
-                    audio_grid_s=audio_grid,
-                    cancel=cancel,
-                )
-                entries.append({**file_entry(o.final), "kind": "remux", "segments": len(self.plan.chunks)})
-        enc = [o for o in self.outputs if o.kind == "encode" and o.index not in keep]
-        if enc:
-            encode_with_alpha(self, enc, [self.alpha_path(c) for c in self.plan.chunks], cancel=cancel)
-            for o in enc:
-                entries.append({**file_entry(o.final), "kind": "encode"})
-        self.manifest.write(self.job_info(), assembled=entries)
-        return entries
-
-
-def _replace_cfg(cfg: OutputConfig, **changes) -> OutputConfig:
-    import dataclasses
-
-    return dataclasses.replace(cfg, **changes)
+        return assemble(self, cancel=cancel, keep=keep)
 
 
 # -- the in-process driver ---------------------------------------------------------------------------------
-def _merge(report: JobReport, rec: dict[str, Any], status: str, chunk: Chunk) -> None:
-    r = rec.get("report", {})
-    entry = {
-        "key": chunk.key,
-        "start": chunk.start,
-        "end": chunk.end,
-        "status": status,
-        "seconds": rec.get("seconds"),
-    }
-    report.chunks.append(entry)
-    if status != "done":
-        return
-    report.frames_decoded += int(r.get("frames_decoded", 0))
-    report.frames_written += int(r.get("frames_written", 0))
-    for k, v in (r.get("times") or {}).items():
-        if k != "total" and hasattr(report.times, k):
-            setattr(report.times, k, getattr(report.times, k) + float(v))
-    for w in r.get("warnings", []):
-        if w not in report.warnings:
-            report.warn(w)
-    if r.get("engine"):
-        report.engine = dict(r["engine"])
-
-
-def _fail(report: Report, err: VmatteError) -> None:
-    report.status = "cancelled" if isinstance(err, Interrupted) else "error"
-    report.exit_code = err.exit_code
-    report.error = str(err)
-    report.retryable = err.retryable
-
-
 def run_job(
     config: RunConfig,
     chunk_size: int,
@@ -468,79 +384,71 @@ def run_job(
     report.farm = {"mode": mode, "chunk_size": chunk_size, **(farm_info or {})}
     cancel = cancel or threading.Event()
     emit = on_progress or (lambda event: None)
-    t0 = time.perf_counter()
     job: Job | None = None
-    try:
-        t = time.perf_counter()
-        job = Job.prepare(config, chunk_size)
-        report.times.probe = time.perf_counter() - t
-        report.width, report.height = job.info.width, job.info.height
-        report.outputs = [str(o.final) for o in job.outputs]
-        report.frame_range = [job.selected[0].start, job.selected[-1].end] if job.selected else None
-        report.farm.update(
-            {
-                "manifest": str(job.manifest.path),
-                "work_folder": str(job.manifest.work),
-                "chunks_planned": len(job.plan.chunks),
-                "chunks_selected": len(job.selected),
-                "outputs": [{"path": str(o.final), "kind": o.kind} for o in job.outputs],
-                "frames_matted_planned": job.plan.frames_processed,
-            }
-        )
-        ours = resume and job.manifest.is_ours()
-        keep: set[int] = set()
-        if job.whole and ours:
-            keep, notes = job.verified_assembled()
-            for n in notes:
-                report.warn(n)
-        if job.whole and ours and job.assembled_ok():
-            report.farm["note"] = "already complete: every output verified against the manifest"
-            report.chunks = [
-                {"key": c.key, "start": c.start, "end": c.end, "status": "skipped"} for c in job.plan.chunks
-            ]
-            report.status = "ok"
-            return report
-        job.preflight(ours)
-        for n in job.manifest.start(job.job_info()):
-            report.warn(n)
-        todo, done, notes = job.pending(resume)
+    with reported(config, report):
+        try:
+            job = Job.prepare(config, chunk_size, report, on_progress=emit)
+            _drive(job, report, execute, resume, emit, cancel)
+        finally:
+            if job is not None:
+                with contextlib.suppress(Exception):  # the report must still be written
+                    report.propagation, report.smoothing = whole_clip_summary(job)
+            report.chunks.sort(key=lambda c: c["start"])
+    return report
+
+
+def _drive(
+    job: Job, report: JobReport, execute, resume: bool, emit: ProgressFn, cancel: threading.Event
+) -> None:
+    report.frame_range = [job.selected[0].start, job.selected[-1].end] if job.selected else None
+    report.farm.update(
+        {
+            "manifest": str(job.manifest.path),
+            "work_folder": str(job.manifest.work),
+            "chunks_planned": len(job.plan.chunks),
+            "chunks_selected": len(job.selected),
+            "outputs": [{"path": str(o.final), "kind": o.kind} for o in job.outputs],
+            "frames_matted_planned": job.plan.frames_processed,
+        }
+    )
+    ours = resume and job.manifest.is_ours()
+    keep: set[int] = set()
+    if job.whole and ours:
+        keep, notes = job.verified_assembled()
         for n in notes:
             report.warn(n)
-        for c in done:
-            _merge(report, {}, "skipped", c)
-        progress = JobProgress(job, emit, done)
-        emit({"stage": "chunks", "done": len(done), "total": len(job.selected), "skipped": len(done)})
-        if todo:
-            execute(job, todo, report, progress, cancel)
-            keep = set()  # chunks changed: every output is joined again
-        job.manifest.write(job.job_info())
-        if job.whole:
-            t = time.perf_counter()
-            missing = job.missing_for_assembly()
-            if missing:  # e.g. a record went bad between planning and now: render it, then assemble
-                execute(job, missing, report, progress, cancel)
-                keep = set()
-            emit({"stage": "assemble", "done": 0, "total": 1})
-            report.farm["assembled"] = job.assemble(cancel=cancel, keep=keep)
-            emit({"stage": "assemble", "done": 1, "total": 1})
-            report.farm["assemble_s"] = round(time.perf_counter() - t, 3)
+    if job.whole and ours and job.assembled_ok():
+        report.farm["note"] = "already complete: every output verified against the manifest"
+        report.chunks = [
+            {"key": c.key, "start": c.start, "end": c.end, "status": "skipped"} for c in job.plan.chunks
+        ]
         report.status = "ok"
-        return report
-    except VmatteError as err:
-        _fail(report, err)
-        err.report = report  # type: ignore[attr-defined]
-        raise
-    except Exception as exc:
-        report.status, report.exit_code, report.error = "error", 1, f"{type(exc).__name__}: {exc}"
-        raise
-    finally:
-        if job is not None:
-            with contextlib.suppress(Exception):  # the report must still be written
-                report.propagation, report.smoothing = whole_clip_summary(job)
-        report.chunks.sort(key=lambda c: c["start"])
-        report.times.total = time.perf_counter() - t0
-        if config.report:
-            report.write_json(config.report)
+        return
+    job.preflight(ours)
+    for n in job.manifest.start(job.job_info()):
+        report.warn(n)
+    todo, done, notes = job.pending(resume)
+    for n in notes:
+        report.warn(n)
+    for c in done:
+        merge_chunk(report, {}, "skipped", c)
+    progress = JobProgress(job, emit, done)
+    emit({"stage": "chunks", "done": len(done), "total": len(job.selected), "skipped": len(done)})
+    if todo:
+        execute(job, todo, report, progress, cancel)
+        keep = set()  # chunks changed: every output is joined again
+    job.manifest.write(job.job_info())
+    if job.whole:
+        t = time.perf_counter()
+        missing = job.missing_for_assembly()
+        if missing:  # e.g. a record went bad between planning and now: render it, then assemble
+            execute(job, missing, report, progress, cancel)
+            keep = set()
+        emit({"stage": "assemble", "done": 0, "total": 1})
+        report.farm["assembled"] = job.assemble(cancel=cancel, keep=keep)
+        emit({"stage": "assemble", "done": 1, "total": 1})
+        report.farm["assemble_s"] = round(time.perf_counter() - t, 3)
+    report.status = "ok"
 
 
 def run_chunked(
@@ -557,39 +465,29 @@ def run_chunked(
     ``config.frames`` selects the chunks to render (a farm task) and skips assembly; without it the whole
     clip is rendered (finished chunks verified and skipped when ``resume``) and the outputs assembled.
     """
-    state: dict[str, Any] = {"engine": engine, "own": engine is None}
+    with EngineSlot(config, engine) as slot:  # one engine for every chunk, loaded by the first
 
-    def execute(
-        job: Job, chunks: list[Chunk], report: JobReport, progress: JobProgress, cancel: threading.Event
-    ) -> None:
-        if state["engine"] is None:
-            from vmatte.engine import load_engine
+        def execute(
+            job: Job, chunks: list[Chunk], report: JobReport, progress: JobProgress, cancel: threading.Event
+        ) -> None:
+            for c in chunks:
+                if cancel.is_set():
+                    raise Interrupted("cancelled")
 
-            t = time.perf_counter()
-            state["engine"] = load_engine(job.config.engine, on_warning=report.warn)
-            report.times.load_engine += time.perf_counter() - t
-        for c in chunks:
-            if cancel.is_set():
-                raise Interrupted("cancelled")
+                def chunk_progress(event: dict[str, Any], c=c) -> None:
+                    progress.emit({**event, **progress.chunk_fields(c)})
+                    if event.get("stage") == "matte":
+                        progress.frames(int(event.get("done", 0)))
 
-            def chunk_progress(event: dict[str, Any], c=c) -> None:
-                progress.emit({**event, **progress.chunk_fields(c)})
-                if event.get("stage") == "matte":
-                    progress.frames(int(event.get("done", 0)))
+                try:
+                    rec = job.run_chunk(c, slot, on_progress=chunk_progress, cancel=cancel)
+                except Interrupted as exc:
+                    raise interrupted_in(report, [c], exc) from None
+                merge_chunk(report, rec, "done", c)
+                job.manifest.write(job.job_info())
+                progress.chunk_done(c)
 
-            try:
-                rec = job.run_chunk(c, engine=state["engine"], on_progress=chunk_progress, cancel=cancel)
-            except Interrupted as exc:
-                raise interrupted_in(report, [c], exc) from None
-            _merge(report, rec, "done", c)
-            job.manifest.write(job.job_info())
-            progress.chunk_done(c)
-
-    try:
         return run_job(config, chunk_size, execute, resume=resume, on_progress=on_progress, cancel=cancel)
-    finally:
-        if state["own"] and state["engine"] is not None:
-            state["engine"].close()
 
 
 __all__ = [
@@ -599,8 +497,6 @@ __all__ = [
     "JobOutput",
     "JobProgress",
     "JobReport",
-    "concat_segments",
-    "encode_with_alpha",
     "run_chunked",
     "run_job",
 ]

@@ -9,15 +9,51 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from vmatte.errors import Interrupted
+from vmatte.pipeline.report import Report
 
 if TYPE_CHECKING:
-    from vmatte.farm.chunked import Job, JobReport
+    from vmatte.farm.chunked import Job
     from vmatte.farm.plan import Chunk
 
 ProgressFn = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class JobReport(Report):
+    """A :class:`~vmatte.pipeline.report.Report` for a chunked job: stage times and frame counts are summed over
+    the chunks rendered now; ``chunks`` lists each chunk (``status`` "done" = rendered now, "skipped" = verified
+    from an earlier run); ``farm`` holds the chunk size, assembly and (Ray) per-task overheads."""
+
+    chunks: list[dict[str, Any]] = field(default_factory=list)
+    farm: dict[str, Any] = field(default_factory=dict)
+
+
+def merge_chunk(report: JobReport, rec: dict[str, Any], status: str, chunk: Chunk) -> None:
+    r = rec.get("report", {})
+    entry = {
+        "key": chunk.key,
+        "start": chunk.start,
+        "end": chunk.end,
+        "status": status,
+        "seconds": rec.get("seconds"),
+    }
+    report.chunks.append(entry)
+    if status != "done":
+        return
+    report.frames_decoded += int(r.get("frames_decoded", 0))
+    report.frames_written += int(r.get("frames_written", 0))
+    for k, v in (r.get("times") or {}).items():
+        if k != "total" and hasattr(report.times, k):
+            setattr(report.times, k, getattr(report.times, k) + float(v))
+    for w in r.get("warnings", []):
+        if w not in report.warnings:
+            report.warn(w)
+    if r.get("engine"):
+        report.engine = dict(r["engine"])
 
 
 def own_confidence(propagation: dict[str, Any], chunk: Chunk) -> list[float | None]:

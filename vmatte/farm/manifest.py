@@ -30,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from vmatte.io.atomic import write_text_atomic
+
 MANIFEST_VERSION = 1
 _PRINTF = re.compile(r"%0?\d*d")
 
@@ -46,13 +48,8 @@ def sha256_file(path: str | os.PathLike, block: int = 1 << 20) -> str:
 def write_json_atomic(path: Path, data: Any) -> None:
     """Write JSON under a hidden temp name in the same folder, fsync, then rename: readers (and a resumed job
     after a crash) see the old file or the new one, never half of one."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}-{time.monotonic_ns()}")
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=1, default=str)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
+    text = json.dumps(data, indent=1, default=str)
+    write_text_atomic(path, text, fsync=True, tag=str(time.monotonic_ns()))
 
 
 def read_json(path: Path) -> Any | None:
@@ -132,7 +129,7 @@ class Manifest:
         stored = self.stored_fingerprint()
         if stored is not None and stored != self.fingerprint:
             notes.append(f"{self.work}: settings changed since the last run, starting over")
-            for rec in self.chunks_dir.glob("*.json"):
+            for rec in self.chunks_dir.glob("[!.]*.json"):
                 data = read_json(rec)
                 if not isinstance(data, dict) or data.get("fingerprint") != self.fingerprint:
                     rec.unlink(missing_ok=True)
@@ -182,7 +179,7 @@ class Manifest:
     def records(self) -> dict[str, dict[str, Any]]:
         """All chunk records on disk (unverified), by key."""
         out = {}
-        for p in sorted(self.chunks_dir.glob("*.json")):
+        for p in sorted(self.chunks_dir.glob("[!.]*.json")):
             rec = read_json(p)
             if isinstance(rec, dict) and rec.get("fingerprint") == self.fingerprint:
                 out[p.stem] = rec

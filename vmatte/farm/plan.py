@@ -4,11 +4,11 @@ its output equals a whole-clip run, and the command line a farm submits for it.
 A chunk ``start..end`` (inclusive clip frame numbers) needs context on both sides:
 
 - **propagation context**: the cheap working-resolution propagation pass runs from the keyframe at or before
-  the chunk's context to the keyframe at or after it (the :class:`~vmatte.propagate.Propagator` computes this
-  from its ``frame_range``; the plan asks it rather than guessing);
+  the chunk's context to the keyframe at or after it (:func:`vmatte.pipeline.context.propagation_range`, the
+  rule the :class:`~vmatte.propagate.Propagator` applies to its ``frame_range``);
 - **matting context** (decoded at full resolution, matted and smoothed, outputs dropped): the temporal
   smoother's warm-up (``TemporalSmoother.warmup_frames``) before and look-ahead after, and with alpha feedback
-  on, back to the keyframe before the warm-up (see :func:`vmatte.pipeline.runner.context_range`).
+  on, back to the keyframe before the warm-up (see :func:`vmatte.pipeline.context.context_range`).
 
 The chunk grid is always laid over the whole clip (``0, N, 2N, ...``), so every farm task, whatever its
 ``--frames``, agrees on which chunk is which; the manifest of :mod:`vmatte.farm.manifest` keys chunks by range.
@@ -163,66 +163,38 @@ def split_range(first: int, last: int, chunk_size: int, *, origin: int = 0) -> l
     return out
 
 
-def chunk_context(
-    start: int,
-    end: int,
-    frame_count: int,
-    keyframes: list[int],
-    config: RunConfig,
-    clip=None,
-    keyframe_set=None,
-) -> tuple[int, int, int, int]:
-    """(context_start, context_end, propagate_start, propagate_end) of chunk ``start..end``.
-
-    The matting context comes from the runner's own rule (:func:`vmatte.pipeline.runner.context_range`), the
-    propagation context from a :class:`~vmatte.propagate.Propagator` built for that range (it decodes nothing
-    when constructed) when ``clip`` and ``keyframe_set`` are given, else from the keyframe list with the
-    propagator's documented rule (keyframe at or before / at or after)."""
-    from vmatte.pipeline.runner import context_range
-
-    cs, ce = context_range(start, end, frame_count, keyframes, config)
-    if clip is not None and keyframe_set is not None:
-        from vmatte.propagate import Propagator
-
-        prop = Propagator(clip, keyframe_set, config.propagate, frame_range=(cs, ce))
-        return cs, ce, int(prop.lo), int(prop.hi)
-    before = [k for k in keyframes if k <= cs]
-    after = [k for k in keyframes if k >= ce]
-    return cs, ce, before[-1] if before else cs, after[0] if after else ce
-
-
 def plan_job(
     config: RunConfig,
     chunk_size: int,
     *,
     command: list[str] | None = None,
-    clip=None,
-    keyframe_set=None,
+    prepared=None,
+    whole: bool = False,
 ) -> Plan:
-    """Plan ``config`` (its ``frames`` selects which chunks, on the whole-clip grid) as chunks of ``chunk_size``.
+    """Plan ``config`` (its ``frames`` selects which chunks, on the whole-clip grid; ``whole``: all of them)
+    as chunks of ``chunk_size``.
 
     ``command``: argv template of the run (``["vmatte", "run", CLIP, "--masks", DIR, ...]`` without
     ``--frames``/``--chunk``); each chunk gets ``command + ["--chunk", N, "--frames", "S-E"]`` and the plan an
-    assemble command ``command + ["--chunk", N]``. ``clip``/``keyframe_set`` may be passed when already opened.
-    Probes the clip and validates masks; loads no model.
+    assemble command ``command + ["--chunk", N]``. ``prepared``: the job's
+    :class:`~vmatte.pipeline.prepare.Prepared` when already made; otherwise the clip is probed and the masks
+    and outputs validated here. Loads no model. Each chunk's context comes from the one rule of
+    :mod:`vmatte.pipeline.context` (:meth:`Prepared.context`, :meth:`Prepared.propagation`).
     """
-    from vmatte.io.decode import open_clip
-    from vmatte.io.masks import load_keyframes
-    from vmatte.pipeline.runner import resolve_range, smoothing_context
+    from vmatte.pipeline.context import smoothing_context
+    from vmatte.pipeline.prepare import prepare
 
-    if not config.input:
-        raise UsageError("no input clip given", hint="vmatte plan CLIP --masks DIR --chunk N")
-    if not config.masks:
-        raise UsageError("no keyframe masks given", hint="pass --masks DIR")
-    clip = clip or open_clip(config.input)
-    info = clip.info
-    keyframe_set = keyframe_set or load_keyframes(config.masks, info)
-    kfs = list(keyframe_set.indices)
-    first, last = resolve_range(config.frames, info.frame_count, info.path)
+    if chunk_size < 1:
+        raise UsageError(f"--chunk {chunk_size}: must be at least 1 frame")
+    prep = prepared or prepare(config, farm=True)
+    config, n = prep.config, prep.info.frame_count
+    kfs = prep.keyframe_indices
+    first, last = (0, n - 1) if whole else (prep.start, prep.end)
     warmup, lookahead, source = smoothing_context(config.smooth)
     chunks = []
     for i, (s, e) in enumerate(split_range(first, last, chunk_size)):
-        cs, ce, ps, pe = chunk_context(s, e, info.frame_count, kfs, config, clip, keyframe_set)
+        cs, ce = prep.context(s, e)
+        ps, pe = prep.propagation(s, e)
         argv = tuple([*command, "--chunk", str(chunk_size), "--frames", f"{s}-{e}"]) if command else ()
         chunks.append(Chunk(i, s, e, cs, ce, ps, pe, argv))
     notes = []
@@ -236,7 +208,7 @@ def plan_job(
     return Plan(
         input=str(config.input),
         masks=str(config.masks),
-        frame_count=info.frame_count,
+        frame_count=n,
         chunk_size=chunk_size,
         keyframes=kfs,
         warmup_frames=warmup,

@@ -34,9 +34,11 @@ from typing import Any
 
 from vmatte.config import RunConfig
 from vmatte.errors import Interrupted, TransientError, UsageError, VmatteError
-from vmatte.farm.chunked import Job, JobReport, _merge, run_job
-from vmatte.farm.jobreport import JobProgress, interrupted_in
+from vmatte.farm.chunked import Job, run_job
+from vmatte.farm.jobreport import JobProgress, JobReport, interrupted_in, merge_chunk
 from vmatte.farm.plan import Chunk
+from vmatte.io.atomic import write_text_atomic
+from vmatte.pipeline.runner import EngineSlot
 
 # per worker process: engine config → loaded engine (Ray reuses worker processes across tasks)
 _ENGINES: dict[str, Any] = {}
@@ -151,7 +153,8 @@ def _run_chunk_task(job: Job, chunk: Chunk, submitted_at: float) -> dict[str, An
     load_s = time.perf_counter() - t
     t = time.perf_counter()
     cpu = time.process_time()
-    rec = job.run_chunk(chunk, engine=_ENGINES[key], on_progress=_ProgressFile(progress_path(job, chunk)))
+    slot = EngineSlot(job.config, _ENGINES[key])  # borrowed: the worker keeps it for its next task
+    rec = job.run_chunk(chunk, slot, on_progress=_ProgressFile(progress_path(job, chunk)))
     return {
         "record": rec,
         "task": {
@@ -191,10 +194,8 @@ class _ProgressFile:
         if now - self.last < 0.5 and done != total:
             return
         self.last = now
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}")
         with contextlib.suppress(OSError):  # progress is best effort; the chunk's record is what counts
-            tmp.write_text(f'{{"done": {done}}}', encoding="utf-8")
-            os.replace(tmp, self.path)
+            write_text_atomic(self.path, f'{{"done": {done}}}')
 
 
 def _in_flight(paths) -> int:
@@ -310,7 +311,7 @@ def run_ray(
                             out = ray.get(ref)
                         except Exception as exc:  # unwrap to the real error (exit code, retryable)
                             raise _unwrap(ray, exc) from None
-                        _merge(report, out["record"], "done", c)
+                        merge_chunk(report, out["record"], "done", c)
                         tasks.append(out["task"])
                         progress_path(job, c).unlink(missing_ok=True)
                         progress.chunk_done(c)

@@ -47,7 +47,8 @@ _SEQ_PAD = 6  # default digits of derived sequence names (clips up to a million 
 
 class Writer(Protocol):
     path: Path
-    notes: list[str]
+    notes: list[str]  # one-line notes for the run report (e.g. audio re-encoded)
+    created_dirs: list[Path]  # output folders it created (removed again if the run fails)
 
     def write(self, frame: Frame) -> None: ...
 

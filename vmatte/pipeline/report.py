@@ -6,7 +6,6 @@ import json
 import os
 import time
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 
@@ -104,8 +103,22 @@ class Report:
 
     def write_json(self, path: str | os.PathLike) -> None:
         """Write atomically (temp + rename) so a farm monitor never reads half a report."""
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        tmp = p.with_name(f".{p.name}.tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(self.to_dict(), indent=2, default=str), encoding="utf-8")
-        os.replace(tmp, p)
+        from vmatte.io.atomic import write_text_atomic
+
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=2, default=str))
+
+    def save(self, path: str | os.PathLike, *, failing: bool) -> None:
+        """Write the report file for a run (the one policy, for runs, jobs, signals and bad command lines): if
+        writing fails while the run is already failing, the run's own error wins (a full disk must still exit
+        with the run's code and one line, not a traceback from the report), so the OSError is dropped; after a
+        good run it is the error, one line (DiskFull, exit 8, or OutputError)."""
+        try:
+            self.write_json(path)
+        except OSError as exc:
+            if failing:
+                return
+            from pathlib import Path
+
+            from vmatte.io.writers.common import oserror
+
+            raise oserror(exc, Path(path)) from None

@@ -50,6 +50,7 @@ import numpy as np
 from vmatte.errors import Interrupted, MaskError, UsageError
 from vmatte.frame import TRIMAP_BG, TRIMAP_FG, TRIMAP_UNKNOWN, Frame
 from vmatte.io.masks import Keyframes
+from vmatte.pipeline.context import propagation_range
 from vmatte.pipeline.threads import AnyEvent, Cancelled, Prefetch, Worker
 from vmatte.propagate.config import PropagateConfig
 from vmatte.propagate.motion import KeypointMotion, carry
@@ -312,10 +313,7 @@ class Propagator:
             )
         self.start, self.end = start, end
         kfs = keyframes.indices
-        before = [k for k in kfs if k <= start]
-        after = [k for k in kfs if k >= end]
-        self.lo = before[-1] if before else start
-        self.hi = after[0] if after else end
+        self.lo, self.hi = propagation_range(start, end, kfs)  # the one context rule (vmatte.pipeline.context)
         self.kf_in = [k for k in kfs if self.lo <= k <= self.hi]
         s = min(1.0, self.cfg.work_size / max(self.width, self.height))
         self.ww, self.wh = max(8, round(self.width * s)), max(8, round(self.height * s))

@@ -9,13 +9,13 @@ quantised to the writer's integer depth (uint8 or uint16 full scale) or kept flo
 from __future__ import annotations
 
 import errno
-import os
 from pathlib import Path
 
 import numpy as np
 
 from vmatte.errors import DiskFull, OutputError, say
 from vmatte.frame import Frame
+from vmatte.io.atomic import temp_path as temp_path  # the one temporary-name rule, for the writers
 from vmatte.io.compose import (
     Background,
     composite,
@@ -33,11 +33,6 @@ def overwrite_hint() -> str:
         "pass --overwrite or choose another -o path",
         "pass RunConfig(overwrite=True) or choose another OutputConfig(path=...)",
     )
-
-
-def temp_path(final: Path) -> Path:
-    """Hidden sibling of ``final`` with the same extension (muxers pick the format from it)."""
-    return final.with_name(f".{final.stem}.vmatte-tmp-{os.getpid()}{final.suffix}")
 
 
 # Output folders this process created (outermost first): a failed or cancelled run removes them again when it
