@@ -35,7 +35,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vmatte.io.decode import open_clip
 from vmatte.io.masks import load_keyframes
-from vmatte.propagate import FlowPair, PropagateConfig, Propagator
+from vmatte.motion.flow import FlowPair
+from vmatte.propagate import PropagateConfig, Propagator
 from vmatte.propagate.trimap import mask_to_trimap
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis2016-eorvos"

@@ -13,7 +13,8 @@ from vmatte.errors import Interrupted
 from vmatte.frame import Frame
 from vmatte.io.decode import open_clip
 from vmatte.io.masks import load_keyframes
-from vmatte.propagate import FlowPair, PropagateConfig, Propagator
+from vmatte.motion.flow import FlowPair
+from vmatte.propagate import PropagateConfig, Propagator
 from vmatte.propagate.propagator import _Scratch
 from vmatte.propagate.trimap import band_radius_px, mask_to_trimap, signed_distance, trimap_to_probability
 from vmatte.testing import Scene, write_masks, write_sequence

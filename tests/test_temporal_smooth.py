@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from vmatte.frame import Frame
+from vmatte.motion.scenecut import SceneCutDetector
 from vmatte.temporal.config import SmoothConfig
-from vmatte.temporal.scenecut import SceneCutDetector
 from vmatte.temporal.smooth import TemporalSmoother
 from vmatte.testing import Scene
 

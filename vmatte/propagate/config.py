@@ -76,7 +76,7 @@ class PropagateConfig:
         fit carry the subject instead, if they explain it clearly better (0 = off).
     band_inner: the unknown band reaches at most this fraction of the short side into the mask, so failing
         flow leaves a definite body with an unknown edge (0 = no limit).
-    scene_cut: colour-histogram distance (total variation, 0-1, see vmatte.temporal.scenecut) between
+    scene_cut: colour-histogram distance (total variation, 0-1, see vmatte.motion.scenecut) between
         consecutive frames above which propagation does not carry masks across (0 disables).
     """
 

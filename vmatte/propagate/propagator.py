@@ -29,7 +29,7 @@ How it works (all at a bounded working resolution, ``cfg.work_size`` px on the l
    and never narrows the band below ``band_min`` around the propagated boundary, so a matting error cannot
    feed on itself: every trimap stays anchored to the keyframe propagation, never to an earlier alpha.
 
-Scene cuts (:class:`~vmatte.temporal.scenecut.SceneCutDetector`, threshold ``cfg.scene_cut``) stop both chains: a shot without a keyframe gets an
+Scene cuts (:class:`~vmatte.motion.scenecut.SceneCutDetector`, threshold ``cfg.scene_cut``) stop both chains: a shot without a keyframe gets an
 all-unknown trimap and confidence 0 (and is suggested for a keyframe).
 
 This module never imports torch.
@@ -50,9 +50,11 @@ import numpy as np
 from vmatte.errors import Interrupted, MaskError, UsageError
 from vmatte.frame import TRIMAP_BG, TRIMAP_FG, TRIMAP_UNKNOWN, Frame
 from vmatte.io.masks import Keyframes
-from vmatte.pipeline.threads import AnyEvent, Cancelled, Prefetch, Worker
+from vmatte.motion.flow import FlowPair
+from vmatte.motion.keypoint import KeypointMotion, carry
+from vmatte.motion.scenecut import SceneCutDetector
+from vmatte.pipeline.threads import AnyEvent, Cancelled, Prefetch
 from vmatte.propagate.config import PropagateConfig
-from vmatte.propagate.motion import KeypointMotion, carry
 from vmatte.propagate.segment import graph_cut, logit
 from vmatte.propagate.trimap import (
     alpha_to_trimap,
@@ -64,15 +66,9 @@ from vmatte.propagate.trimap import (
     thin_ridges,
     trimap_to_probability,
 )
-from vmatte.temporal.scenecut import SceneCutDetector
 
 log = logging.getLogger(__name__)
 
-_PRESETS = {
-    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
-    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
-}
 _DECAY = 0.98  # reliability lost per chained step even where flow is consistent (drift grows with distance)
 _PNG = [cv2.IMWRITE_PNG_COMPRESSION, 1]
 _COLOUR_PRIOR = 2.0  # local colour samples it takes to outweigh a keyframe's global colour model
@@ -138,117 +134,6 @@ class _Scratch:
             self.file.close()
             self.file = None
             self.end = 0
-
-
-class FlowPair:
-    """Dense DIS flow between two gray frames of one size, both ways, with forward-backward consistency.
-
-    Flows are (H, W, 2) float32 in px (x, y); consistency maps (H, W) float32 in [0, 1] (1 = the round trip
-    returns within tolerance, 0 = occluded / unreliable / leaves the frame).
-    """
-
-    def __init__(self, preset: str, width: int, height: int) -> None:
-        self.dis = cv2.DISOpticalFlow_create(_PRESETS[preset])
-        self.dis_back = cv2.DISOpticalFlow_create(_PRESETS[preset])  # b→a, in the helper thread
-        self.helper = Worker("flow-back")
-        self.grid = np.dstack(
-            np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-        )
-        self.size = (width, height)
-
-    def warp(self, img: np.ndarray, flow: np.ndarray) -> np.ndarray:
-        """Sample ``img`` (defined on the target of ``flow``) at x + flow(x): result on flow's own grid."""
-        return cv2.remap(img, self.grid + flow, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-    def consistency(self, flow: np.ndarray, back: np.ndarray) -> np.ndarray:
-        """Soft fb-consistency of ``flow`` (a→b, on a's grid) given ``back`` (b→a, on b's grid)."""
-        bw = self.warp(back, flow)
-        # explicit channel sums: numpy reductions over a length-2 last axis are several times slower
-        d = flow + bw
-        err = d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1]
-        mag = (
-            flow[..., 0] * flow[..., 0]
-            + flow[..., 1] * flow[..., 1]
-            + bw[..., 0] * bw[..., 0]
-            + bw[..., 1] * bw[..., 1]
-        )
-        tol = 0.01 * mag + 0.5  # Sundaram's threshold (px^2); soft ramp up to 4x it
-        c = np.clip((4.0 * tol - err) / (3.0 * tol), 0.0, 1.0)
-        target = self.grid + flow
-        w, h = self.size
-        outside = (
-            (target[..., 0] < 0) | (target[..., 0] > w - 1) | (target[..., 1] < 0) | (target[..., 1] > h - 1)
-        )
-        c[outside] = 0.0
-        # unreliable zones bleed a little: flow errors spread beyond the exact pixels that fail the check
-        return cv2.erode(c, np.ones((3, 3), np.uint8))
-
-    def layer_flow(self, p_est: np.ndarray, flow: np.ndarray, c: np.ndarray, radius: float) -> np.ndarray:
-        """The foreground's own motion, extended past its boundary (float32 (H, W, 2) px).
-
-        DIS flow is smooth across motion boundaries, so at the edge of a moving object it blends the object's
-        motion with the background's and a warped mask edge lags behind. The object is the front layer: a
-        pixel is foreground at the target exactly when its source *under the object's motion* was foreground.
-        So the flow near and outside the estimated mask ``p_est`` (target grid) is replaced by a normalised
-        convolution of the flow over the mask interior (eroded by ``radius`` px, weighted by consistency
-        ``c``); deep inside the mask the raw flow is kept (limbs move on their own)."""
-        m = (p_est > 0.5).astype(np.uint8)
-        k = max(1, round(radius))
-        interior = cv2.erode(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
-        if interior.sum() < 16:
-            return flow
-        w = interior.astype(np.float32) * c
-        sigma = 2.0 * k
-        den = cv2.GaussianBlur(w, (0, 0), sigma)
-        num = cv2.GaussianBlur(flow * w[..., None], (0, 0), sigma)
-        ok = den > 1e-3
-        ext = np.where(ok[..., None], num / np.maximum(den, 1e-6)[..., None], flow)
-        return np.where(interior[..., None] > 0, flow, ext).astype(np.float32)
-
-    def warp_layer(self, p: np.ndarray, r: np.ndarray, flow: np.ndarray, c: np.ndarray, radius: float):
-        """Warp probability ``p`` and reliability ``r`` (source grid) along ``flow`` (target grid) with the
-        foreground-layer correction of :meth:`layer_flow` (radius <= 0: plain warp). Returns (p, r) float32."""
-        p1 = self.warp(p, flow)
-        if radius > 0:
-            flow = self.layer_flow(p1, flow, c, radius)
-            p1 = self.warp(p, flow)
-        return p1, self.warp(r, flow)
-
-    def compute(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Gray uint8 frames a, b → (flow a→b on a, flow b→a on b, consistency on a, consistency on b)."""
-        # the two directions are independent: the backward one runs in a second thread (OpenCV releases the
-        # GIL), on its own DIS instance (one instance must not be used by two threads at once)
-        submit = self._submit()
-        join = submit(lambda: self.dis_back.calc(b, a, None))
-        ab = self.dis.calc(a, b, None)
-        ba = join()
-        join = submit(lambda: self.consistency(ba, ab))
-        c_ab = self.consistency(ab, ba)
-        return ab, ba, c_ab, join()
-
-    def one_way(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Gray uint8 frames a, b → (flow a→b on a, its consistency on a): the backward flow is computed only
-        for the check, and b's own consistency map is not."""
-        join = self._submit()(lambda: self.dis_back.calc(b, a, None))
-        ab = self.dis.calc(a, b, None)
-        return ab, self.consistency(ab, join())
-
-    def _submit(self):
-        """Where the second direction runs: the helper thread, or inline when OpenCV is capped at one thread
-        (``pipeline.cpu_threads`` = 1, as in a 1-CPU Ray task): a task given one core does not run two DIS
-        flows at once."""
-        if cv2.getNumThreads() > 1:
-            return self.helper.submit
-
-        def inline(fn):
-            value = fn()
-            return lambda: value
-
-        return inline
-
-    def close(self) -> None:
-        """End the helper thread (a later compute starts it again)."""
-        self.helper.close()
 
 
 def rank_suggestions(confidence: dict[int, float], keyframes, k: int, span: int) -> list[int]:

@@ -25,7 +25,7 @@ Then ``alpha_out = alpha_t + strength · (mean - alpha_t)``, where with ``snap_s
 Why a window and not a recursive (IIR) filter: the output depends on at most B + L + 1 raw frames, so memory
 is bounded and a render-farm chunk is exact when it is fed ``warmup_frames`` (= B) frames before its first
 frame and ``lookahead`` (= L) frames after its last (outputs of those dropped). Raw, not smoothed,
-neighbours are used for the same reason. Scene cuts (:class:`~vmatte.temporal.scenecut.SceneCutDetector`)
+neighbours are used for the same reason. Scene cuts (:class:`~vmatte.motion.scenecut.SceneCutDetector`)
 end the window: frames of one shot never see frames of another, and pending frames are released at the cut.
 
 Only alpha inside frame t's unknown band (trimap == 128) is changed; definite regions are left exactly as
@@ -44,14 +44,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vmatte.frame import TRIMAP_FG, TRIMAP_UNKNOWN, Frame
+from vmatte.motion.flow import FB_RELATIVE, MIN_FLOW_SIDE, create_dis, fb_terms, subject_motion
+from vmatte.motion.scenecut import SceneCutDetector
 from vmatte.temporal.config import SmoothConfig
-from vmatte.temporal.scenecut import SceneCutDetector
 
 _REMAP_COLS = 4096  # cv2.remap needs map sides < 32767: gather N points as a (N / 4096, 4096) image
-_FB_RELATIVE = 0.01  # forward-backward tolerance grows with flow magnitude² (Sundaram et al. 2010)
-_MIN_FLOW_SIDE = 16  # DIS needs a few patches; smaller working images get zero flow
-_FG_WINDOWS = (9, 33, 129)  # working px: box windows of the foreground-motion normalised convolution
-_FG_SUPPORT = 0.02  # minimum foreground fraction in a window for its mean motion to count
 
 
 def _sample(img: np.ndarray, x: np.ndarray, y: np.ndarray, cubic: bool = False) -> np.ndarray:
@@ -137,20 +134,13 @@ class TemporalSmoother:
     """
 
     def __init__(self, cfg: SmoothConfig | None = None) -> None:
-        import cv2
-
         self.cfg = cfg or SmoothConfig()
         self.lookahead = int(self.cfg.lookahead)
         self.lookbehind = int(self.cfg.lookbehind)
         self.warmup_frames = self.lookbehind
         self.max_frames_held = self.lookbehind + self.lookahead + 1
         self._radius = max(self.lookahead, self.lookbehind)
-        preset = {
-            "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
-            "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-            "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
-        }[self.cfg.flow]
-        self._dis = cv2.DISOpticalFlow_create(preset)
+        self._dis = create_dis(self.cfg.flow)
         self._detector = SceneCutDetector(self.cfg.scene_cut_threshold)
         self._entries: deque[_Entry] = deque()
         self._next_emit = 0  # position of the oldest frame not yet returned
@@ -191,7 +181,7 @@ class TemporalSmoother:
         if prev is not None and prev.shot == entry.shot and self._radius > 0:
             # consecutive pairs only (2 flows per frame): farther neighbours are reached by chaining these
             for a, b in ((entry, prev), (prev, entry)):
-                a.flows[b.pos] = self._subject_motion(self._flow(a, b), a.fg)
+                a.flows[b.pos] = subject_motion(self._flow(a, b), a.fg)
         self._entries.append(entry)
         self._pos += 1
         self._stats_held_max = max(self._stats_held_max, len(self._entries))
@@ -280,37 +270,9 @@ class TemporalSmoother:
     def _flow(self, a: _Entry, b: _Entry) -> np.ndarray:
         """Image flow a → b (DIS): (h, w, 2) float32, a(x) ≈ b(x + flow(x)), working-resolution px."""
         self._stats_flows += 1
-        if min(a.gray.shape) < _MIN_FLOW_SIDE:
+        if min(a.gray.shape) < MIN_FLOW_SIDE:
             return np.zeros((*a.gray.shape, 2), np.float32)
         return self._dis.calc(a.gray, b.gray, None)
-
-    @staticmethod
-    def _subject_motion(flow: np.ndarray, m: np.ndarray) -> np.ndarray:
-        """The motion of the matte: ``flow`` (h, w, 2) with band pixels given the subject's motion.
-
-        Image flow is wrong inside the unknown band: band pixels mix foreground and background that move
-        differently, and DIS patches there mostly follow the textured background (measured on the flicker
-        benchmark: 3 px mean error in the band against 0.03 px inside the subject). Alpha belongs to the
-        subject, so pixels outside the subject take a normalised convolution of the flow over the
-        definite-foreground coverage ``m`` (h, w) in [0, 1], at the smallest of three box windows with
-        enough foreground support; pixels with no foreground nearby keep the image flow.
-        """
-        import cv2
-
-        if not m.any():
-            return flow
-        out = flow.copy()
-        filled = m >= 0.999  # inside the subject the image flow is the subject's motion
-        weighted = flow * m[..., None]
-        for k in _FG_WINDOWS:
-            den = cv2.blur(m, (k, k))
-            num = cv2.blur(weighted, (k, k))
-            ok = (den > _FG_SUPPORT) & ~filled
-            # np.where on whole planes: boolean fancy indexing of (h, w, 2) arrays was the slow part
-            np.divide(num, np.maximum(den, _FG_SUPPORT)[..., None], out=num)
-            out = np.where(ok[..., None], num, out)
-            filled |= ok
-        return out
 
     def _chains(self, entry: _Entry, neighbours: list[_Entry], xw: np.ndarray, yw: np.ndarray):
         """Yield ``(nb, x, y, inside, fb_err2, fb_mag2)`` for each neighbour reachable by consecutive flows.
@@ -349,9 +311,9 @@ class TemporalSmoother:
                 y = y + f[:, 1]
                 inside = inside & (x >= -0.5) & (x <= ww - 0.5) & (y >= -0.5) & (y <= wh - 0.5)
                 g = _sample(dst.flows[src.pos], x, y)  # this step's backward flow at its landing point
-                r = f + g
-                err2 = err2 + (r * r).sum(axis=1)
-                mag2 = mag2 + (f[:, 0] * f[:, 0] + f[:, 1] * f[:, 1] + g[:, 0] * g[:, 0] + g[:, 1] * g[:, 1])
+                e, m = fb_terms(f, g)
+                err2 = err2 + e
+                mag2 = mag2 + m
                 p += step
                 if p in wanted:
                     yield dst, x, y, inside, err2, mag2  # fresh arrays each step: safe to keep
@@ -419,7 +381,7 @@ class TemporalSmoother:
         for nb, x2, y2, inside, fb_err2, fb_mag2 in self._chains(entry, neighbours, xw, yw):
             k = nb.pos - entry.pos
             w_time = np.float32(np.exp(-(k * k) / (2.0 * cfg.sigma_time**2)))
-            tol2 = fb_tol2 + np.float32(_FB_RELATIVE) * fb_mag2
+            tol2 = fb_tol2 + np.float32(FB_RELATIVE) * fb_mag2
             # landing point in full-resolution pixel coordinates
             xf = (x2 + 0.5) * np.float32(1.0 / sx) - 0.5
             yf = (y2 + 0.5) * np.float32(1.0 / sy) - 0.5
