@@ -1,6 +1,7 @@
 """Per-clip trimap propagation from keyframe masks: bidirectional, flow-guided, alpha-aware.
 
-How it works (all at a bounded working resolution, ``cfg.work_size`` px on the long side):
+How it works (all at a bounded working resolution, ``flow.work_size`` px on the long side, see
+:class:`~vmatte.motion.config.FlowConfig`):
 
 1. :meth:`Propagator.prepare` decodes the clip once. For every pair of consecutive frames it computes dense
    OpenCV DIS flow both ways and a forward-backward consistency map (Sundaram et al. 2010: a pixel is
@@ -29,7 +30,7 @@ How it works (all at a bounded working resolution, ``cfg.work_size`` px on the l
    and never narrows the band below ``band_min`` around the propagated boundary, so a matting error cannot
    feed on itself: every trimap stays anchored to the keyframe propagation, never to an earlier alpha.
 
-Scene cuts (:class:`~vmatte.motion.scenecut.SceneCutDetector`, threshold ``cfg.scene_cut``) stop both chains: a shot without a keyframe gets an
+Scene cuts (:class:`~vmatte.motion.scenecut.SceneCutDetector`, threshold ``flow.scene_cut``) stop both chains: a shot without a keyframe gets an
 all-unknown trimap and confidence 0 (and is suggested for a keyframe).
 
 This module never imports torch.
@@ -50,7 +51,8 @@ import numpy as np
 from vmatte.errors import Interrupted, MaskError, UsageError
 from vmatte.frame import TRIMAP_BG, TRIMAP_FG, TRIMAP_UNKNOWN, Frame
 from vmatte.io.masks import Keyframes
-from vmatte.motion.flow import FlowPair
+from vmatte.motion.config import FlowConfig
+from vmatte.motion.flow import FlowPair, work_shape
 from vmatte.motion.keypoint import KeypointMotion, carry
 from vmatte.motion.scenecut import SceneCutDetector
 from vmatte.pipeline.threads import AnyEvent, Cancelled, Prefetch
@@ -164,6 +166,7 @@ class Propagator:
         keyframe before ``start`` to the keyframe after ``end`` so a chunk gets the same trimaps as a full run.
     cancel: a threading.Event; when set, :meth:`prepare` stops with :class:`~vmatte.errors.Interrupted`.
     max_corrupt: undecodable frames the pass skips (flow then bridges the gap) before the decoder fails.
+    flow: the motion options (preset, working resolution, scene-cut threshold), shared with smoothing.
     """
 
     def __init__(
@@ -174,8 +177,11 @@ class Propagator:
         frame_range: tuple[int, int] | None = None,
         cancel: threading.Event | None = None,
         max_corrupt: int = 10,
+        *,
+        flow: FlowConfig | None = None,
     ) -> None:
         self.clip = clip
+        self.flow_cfg = flow or FlowConfig()
         self.max_corrupt = max_corrupt
         self.corrupt: list[int] = []  # undecodable frames skipped by the propagation pass (clip numbers)
         self.keyframes = keyframes
@@ -202,8 +208,7 @@ class Propagator:
         self.lo = before[-1] if before else start
         self.hi = after[0] if after else end
         self.kf_in = [k for k in kfs if self.lo <= k <= self.hi]
-        s = min(1.0, self.cfg.work_size / max(self.width, self.height))
-        self.ww, self.wh = max(8, round(self.width * s)), max(8, round(self.height * s))
+        self.ww, self.wh = work_shape(self.width, self.height, self.flow_cfg.work_size)
         self.r_min = band_radius_px(self.cfg.band_min, self.ww, self.wh)
         self.r_max = band_radius_px(self.cfg.band_max, self.ww, self.wh)
         self.r_soft_max = self.cfg.soft_band * min(self.ww, self.wh)
@@ -263,8 +268,7 @@ class Propagator:
         if self.prepared:
             return
         t0 = time.perf_counter()
-        cfg = self.cfg
-        self._flow = flow = FlowPair(cfg.flow, self.ww, self.wh)
+        self._flow = flow = FlowPair(self.flow_cfg.preset, self.ww, self.wh)
         kset = set(self.kf_in)
         scratch = _Scratch()
         total = self.hi - self.lo + 1
@@ -276,7 +280,8 @@ class Propagator:
             next_kf[k] = nk
         # histogram cut detector shared with the smoother; it sees every decoded frame in order, so a chunk run
         # (which starts at the keyframe before its range) detects the same cuts as a full run
-        cuts = SceneCutDetector(cfg.scene_cut) if cfg.scene_cut > 0 else None
+        threshold = self.flow_cfg.scene_cut
+        cuts = SceneCutDetector(threshold) if threshold > 0 else None
         self.corrupt = []
 
         def decoded():
@@ -785,7 +790,7 @@ class Propagator:
             return tri
         tf = time.perf_counter()
         if self._flow is None:
-            self._flow = FlowPair(self.cfg.flow, self.ww, self.wh)
+            self._flow = FlowPair(self.flow_cfg.preset, self.ww, self.wh)
         flow = self._flow
         gray = self._gray(frame)
         ts, c_ts = flow.one_way(gray, self._fb["gray"])

@@ -44,7 +44,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vmatte.frame import TRIMAP_FG, TRIMAP_UNKNOWN, Frame
-from vmatte.motion.flow import FB_RELATIVE, MIN_FLOW_SIDE, create_dis, fb_terms, subject_motion
+from vmatte.motion.config import FlowConfig
+from vmatte.motion.flow import (
+    FB_RELATIVE,
+    MIN_FLOW_SIDE,
+    create_dis,
+    fb_terms,
+    subject_motion,
+    to_gray,
+    work_shape,
+)
 from vmatte.motion.scenecut import SceneCutDetector
 from vmatte.temporal.config import SmoothConfig
 
@@ -133,15 +142,19 @@ class TemporalSmoother:
     frames after its last, drop the outputs of those, and the chunk's alpha is bit-identical to a single run.
     """
 
-    def __init__(self, cfg: SmoothConfig | None = None) -> None:
+    def __init__(self, cfg: SmoothConfig | None = None, flow: FlowConfig | None = None) -> None:
+        """cfg: the smoothing options; flow: the motion options (DIS preset, working resolution, scene-cut
+        threshold), shared with propagation."""
         self.cfg = cfg or SmoothConfig()
+        self.flow_cfg = flow or FlowConfig()
         self.lookahead = int(self.cfg.lookahead)
         self.lookbehind = int(self.cfg.lookbehind)
         self.warmup_frames = self.lookbehind
         self.max_frames_held = self.lookbehind + self.lookahead + 1
         self._radius = max(self.lookahead, self.lookbehind)
-        self._dis = create_dis(self.cfg.flow)
-        self._detector = SceneCutDetector(self.cfg.scene_cut_threshold)
+        self._dis = create_dis(self.flow_cfg.preset)
+        threshold = self.flow_cfg.scene_cut
+        self._detector = SceneCutDetector(threshold) if threshold > 0 else None
         self._entries: deque[_Entry] = deque()
         self._next_emit = 0  # position of the oldest frame not yet returned
         self._pos = 0
@@ -167,7 +180,7 @@ class TemporalSmoother:
         t0 = time.perf_counter()
         out: list[Frame] = []
         rgb_u8 = np.ascontiguousarray(frame.rgb_u8())  # once (a 16-bit frame converts on every call)
-        cut = self._detector.update(rgb_u8)
+        cut = self._detector.update(rgb_u8) if self._detector is not None else False
         if self._entries and frame.rgb.shape != self._entries[-1].frame.rgb.shape:
             cut = True  # a size change cannot be warped across: treat it as a new shot
         if cut and self._pos > 0:
@@ -236,23 +249,18 @@ class TemporalSmoother:
     # -- internals ------------------------------------------------------------------------------------------
     def _clear_state(self) -> None:
         self._entries.clear()
-        self._detector.reset()
+        if self._detector is not None:
+            self._detector.reset()
         self._next_emit = 0
         self._pos = 0
         self._shot = 0
-
-    def _work_size(self, h: int, w: int) -> tuple[int, int]:
-        scale = min(1.0, self.cfg.work_size / max(h, w))
-        return max(1, round(w * scale)), max(1, round(h * scale))
 
     def _make_entry(self, frame: Frame, rgb: np.ndarray) -> _Entry:
         import cv2
 
         h, w = rgb.shape[:2]
-        ww, wh = self._work_size(h, w)
-        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        if (ww, wh) != (w, h):
-            gray = cv2.resize(gray, (ww, wh), interpolation=cv2.INTER_AREA)
+        ww, wh = work_shape(w, h, self.flow_cfg.work_size)
+        gray = to_gray(rgb, (ww, wh))
         guide = cv2.blur(rgb, (3, 3))  # 3x3 box: the colour check should not trip on sensor noise
         if frame.trimap is not None:
             fg = (frame.trimap == TRIMAP_FG).astype(np.uint8)
