@@ -52,9 +52,10 @@ from vmatte.errors import Interrupted, MaskError, UsageError
 from vmatte.frame import TRIMAP_BG, TRIMAP_FG, TRIMAP_UNKNOWN, Frame
 from vmatte.io.masks import Keyframes
 from vmatte.motion.config import FlowConfig
-from vmatte.motion.flow import FlowPair, work_shape
+from vmatte.motion.flow import FlowPair, to_gray, work_shape
 from vmatte.motion.keypoint import KeypointMotion, carry
 from vmatte.motion.scenecut import SceneCutDetector
+from vmatte.motion.shared import FrameMotion, MotionStore
 from vmatte.pipeline.threads import AnyEvent, Cancelled, Prefetch
 from vmatte.propagate.config import PropagateConfig
 from vmatte.propagate.segment import graph_cut, logit
@@ -231,6 +232,9 @@ class Propagator:
         }
         self.prepared = False
         self._flow: FlowPair | None = None
+        # main pass: grey frames and frame-pair flows shared by alpha feedback and the smoother (bounded)
+        self.motion = MotionStore(self.flow_cfg)
+        self.cuts_decided = False  # the pass decided every frame's scene cut (see push)
         self._fb: dict[str, object] = {}  # latest observed alpha for feedback
         self._luts: dict[int, tuple] = {}  # keyframe → ((global LUT, local counts or None), accuracy)
         self._cellmap: np.ndarray | None = None  # colour-model grid, made on first use (see _cells)
@@ -241,10 +245,7 @@ class Propagator:
 
     # ---- helpers -------------------------------------------------------------------------------------------
     def _gray(self, frame: Frame) -> np.ndarray:
-        g = cv2.cvtColor(frame.rgb_u8(), cv2.COLOR_RGB2GRAY)
-        if (g.shape[1], g.shape[0]) != (self.ww, self.wh):
-            g = cv2.resize(g, (self.ww, self.wh), interpolation=cv2.INTER_AREA)
-        return g
+        return to_gray(frame.rgb_u8(), (self.ww, self.wh))
 
     def _kf_prob(self, index: int) -> np.ndarray:
         """Keyframe → (wh, ww) float32 foreground probability at working resolution."""
@@ -320,7 +321,8 @@ class Propagator:
             raise Interrupted("propagation cancelled") from None
         finally:
             scratch.clear()
-            flow.close()  # alpha feedback, if used, starts the helper again; close() ends it
+            flow.close()
+        self.cuts_decided = True
         self._finish_prepare(t0)
 
     def _finish_prepare(self, t0: float) -> None:
@@ -759,7 +761,10 @@ class Propagator:
         if not is_kf and self.cfg.use_alpha_feedback and self._fb:
             tri = self._apply_feedback(frame, tri)
         self.timings["push_s"] += time.perf_counter() - t0
-        return [frame.replace(trimap=tri, confidence=float(conf), keyframe=is_kf)]
+        # the scene-cut decision of the pass, and the flows, travel on to the smoother (computed once)
+        cut = (t in self.cuts) if self.cuts_decided else None
+        motion = FrameMotion(t, cut, self.motion)
+        return [frame.replace(trimap=tri, confidence=float(conf), keyframe=is_kf, motion=motion)]
 
     def flush(self) -> list[Frame]:
         """Nothing is buffered by :meth:`push`; present for the stage protocol."""
@@ -778,7 +783,7 @@ class Propagator:
         self._fb = {
             "index": frame.index,
             "alpha": np.clip(a * 255 + 0.5, 0, 255).astype(np.uint8),
-            "gray": self._gray(frame),
+            "gray": self.motion.gray(frame),
         }
 
     def _apply_feedback(self, frame: Frame, tri: np.ndarray) -> np.ndarray:
@@ -789,11 +794,11 @@ class Propagator:
         if lag <= 0 or lag > self.cfg.max_feedback_lag or any(s < c <= t for c in self.cuts):
             return tri
         tf = time.perf_counter()
-        if self._flow is None:
-            self._flow = FlowPair(self.flow_cfg.preset, self.ww, self.wh)
-        flow = self._flow
-        gray = self._gray(frame)
-        ts, c_ts = flow.one_way(gray, self._fb["gray"])
+        flow = self.motion.flow_pair(self.ww, self.wh)
+        gray = self.motion.gray(frame)
+        # t→s and s→t: when s = t - 1 the smoother needs the same pair and takes it from the store
+        ts, st, _ = self.motion.flows(t, gray, s, self._fb["gray"])
+        c_ts = flow.consistency(ts, st)
         # alpha of s sampled along flow t→s lands on t's grid; c_ts says where that flow is trustworthy
         alpha_s = self._fb["alpha"].astype(np.float32) / 255.0
         a = flow.warp(alpha_s, ts)
@@ -842,6 +847,7 @@ class Propagator:
         readable; :meth:`prepare` ends its own threads, so a caller that only prepares need not call this."""
         if self._flow is not None:
             self._flow.close()
+        self.motion.close()
 
     def summary(self) -> dict:
         """JSON-able report: per-frame confidence, suggested keyframes, scene cuts, timings (seconds)."""

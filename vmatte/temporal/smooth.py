@@ -55,6 +55,7 @@ from vmatte.motion.flow import (
     work_shape,
 )
 from vmatte.motion.scenecut import SceneCutDetector
+from vmatte.motion.shared import MotionStore
 from vmatte.temporal.config import SmoothConfig
 
 _REMAP_COLS = 4096  # cv2.remap needs map sides < 32767: gather N points as a (N / 4096, 4096) image
@@ -129,6 +130,7 @@ class _Entry:
     fg: np.ndarray  # (h, w) float32 working-resolution definite-foreground coverage (eroded), in [0, 1]
     guide: np.ndarray  # (H, W, 3) uint8 RGB, 3x3 box-blurred, for the photometric check
     flows: dict[int, np.ndarray] = field(default_factory=dict)
+    store: MotionStore | None = None  # the run's shared motion store, when the frame came with one
 
 
 class TemporalSmoother:
@@ -164,6 +166,7 @@ class TemporalSmoother:
         self._stats_cuts = 0
         self._stats_seconds = 0.0
         self._stats_flows = 0
+        self._stats_reused = 0
         self._stats_held_max = 0
         self._stats_band_px = 0
         self._stats_weight_sum = 0.0
@@ -180,7 +183,12 @@ class TemporalSmoother:
         t0 = time.perf_counter()
         out: list[Frame] = []
         rgb_u8 = np.ascontiguousarray(frame.rgb_u8())  # once (a 16-bit frame converts on every call)
-        cut = self._detector.update(rgb_u8) if self._detector is not None else False
+        motion = frame.motion
+        store = motion.store if motion is not None and motion.store.cfg == self.flow_cfg else None
+        if store is not None and motion.cut is not None:
+            cut = motion.cut  # propagation's pass decided it, under the same threshold
+        else:
+            cut = self._detector.update(rgb_u8) if self._detector is not None else False
         if self._entries and frame.rgb.shape != self._entries[-1].frame.rgb.shape:
             cut = True  # a size change cannot be warped across: treat it as a new shot
         if cut and self._pos > 0:
@@ -189,12 +197,13 @@ class TemporalSmoother:
             # everything pending belongs to the old shot and will get no more neighbours: release it now
             out.extend(self._emit_until(self._pos))
             self._entries.clear()
-        entry = self._make_entry(frame, rgb_u8)
+        entry = self._make_entry(frame, rgb_u8, store)
         prev = self._entries[-1] if self._entries else None
         if prev is not None and prev.shot == entry.shot and self._radius > 0:
             # consecutive pairs only (2 flows per frame): farther neighbours are reached by chaining these
-            for a, b in ((entry, prev), (prev, entry)):
-                a.flows[b.pos] = subject_motion(self._flow(a, b), a.fg)
+            to_prev, from_prev = self._flows(entry, prev)
+            entry.flows[prev.pos] = subject_motion(to_prev, entry.fg)
+            prev.flows[entry.pos] = subject_motion(from_prev, prev.fg)
         self._entries.append(entry)
         self._pos += 1
         self._stats_held_max = max(self._stats_held_max, len(self._entries))
@@ -216,7 +225,9 @@ class TemporalSmoother:
     def reset(self) -> None:
         """Drop all state and statistics without returning frames."""
         self._clear_state()
-        self._stats_frames = self._stats_cuts = self._stats_flows = self._stats_held_max = 0
+        self._stats_frames = self._stats_cuts = self._stats_flows = self._stats_reused = (
+            self._stats_held_max
+        ) = 0
         self._stats_band_px = self._stats_weight_n = 0
         self._stats_seconds = self._stats_weight_sum = 0.0
 
@@ -235,6 +246,7 @@ class TemporalSmoother:
             "ms_per_frame": round(1000.0 * self._stats_seconds / n, 3) if n else 0.0,
             "seconds": round(self._stats_seconds, 4),
             "flows_computed": self._stats_flows,
+            "flows_reused": self._stats_reused,  # taken from alpha feedback's computation (same pair)
             "max_frames_held": self._stats_held_max,
             "lookahead": self.lookahead,
             "lookbehind": self.lookbehind,
@@ -255,12 +267,12 @@ class TemporalSmoother:
         self._pos = 0
         self._shot = 0
 
-    def _make_entry(self, frame: Frame, rgb: np.ndarray) -> _Entry:
+    def _make_entry(self, frame: Frame, rgb: np.ndarray, store: MotionStore | None) -> _Entry:
         import cv2
 
         h, w = rgb.shape[:2]
         ww, wh = work_shape(w, h, self.flow_cfg.work_size)
-        gray = to_gray(rgb, (ww, wh))
+        gray = store.gray(frame) if store is not None else to_gray(rgb, (ww, wh))
         guide = cv2.blur(rgb, (3, 3))  # 3x3 box: the colour check should not trip on sensor noise
         if frame.trimap is not None:
             fg = (frame.trimap == TRIMAP_FG).astype(np.uint8)
@@ -273,7 +285,19 @@ class TemporalSmoother:
         fg = fg.astype(np.float32)
         if (ww, wh) != (w, h):
             fg = cv2.resize(fg, (ww, wh), interpolation=cv2.INTER_AREA)
-        return _Entry(frame=frame, pos=self._pos, shot=self._shot, gray=gray, guide=guide, fg=fg)
+        return _Entry(frame=frame, pos=self._pos, shot=self._shot, gray=gray, guide=guide, fg=fg, store=store)
+
+    def _flows(self, a: _Entry, b: _Entry) -> tuple[np.ndarray, np.ndarray]:
+        """Image flows a → b and b → a: from the run's motion store when both frames came with it (alpha
+        feedback may have computed this pair already), else computed here (:meth:`_flow`)."""
+        if a.store is not None and a.store is b.store and min(a.gray.shape) >= MIN_FLOW_SIDE:
+            ab, ba, reused = a.store.flows(a.frame.index, a.gray, b.frame.index, b.gray)
+            if reused:
+                self._stats_reused += 2
+            else:
+                self._stats_flows += 2
+            return ab, ba
+        return self._flow(a, b), self._flow(b, a)
 
     def _flow(self, a: _Entry, b: _Entry) -> np.ndarray:
         """Image flow a → b (DIS): (h, w, 2) float32, a(x) ≈ b(x + flow(x)), working-resolution px."""
