@@ -72,7 +72,6 @@ class FlowPair:
             np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
         )
         self.size = (width, height)
-        self.calls = 0  # DIS calls made (both instances)
 
     def warp(self, img: np.ndarray, flow: np.ndarray) -> np.ndarray:
         """Sample ``img`` (defined on the target of ``flow``) at x + flow(x): result on flow's own grid."""
@@ -131,7 +130,6 @@ class FlowPair:
         # GIL), on its own DIS instance (one instance must not be used by two threads at once)
         join = self._submit()(lambda: self.dis_back.calc(b, a, None))
         ab = self.dis.calc(a, b, None)
-        self.calls += 2
         return ab, join()
 
     def compute(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -140,12 +138,6 @@ class FlowPair:
         join = self._submit()(lambda: self.consistency(ba, ab))
         c_ab = self.consistency(ab, ba)
         return ab, ba, c_ab, join()
-
-    def one_way(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Gray uint8 frames a, b → (flow a→b on a, its consistency on a): the backward flow is computed only
-        for the check, and b's own consistency map is not."""
-        ab, ba = self.flows(a, b)
-        return ab, self.consistency(ab, ba)
 
     def _submit(self):
         """Where the second direction runs: the helper thread, or inline when OpenCV is capped at one thread
