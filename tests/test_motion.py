@@ -154,3 +154,11 @@ def test_carried_cut_is_used_without_running_the_detector(monkeypatch):
         sm.push(f)
     assert sm.stats()["scene_cuts"] == 1 and not calls
     store.close()
+
+
+def test_chunked_report_sums_reused_flows():
+    from vmatte.farm.jobreport import _combine_smoothing
+
+    chunk = {"frames": 5, "seconds": 1.0, "flows_computed": 2, "flows_reused": 6, "max_frames_held": 9}
+    both = _combine_smoothing([chunk, dict(chunk, flows_reused=4)])
+    assert both["flows_reused"] == 10 and both["flows_computed"] == 4
