@@ -4,8 +4,10 @@ Per-frame matting flickers because the engine has no memory: the same hair stran
 alpha in every frame. For output frame t the smoother takes frames ``t - B .. t + L`` of the same shot
 (B = ``lookbehind``, L = ``lookahead``), warps each neighbour's *raw* alpha onto frame t with dense optical
 flow (OpenCV DIS at a working resolution), and replaces alpha in frame t's unknown band by a weighted mean.
-Flow is computed only between consecutive frames (forward and backward, once per pair, 2 DIS calls per
-frame); a neighbour k frames away is reached by chaining the k consecutive flows at the band points.
+Flow is needed only between consecutive frames (forward and backward, once per pair, 2 DIS flows per
+frame); a neighbour k frames away is reached by chaining the k consecutive flows at the band points. Frames
+that come from propagation carry the run's motion store (``Frame.motion``, :mod:`vmatte.motion.shared`):
+the pair is taken from it when alpha feedback already computed it, bit-identical to computing it here.
 Each neighbour pixel's weight is the product of
 
 - a temporal Gaussian ``exp(-k² / 2 sigma_time²)`` (k = frame distance),
@@ -25,8 +27,8 @@ Then ``alpha_out = alpha_t + strength · (mean - alpha_t)``, where with ``snap_s
 Why a window and not a recursive (IIR) filter: the output depends on at most B + L + 1 raw frames, so memory
 is bounded and a render-farm chunk is exact when it is fed ``warmup_frames`` (= B) frames before its first
 frame and ``lookahead`` (= L) frames after its last (outputs of those dropped). Raw, not smoothed,
-neighbours are used for the same reason. Scene cuts (:class:`~vmatte.motion.scenecut.SceneCutDetector`)
-end the window: frames of one shot never see frames of another, and pending frames are released at the cut.
+neighbours are used for the same reason. Scene cuts (decided once by the propagation pass and carried on
+``Frame.motion``; else by :class:`~vmatte.motion.scenecut.SceneCutDetector` here) end the window: frames of one shot never see frames of another, and pending frames are released at the cut.
 
 Only alpha inside frame t's unknown band (trimap == 128) is changed; definite regions are left exactly as
 they came. Frames without a trimap use a band derived from alpha itself (pixels with 0 < alpha < 1, dilated
