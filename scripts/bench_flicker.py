@@ -334,6 +334,7 @@ def main(argv: list[str] | None = None) -> int:
 
     import dataclasses
 
+    from vmatte.motion.config import FlowConfig
     from vmatte.temporal.config import SmoothConfig
 
     if not DIM.is_dir() or not DAVIS.is_dir():
@@ -390,6 +391,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "flicker",
         "jitter": args.jitter,
         "config": dataclasses.asdict(cfg),
+        "flow": dataclasses.asdict(FlowConfig()),  # the smoother's flow: the [flow] defaults
         "frames_per_clip": args.frames,
         "clips": rows,
         "groups": groups,

@@ -2,7 +2,7 @@
 """Benchmark trimap propagation on DAVIS 2016 (per-frame GT masks) against two baselines. Prints a table and JSON.
 
     .venv/bin/python scripts/bench_propagate.py [--data ../shared/data/davis2016-eorvos] [--every 10 20 0]
-        [--clips breakdance dog] [--set snap=false --set flow=fast] [--json /tmp/bench.json]
+        [--clips breakdance dog] [--set snap=false --set preset=fast] [--json /tmp/bench.json]
 
 Keyframes: the GT mask on every N-th frame (N = 0: the first frame only); the other frames are scored.
 Metrics (per clip: IoU is the mean over scored frames, the others are ratios of sums over scored frames):
@@ -35,7 +35,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vmatte.io.decode import open_clip
 from vmatte.io.masks import load_keyframes
-from vmatte.propagate import FlowPair, PropagateConfig, Propagator
+from vmatte.motion.config import FlowConfig
+from vmatte.motion.flow import FlowPair
+from vmatte.propagate import PropagateConfig, Propagator
 from vmatte.propagate.trimap import mask_to_trimap
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis2016-eorvos"
@@ -80,7 +82,15 @@ def read_gray(path: str) -> np.ndarray:
     return cv2.imread(path, cv2.IMREAD_GRAYSCALE)
 
 
-def run_clip(data: Path, name: str, every: int, cfg: PropagateConfig, methods: list[str], tmp: Path) -> dict:
+def run_clip(
+    data: Path,
+    name: str,
+    every: int,
+    cfg: PropagateConfig,
+    methods: list[str],
+    tmp: Path,
+    flow_cfg: FlowConfig,
+) -> dict:
     frames_dir = data / "DAVIS" / "JPEGImages" / "480p" / name
     ann_dir = data / "DAVIS" / "Annotations" / "480p" / name
     gts = sorted(ann_dir.glob("*.png"))
@@ -102,7 +112,7 @@ def run_clip(data: Path, name: str, every: int, cfg: PropagateConfig, methods: l
         acc = new_acc()
         t0 = time.perf_counter()
         c0 = time.process_time()
-        prop = Propagator(clip, keyframes, cfg)
+        prop = Propagator(clip, keyframes, cfg, flow=flow_cfg)
         prop.prepare()
         results = {}
         for i in range(n):
@@ -145,7 +155,7 @@ def run_clip(data: Path, name: str, every: int, cfg: PropagateConfig, methods: l
     if "forward" in methods:
         acc = new_acc()
         t0 = time.perf_counter()
-        flow = FlowPair(cfg.flow, clip.info.width, clip.info.height)
+        flow = FlowPair(flow_cfg.preset, clip.info.width, clip.info.height)
         prev_gray = None
         m = None
         res = {}
@@ -225,7 +235,12 @@ def main() -> int:
     )
     ap.add_argument("--clips", nargs="*", default=None)
     ap.add_argument("--methods", nargs="+", default=["vmatte", "nearest", "forward"])
-    ap.add_argument("--set", action="append", default=[], help="PropagateConfig override, e.g. snap=false")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        help="PropagateConfig or FlowConfig override, e.g. snap=false, preset=fast",
+    )
     ap.add_argument("--json", default=None, help="also write the JSON here")
     ap.add_argument(
         "--flow-cache",
@@ -238,10 +253,14 @@ def main() -> int:
         install_flow_cache(Path(args.flow_cache))
     data = Path(args.data)
     clips = args.clips or sorted(p.name for p in (data / "DAVIS" / "JPEGImages" / "480p").iterdir())
-    cfg = PropagateConfig(**parse_set(args.set))
+    sets = parse_set(args.set)
+    flow_keys = set(FlowConfig.__dataclass_fields__)
+    flow_cfg = FlowConfig(**{k: v for k, v in sets.items() if k in flow_keys})
+    cfg = PropagateConfig(**{k: v for k, v in sets.items() if k not in flow_keys})
     tmp = Path(tempfile.mkdtemp(prefix="vmatte-bench-"))
     report: dict = {
         "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
+        "flow": {k: getattr(flow_cfg, k) for k in flow_cfg.__dataclass_fields__},
         "load_1min": os.getloadavg()[0],
         "runs": {},
     }
@@ -251,7 +270,7 @@ def main() -> int:
             label = "first-frame" if every == 0 else f"every-{every}"
             per = {}
             for name in clips:
-                per[name] = run_clip(data, name, every, cfg, args.methods, tmp)
+                per[name] = run_clip(data, name, every, cfg, args.methods, tmp, flow_cfg)
                 print(
                     f"  {label:12s} {name:20s} "
                     + "  ".join(

@@ -80,7 +80,9 @@ def test_streams_overlap_copies_with_compute():
     runner = DeviceRunner("cuda")
     shape = (8, 2160, 3840, 4)  # 265 MB per upload
     w = torch.randn(4096, 4096, device="cuda")
-    bufs = [torch.empty(shape, dtype=torch.uint8, pin_memory=True) for _ in range(6)]  # pinning is slow: up front
+    bufs = [
+        torch.empty(shape, dtype=torch.uint8, pin_memory=True) for _ in range(6)
+    ]  # pinning is slow: up front
 
     # Calibrate: as much compute per batch as one upload takes, so overlap can at best halve the time (on the
     # H200 one 4096^3 fp32 product is ~2.6 ms and a 265 MB upload ~5-10 ms; a fixed count measured nothing).
@@ -114,8 +116,10 @@ def test_streams_overlap_copies_with_compute():
     for tk in tickets:
         runner.wait(tk)
     overlapped = time.perf_counter() - t
-    print(f"\nupload {up * 1e3:.1f} ms, product {mm * 1e3:.2f} ms x {n}; serial {serial:.3f} s, overlapped "
-          f"{overlapped:.3f} s ({overlapped / serial:.2f})")
+    print(
+        f"\nupload {up * 1e3:.1f} ms, product {mm * 1e3:.2f} ms x {n}; serial {serial:.3f} s, overlapped "
+        f"{overlapped:.3f} s ({overlapped / serial:.2f})"
+    )
     assert overlapped < 0.85 * serial
 
 

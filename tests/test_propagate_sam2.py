@@ -213,7 +213,11 @@ def test_missing_model_exits_5_naming_it(tmp_path, small, monkeypatch, capsys):
     rc = cli_main(["propagate", str(clip), "--masks", str(masks), "--out", str(out), "--propagator", "sam2"])
     err = capsys.readouterr().err
     assert rc == 5
-    assert err.count("\n") == 1 and "facebook/sam2.1-hiera-tiny" in err and "hf download facebook/sam2.1-hiera-tiny" in err
+    assert (
+        err.count("\n") == 1
+        and "facebook/sam2.1-hiera-tiny" in err
+        and "hf download facebook/sam2.1-hiera-tiny" in err
+    )
     assert not out.exists()  # nothing written before the model was settled
 
 

@@ -68,7 +68,7 @@ def own_confidence(propagation: dict[str, Any], chunk: Chunk) -> list[float | No
     ]
 
 
-_SUMMED = ("frames", "scene_cuts", "seconds", "flows_computed")
+_SUMMED = ("frames", "scene_cuts", "seconds", "flows_computed", "flows_reused")
 _WEIGHTED = ("band_pixels_per_frame", "mean_neighbour_weight")
 
 

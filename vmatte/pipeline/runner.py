@@ -264,7 +264,7 @@ def _render(
     if config.smooth.enabled:
         from vmatte.temporal.smooth import TemporalSmoother
 
-        smoother = TemporalSmoother(config.smooth)
+        smoother = TemporalSmoother(config.smooth, config.flow)
     propagator, engine = _start(prep, context, slot, report, emit_progress, cancel)
     try:
         report.engine = dict(engine.describe())
@@ -317,6 +317,7 @@ def _start(prep: Prepared, context, slot: EngineSlot, report: Report, emit_progr
         max_corrupt=config.pipeline.max_corrupt_frames,
         on_warning=report.warn,
         probe_timeout_s=config.engine.hub_probe_timeout_s,
+        flow=config.flow,
     )
     t = time.perf_counter()
 

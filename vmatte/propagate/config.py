@@ -9,16 +9,15 @@ from typing import Literal
 
 @dataclass(frozen=True)
 class PropagateConfig:
-    """How keyframe masks become a trimap on every frame.
+    """How keyframe masks become a trimap on every frame (the flow's preset, working resolution and scene cuts
+    are :class:`~vmatte.motion.config.FlowConfig`, shared with smoothing).
 
     Band widths are fractions of the frame's short side so that a 4K clip gets the same band, relative to the
     picture, as a 480p one (``band`` 0.012 ≈ 6 px at 480p, 26 px at 2160p).
 
-    work_size: long side in px of the working resolution used for flow (results are upsampled).
     band: unknown band half-width at keyframes drawn as binary masks / soft alphas, fraction of the short side.
     band_min / band_max: limits of the adaptive band between keyframes, fraction of the short side: band_min
         where both directions agree and flow is consistent, up to band_max where flow is inconsistent.
-    flow: OpenCV DIS preset.
     use_alpha_feedback: warp the latest matted alpha (observe()) as extra trimap evidence.
     suggest_keyframes: how many frames to suggest for new keyframe masks.
     snap: guided-filter the propagated probability with the frame before thresholding (edge snapping).
@@ -76,22 +75,17 @@ class PropagateConfig:
         fit carry the subject instead, if they explain it clearly better (0 = off).
     band_inner: the unknown band reaches at most this fraction of the short side into the mask, so failing
         flow leaves a definite body with an unknown edge (0 = no limit).
-    scene_cut: colour-histogram distance (total variation, 0-1, see vmatte.temporal.scenecut) between
-        consecutive frames above which propagation does not carry masks across (0 disables).
     """
 
-    work_size: int = 640
     band: float = 0.012
     band_min: float = 0.006
     band_max: float = 0.05
-    flow: Literal["ultrafast", "fast", "medium"] = "medium"
     use_alpha_feedback: bool = True
     suggest_keyframes: int = 5
     snap: bool = True
     snap_radius: float = 0.012
     sure: float = 0.9
     max_feedback_lag: int = 8
-    scene_cut: float = 0.3
     layer_radius: float = 0.0
     band_from_disagreement: bool = False
     unknown_disagreement: bool = False
@@ -115,14 +109,10 @@ class PropagateConfig:
     band_inner: float = 0.025
 
     def __post_init__(self) -> None:
-        if self.work_size < 64:
-            raise ValueError(f"work_size must be >= 64 px, got {self.work_size}")
         if not (0 < self.band_min <= self.band <= self.band_max < 0.5):
             raise ValueError(
                 f"need 0 < band_min <= band <= band_max < 0.5, got {self.band_min}, {self.band}, {self.band_max}"
             )
-        if self.flow not in ("ultrafast", "fast", "medium"):
-            raise ValueError(f"flow must be ultrafast, fast or medium, got {self.flow!r}")
         if not (0.5 < self.sure < 1.0):
             raise ValueError(f"sure must be in (0.5, 1), got {self.sure}")
         if (
@@ -154,5 +144,5 @@ class PropagateConfig:
                 f"band_inner in [0, 0.5); got {self.graph_cut}, {self.cut_color}, {self.cut_reach}, "
                 f"{self.thin_level}, {self.keypoint_motion}, {self.thin_width}, {self.band_inner}"
             )
-        if self.suggest_keyframes < 0 or self.max_feedback_lag < 0 or not (0 <= self.scene_cut <= 1):
-            raise ValueError("suggest_keyframes and max_feedback_lag must be >= 0, scene_cut in [0, 1]")
+        if self.suggest_keyframes < 0 or self.max_feedback_lag < 0:
+            raise ValueError("suggest_keyframes and max_feedback_lag must be >= 0")
