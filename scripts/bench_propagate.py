@@ -2,7 +2,7 @@
 """Benchmark trimap propagation on DAVIS 2016 (per-frame GT masks) against two baselines. Prints a table and JSON.
 
     .venv/bin/python scripts/bench_propagate.py [--data ../shared/data/davis2016-eorvos] [--every 10 20 0]
-        [--clips breakdance dog] [--set snap=false --set flow=fast] [--json /tmp/bench.json]
+        [--clips breakdance dog] [--set snap=false --set flow=fast] [--tune layer_radius=0.04] [--json /tmp/bench.json]
 
 Keyframes: the GT mask on every N-th frame (N = 0: the first frame only); the other frames are scored.
 Metrics (per clip: IoU is the mean over scored frames, the others are ratios of sums over scored frames):
@@ -37,6 +37,7 @@ from vmatte.io.decode import open_clip
 from vmatte.io.masks import load_keyframes
 from vmatte.propagate import FlowPair, PropagateConfig, Propagator
 from vmatte.propagate.trimap import mask_to_trimap
+from vmatte.propagate.tuning import Tuning
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis2016-eorvos"
 K3 = np.ones((3, 3), np.uint8)
@@ -80,7 +81,9 @@ def read_gray(path: str) -> np.ndarray:
     return cv2.imread(path, cv2.IMREAD_GRAYSCALE)
 
 
-def run_clip(data: Path, name: str, every: int, cfg: PropagateConfig, methods: list[str], tmp: Path) -> dict:
+def run_clip(
+    data: Path, name: str, every: int, cfg: PropagateConfig, tune: Tuning, methods: list[str], tmp: Path
+) -> dict:
     frames_dir = data / "DAVIS" / "JPEGImages" / "480p" / name
     ann_dir = data / "DAVIS" / "Annotations" / "480p" / name
     gts = sorted(ann_dir.glob("*.png"))
@@ -102,7 +105,7 @@ def run_clip(data: Path, name: str, every: int, cfg: PropagateConfig, methods: l
         acc = new_acc()
         t0 = time.perf_counter()
         c0 = time.process_time()
-        prop = Propagator(clip, keyframes, cfg)
+        prop = Propagator(clip, keyframes, cfg, tuning=tune)
         prop.prepare()
         results = {}
         for i in range(n):
@@ -226,6 +229,12 @@ def main() -> int:
     ap.add_argument("--clips", nargs="*", default=None)
     ap.add_argument("--methods", nargs="+", default=["vmatte", "nearest", "forward"])
     ap.add_argument("--set", action="append", default=[], help="PropagateConfig override, e.g. snap=false")
+    ap.add_argument(
+        "--tune",
+        action="append",
+        default=[],
+        help="override a propagator constant (vmatte.propagate.tuning.Tuning), e.g. layer_radius=0.04",
+    )
     ap.add_argument("--json", default=None, help="also write the JSON here")
     ap.add_argument(
         "--flow-cache",
@@ -239,9 +248,11 @@ def main() -> int:
     data = Path(args.data)
     clips = args.clips or sorted(p.name for p in (data / "DAVIS" / "JPEGImages" / "480p").iterdir())
     cfg = PropagateConfig(**parse_set(args.set))
+    tune = Tuning(**parse_set(args.tune))
     tmp = Path(tempfile.mkdtemp(prefix="vmatte-bench-"))
     report: dict = {
         "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
+        "tuning": {k: getattr(tune, k) for k in tune.__dataclass_fields__},
         "load_1min": os.getloadavg()[0],
         "runs": {},
     }
@@ -251,7 +262,7 @@ def main() -> int:
             label = "first-frame" if every == 0 else f"every-{every}"
             per = {}
             for name in clips:
-                per[name] = run_clip(data, name, every, cfg, args.methods, tmp)
+                per[name] = run_clip(data, name, every, cfg, tune, args.methods, tmp)
                 print(
                     f"  {label:12s} {name:20s} "
                     + "  ".join(

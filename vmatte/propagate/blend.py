@@ -16,6 +16,7 @@ from vmatte.propagate.colour import ColourModel, ColourModels
 from vmatte.propagate.config import PropagateConfig
 from vmatte.propagate.segment import graph_cut, logit
 from vmatte.propagate.trimap import guided_filter, signed_distance, thin_ridges
+from vmatte.propagate.tuning import Tuning
 
 
 @dataclass(frozen=True)
@@ -49,13 +50,13 @@ class Band:
 
 
 class Blender:
-    """Blends the directions of one pass. cfg: the pass's options; work: (ww, wh) working size in px;
-    band: the band radii; colours: the pass's keyframe colour models (their cell grid is shared)."""
+    """Blends the directions of one pass. cfg / tune: the pass's options and constants; work: (ww, wh)
+    working size in px; band: the band radii; colours: the pass's keyframe colour models (grid shared)."""
 
     def __init__(
-        self, cfg: PropagateConfig, work: tuple[int, int], band: Band, colours: ColourModels
+        self, cfg: PropagateConfig, tune: Tuning, work: tuple[int, int], band: Band, colours: ColourModels
     ) -> None:
-        self.cfg = cfg
+        self.cfg, self.tune = cfg, tune
         self.ww, self.wh = work
         self.band = band
         self.colours = colours
@@ -70,7 +71,7 @@ class Blender:
     ) -> Blended:
         """Blend the forward / backward evidence (None = that direction is absent) of a frame whose grey image
         is ``gray`` and colour bins ``bins`` (None: colour models off), with the colour ``model`` for it."""
-        cfg = self.cfg
+        cfg, tune = self.cfg, self.tune
         r_min, r_max = self.band.r_min, self.band.r_max
         zero = np.zeros((self.wh, self.ww), np.float32)
         pf, rf, tw_f = (fwd.p, fwd.r, fwd.weight) if fwd is not None else (zero, zero, 0.0)
@@ -95,7 +96,7 @@ class Blender:
                 p = p.astype(np.float32, copy=True)
                 p[zone] = p[zone] * (1.0 - wgt) + pc[zone] * wgt
         if cfg.snap:
-            rad = max(1, round(cfg.snap_radius * min(self.ww, self.wh)))
+            rad = max(1, round(tune.snap_radius * min(self.ww, self.wh)))
             p = np.clip(
                 guided_filter(gray.astype(np.float32) / 255.0, p.astype(np.float32), rad, 1e-3), 0.0, 1.0
             )
@@ -107,9 +108,9 @@ class Blender:
             p = np.where(mask, np.maximum(p, 0.5), np.minimum(p, 0.499)).astype(np.float32)
         else:
             mask = p >= 0.5
-        if cfg.thin_level > 0:
+        if tune.thin_level > 0:
             # thin parts (lines, spokes) live only as low ridges of p: keep them foreground, not erased
-            ridge = thin_ridges(p, cfg.thin_width, cfg.thin_level) & ~mask
+            ridge = thin_ridges(p, tune.thin_width, tune.thin_level) & ~mask
             if ridge.any():
                 mask = mask | ridge
                 p = np.where(ridge, 1.0, p).astype(np.float32)
@@ -119,7 +120,7 @@ class Blender:
         u = 1.0 - rel
         both = has_f & has_b
         gap = np.where(both, np.abs(pf - pb), 0.0).astype(np.float32)
-        if cfg.band_from_disagreement:
+        if tune.band_from_disagreement:
             # where the two directions put the boundary in different places the truth is likely between them
             u = np.maximum(u, gap)
         k = max(3, int(2 * r_min) | 1)
@@ -128,13 +129,13 @@ class Blender:
         unknown = np.abs(d) <= radius
         # definite only where every direction that carries weight is sure of the same label (after a cut: a
         # label is in doubt where a weighted direction says the opposite)
-        sure = cfg.sure
+        sure = tune.sure
         agree_at = 0.5 if cut else sure
         fg_ok = (~has_f | (pf >= agree_at)) & (~has_b | (pb >= agree_at)) & (has_f | has_b)
         bg_ok = (~has_f | (pf <= 1 - agree_at)) & (~has_b | (pb <= 1 - agree_at)) & (has_f | has_b)
         near = np.abs(d) <= r_max
         unknown |= near & ~np.where(mask, fg_ok, bg_ok)
-        if cfg.unknown_soft:
+        if tune.unknown_soft:
             # thin structures (lines, hair) survive the working resolution and the warps only as soft
             # probabilities, often far from the 0.5 contour: a soft value anywhere is not a definite label
             lo_, hi_ = 1.0 - sure, sure
@@ -150,7 +151,7 @@ class Blender:
             unknown &= ~((d > self._inner_reach(d)) & backed)
             # two reliable directions that contradict each other (keyframes that disagree) stay unknown
             unknown |= near & both & (rf > 0.5) & (rb > 0.5) & (gap > 0.5)
-        if cfg.unknown_disagreement:
+        if tune.unknown_disagreement:
             # a limb one direction sees and the other does not can sit beyond band_max: keep all of it unknown
             unknown |= gap > 0.5
         if (tw_f == 0 and tw_b == 0) or not (has_f | has_b).any():
@@ -178,22 +179,22 @@ class Blender:
         boundary, widened by up to ``cut_reach`` where the flow is unreliable (the subject may be far from
         where the warps put it)."""
         short = min(self.ww, self.wh)
-        reach = self.cfg.color_zone * short
+        reach = self.tune.color_zone * short
         d = np.abs(signed_distance(p >= 0.5))
-        if self.cfg.graph_cut > 0 and self.cfg.cut_reach > 0:
-            reach = reach + self.cfg.cut_reach * short * (1.0 - cv2.blur(rel, (9, 9)))
+        if self.cfg.graph_cut > 0 and self.tune.cut_reach > 0:
+            reach = reach + self.tune.cut_reach * short * (1.0 - cv2.blur(rel, (9, 9)))
         return d <= reach
 
     def _cut(self, p, rel, bins, pc, lam) -> np.ndarray:
         """Graph-cut mask (wh, ww) bool from the snapped probability ``p``, the colour probability ``pc`` over
         the zone (or None) weighted by ``lam`` and the flow reliability ``rel`` (see segment.graph_cut)."""
-        cfg = self.cfg
+        cfg, tune = self.cfg, self.tune
         # the cut decides where the flow is unreliable; where it is reliable the propagated label stands
-        zone = self._zone(p, rel) & (rel < cfg.cut_below)
+        zone = self._zone(p, rel) & (rel < tune.cut_below)
         score = logit(p)
-        if pc is not None and cfg.cut_color > 0:
+        if pc is not None and tune.cut_color > 0:
             has = np.isfinite(pc)
-            score = score + (cfg.cut_color * lam) * np.where(has, logit(np.where(has, pc, 0.5), 0.05), 0.0)
+            score = score + (tune.cut_color * lam) * np.where(has, logit(np.where(has, pc, 0.5), 0.05), 0.0)
         b = bins.astype(np.int32)
         rgb = np.dstack(((b >> 10) & 31, (b >> 5) & 31, b & 31)).astype(np.uint8) << 3
         return graph_cut(rgb, score, zone, p >= 0.5, cfg.graph_cut)

@@ -34,7 +34,8 @@ all-unknown trimap and confidence 0 (and is suggested for a keyframe).
 
 Where each part lives: this module keeps the flow (:class:`FlowPair`), the pre-pass threads, the streaming
 API and the report; steps 2-3 are ``chain.py``, 4 ``colour.py``, 5 ``blend.py``, 6 ``store.py``, 7
-``feedback.py`` (its flow call stays here). Never imports torch.
+``feedback.py`` (its flow call stays here); tuned constants and experimental knobs ``tuning.py``. Never
+imports torch.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ from vmatte.propagate.motion import KeypointMotion
 from vmatte.propagate.report import rank_suggestions
 from vmatte.propagate.store import ResultStore, Scratch, to_u8
 from vmatte.propagate.trimap import band_radius_px, keyframe_trimap, soft_edge_zone, trimap_to_probability
+from vmatte.propagate.tuning import TUNING, Tuning
 from vmatte.temporal.scenecut import SceneCutDetector
 
 log = logging.getLogger(__name__)
@@ -194,6 +196,7 @@ class Propagator:
         keyframe before ``start`` to the keyframe after ``end`` so a chunk gets the same trimaps as a full run.
     cancel: a threading.Event; when set, :meth:`prepare` stops with :class:`~vmatte.errors.Interrupted`.
     max_corrupt: undecodable frames the pass skips (flow then bridges the gap) before the decoder fails.
+    tuning: the propagator's constants (:mod:`vmatte.propagate.tuning`); bench scripts and tests vary them.
     """
 
     def __init__(
@@ -204,12 +207,15 @@ class Propagator:
         frame_range: tuple[int, int] | None = None,
         cancel: threading.Event | None = None,
         max_corrupt: int = 10,
+        *,
+        tuning: Tuning = TUNING,
     ) -> None:
         self.clip = clip
         self.max_corrupt = max_corrupt
         self.corrupt: list[int] = []  # undecodable frames skipped by the propagation pass (clip numbers)
         self.keyframes = keyframes
         self.cfg = cfg or PropagateConfig()
+        self.tune = tuning
         self.cancel = cancel
         info = clip.info
         self.width, self.height, n = int(info.width), int(info.height), int(info.frame_count)
@@ -236,12 +242,14 @@ class Propagator:
         self.ww, self.wh = max(8, round(self.width * s)), max(8, round(self.height * s))
         self.r_min = band_radius_px(self.cfg.band_min, self.ww, self.wh)
         self.r_max = band_radius_px(self.cfg.band_max, self.ww, self.wh)
-        self.r_soft_max = self.cfg.soft_band * min(self.ww, self.wh)
-        self.r_soft_grow = band_radius_px(self.cfg.soft_grow, self.ww, self.wh)
+        self.r_soft_max = self.tune.soft_band * min(self.ww, self.wh)
+        self.r_soft_grow = band_radius_px(self.tune.soft_grow, self.ww, self.wh)
         # interior erosion for the subject's motion that carries soft zones (see _apply_feedback)
         self.r_layer_soft = band_radius_px(0.03, self.ww, self.wh)
-        self.r_in = band_radius_px(self.cfg.band_inner, self.ww, self.wh) if self.cfg.band_inner > 0 else 0.0
-        self.layer_r = self.cfg.layer_radius * min(self.ww, self.wh) if self.cfg.layer_radius > 0 else 0.0
+        self.r_in = (
+            band_radius_px(self.tune.band_inner, self.ww, self.wh) if self.tune.band_inner > 0 else 0.0
+        )
+        self.layer_r = self.tune.layer_radius * min(self.ww, self.wh) if self.tune.layer_radius > 0 else 0.0
         self.results = ResultStore((self.ww, self.wh), (self.width, self.height))
         self.confidence: dict[int, float] = self.results.confidence  # frame → [0, 1] (the report reads it)
         self.cuts: list[int] = []
@@ -287,16 +295,16 @@ class Propagator:
 
     def _chains(self, flow: FlowPair) -> Chains:
         """The chains of one pre-pass, wired to this propagator's store, cuts, warnings and timings."""
-        cfg = self.cfg
-        colours = ColourModels((self.ww, self.wh), cfg.color_zone * min(self.ww, self.wh), cfg.color_cell)
+        cfg, tune = self.cfg, self.tune
+        colours = ColourModels((self.ww, self.wh), tune.color_zone * min(self.ww, self.wh), tune.color_cell)
         band = Band(self.r_min, self.r_max, self.r_in)
-        keypoints = KeypointMotion() if cfg.keypoint_motion > 0 else None
+        keypoints = KeypointMotion() if tune.keypoint_motion > 0 else None
         return Chains(
             Span(self.lo, self.hi, self.start, self.end, frozenset(self.kf_in)),
-            Motion(flow, self.layer_r, keypoints, cfg.keypoint_motion),
+            Motion(flow, self.layer_r, keypoints, tune.keypoint_motion),
             self._kf_prob,
             colours,
-            Blender(cfg, (self.ww, self.wh), band, colours),
+            Blender(cfg, tune, (self.ww, self.wh), band, colours),
             self.results,
             self.cuts,
             self.warnings,
@@ -463,7 +471,7 @@ class Propagator:
         to_fg, to_bg = feedback.definite(a, c, mask, unk, d, self.r_min)
         # band width hook (soft edges): widen where the carried matte is fractional, see soft_edge_zone
         soft = np.zeros_like(to_fg)
-        if self.cfg.soft_band > 0:
+        if self.tune.soft_band > 0:
             # a soft zone lies mostly over the background, whose image flow is not the subject's motion: carry
             # the alpha with the subject's own motion extended past its boundary (foreground-layer flow)
             motion = flow.layer_flow(p.astype(np.float32) / 255.0, ts, c, self.r_layer_soft)

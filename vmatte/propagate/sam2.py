@@ -353,9 +353,9 @@ class Sam2Propagator(Propagator):
         blended, conf = blend_directions(fwd, bwd)
         p, pf, pb, u = blended
         if self.cfg.snap:
-            rad = max(1, round(self.cfg.snap_radius * min(self.ww, self.wh)))
+            rad = max(1, round(self.tune.snap_radius * min(self.ww, self.wh)))
             p = np.clip(guided_filter(gray.astype(np.float32) / 255.0, p, rad, 1e-3), 0.0, 1.0)
-        unknown, near = sam_unknown(p, pf, pb, u, self.r_min, self.r_max, self.cfg.sure)
+        unknown, near = sam_unknown(p, pf, pb, u, self.r_min, self.r_max, self.tune.sure)
         agree = 1.0 - (np.abs(pf - pb) if pf is not None and pb is not None else np.zeros_like(p))
         score = agree[near].mean() if near.any() else 1.0
         self.results.put(t, to_u8(p), unknown, float(score * conf))
