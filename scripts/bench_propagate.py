@@ -20,6 +20,7 @@ flow from the previous keyframe, frames before it copy the first keyframe). Base
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -251,8 +252,8 @@ def main() -> int:
     tune = Tuning(**parse_set(args.tune))
     tmp = Path(tempfile.mkdtemp(prefix="vmatte-bench-"))
     report: dict = {
-        "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
-        "tuning": {k: getattr(tune, k) for k in tune.__dataclass_fields__},
+        "config": dataclasses.asdict(cfg),
+        "tuning": dataclasses.asdict(tune),
         "load_1min": os.getloadavg()[0],
         "runs": {},
     }
