@@ -121,18 +121,20 @@ class Chains:
         pf = rf = None  # forward chain state: probability, reliability (float32 work res)
         pending: list[int] = []  # frames since prev_kf waiting for the next keyframe
         td = time.perf_counter()
-        g_last = None  # the previous frame's gray (keypoint motion)
+        g_last = None  # the previous decoded frame's gray (keypoint motion)
+        t_last = None  # its number: t - 1, or less where the decoder skipped corrupt frames
         try:
             for done, (t, gray, bins, pair) in enumerate(frames, start=1):
                 self.timings["wait_s"] += time.perf_counter() - td  # waiting for the decode and flow threads
                 self.check_cancel()
                 if pair is not None:
                     ab, ba, c_ab, c_ba = pair
-                    # frame t-1's record is complete now that its flow to t is known
-                    if pending and pending[-1] == t - 1:
-                        p_prev, r_prev, g_prev, *extra = scratch.pop(t - 1)
+                    # the previous frame's record is complete now that its flow to t is known (over a skipped
+                    # corrupt frame the flow bridges the gap)
+                    if pending and pending[-1] == t_last:
+                        p_prev, r_prev, g_prev, *extra = scratch.pop(t_last)
                         c_u8 = (c_ab * 255).astype(np.uint8)
-                        scratch.put(t - 1, p_prev, r_prev, g_prev, ab.astype(np.float16), c_u8, *extra)
+                        scratch.put(t_last, p_prev, r_prev, g_prev, ab.astype(np.float16), c_u8, *extra)
                     if pf is not None:
                         pf, rf = motion.step(pf, rf, ba, c_ba, g_last, gray)
                 if t in span.keyframes:
@@ -161,7 +163,7 @@ class Chains:
                     self.timings["blend_s"] += time.perf_counter() - tb
                 if on_progress is not None:
                     on_progress(done, total)
-                g_last = gray
+                g_last, t_last = gray, t
                 td = time.perf_counter()
         finally:
             scratch.clear()
