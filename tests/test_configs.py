@@ -67,5 +67,7 @@ def test_a_removed_propagate_option_is_a_clear_one_line_error(tmp_path):
     with pytest.raises(ConfigError) as exc:
         build_config(config_file=cfg)
     msg = str(exc.value)
-    assert msg == f"{cfg}: 'propagate.layer_radius' is no longer an option (now a built-in constant): delete it"
+    assert (
+        msg == f"{cfg}: 'propagate.layer_radius' is no longer an option (now a built-in constant): delete it"
+    )
     assert "\n" not in msg
