@@ -2,7 +2,8 @@
 """Benchmark trimap propagation on DAVIS 2016 (per-frame GT masks) against two baselines. Prints a table and JSON.
 
     .venv/bin/python scripts/bench_propagate.py [--data ../shared/data/davis2016-eorvos] [--every 10 20 0]
-        [--clips breakdance dog] [--set snap=false --set flow=fast] [--tune layer_radius=0.04] [--json /tmp/bench.json]
+        [--clips breakdance dog] [--set snap=false --set preset=fast] [--tune layer_radius=0.04]
+        [--json /tmp/bench.json]
 
 Keyframes: the GT mask on every N-th frame (N = 0: the first frame only); the other frames are scored.
 Metrics (per clip: IoU is the mean over scored frames, the others are ratios of sums over scored frames):
@@ -36,7 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from vmatte.io.decode import open_clip
 from vmatte.io.masks import load_keyframes
-from vmatte.propagate import FlowPair, PropagateConfig, Propagator
+from vmatte.motion.config import FlowConfig
+from vmatte.motion.flow import FlowPair
+from vmatte.propagate import PropagateConfig, Propagator
 from vmatte.propagate.trimap import mask_to_trimap
 from vmatte.propagate.tuning import Tuning
 
@@ -83,7 +86,14 @@ def read_gray(path: str) -> np.ndarray:
 
 
 def run_clip(
-    data: Path, name: str, every: int, cfg: PropagateConfig, tune: Tuning, methods: list[str], tmp: Path
+    data: Path,
+    name: str,
+    every: int,
+    cfg: PropagateConfig,
+    tune: Tuning,
+    methods: list[str],
+    tmp: Path,
+    flow_cfg: FlowConfig,
 ) -> dict:
     frames_dir = data / "DAVIS" / "JPEGImages" / "480p" / name
     ann_dir = data / "DAVIS" / "Annotations" / "480p" / name
@@ -106,7 +116,7 @@ def run_clip(
         acc = new_acc()
         t0 = time.perf_counter()
         c0 = time.process_time()
-        prop = Propagator(clip, keyframes, cfg, tuning=tune)
+        prop = Propagator(clip, keyframes, cfg, tuning=tune, flow=flow_cfg)
         prop.prepare()
         results = {}
         for i in range(n):
@@ -149,7 +159,7 @@ def run_clip(
     if "forward" in methods:
         acc = new_acc()
         t0 = time.perf_counter()
-        flow = FlowPair(cfg.flow, clip.info.width, clip.info.height)
+        flow = FlowPair(flow_cfg.preset, clip.info.width, clip.info.height)
         prev_gray = None
         m = None
         res = {}
@@ -229,7 +239,12 @@ def main() -> int:
     )
     ap.add_argument("--clips", nargs="*", default=None)
     ap.add_argument("--methods", nargs="+", default=["vmatte", "nearest", "forward"])
-    ap.add_argument("--set", action="append", default=[], help="PropagateConfig override, e.g. snap=false")
+    ap.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        help="PropagateConfig or FlowConfig override, e.g. snap=false, preset=fast",
+    )
     ap.add_argument(
         "--tune",
         action="append",
@@ -248,11 +263,15 @@ def main() -> int:
         install_flow_cache(Path(args.flow_cache))
     data = Path(args.data)
     clips = args.clips or sorted(p.name for p in (data / "DAVIS" / "JPEGImages" / "480p").iterdir())
-    cfg = PropagateConfig(**parse_set(args.set))
+    sets = parse_set(args.set)
+    flow_keys = {f.name for f in dataclasses.fields(FlowConfig)}
+    flow_cfg = FlowConfig(**{k: v for k, v in sets.items() if k in flow_keys})
+    cfg = PropagateConfig(**{k: v for k, v in sets.items() if k not in flow_keys})
     tune = Tuning(**parse_set(args.tune))
     tmp = Path(tempfile.mkdtemp(prefix="vmatte-bench-"))
     report: dict = {
         "config": dataclasses.asdict(cfg),
+        "flow": dataclasses.asdict(flow_cfg),
         "tuning": dataclasses.asdict(tune),
         "load_1min": os.getloadavg()[0],
         "runs": {},
@@ -263,7 +282,7 @@ def main() -> int:
             label = "first-frame" if every == 0 else f"every-{every}"
             per = {}
             for name in clips:
-                per[name] = run_clip(data, name, every, cfg, tune, args.methods, tmp)
+                per[name] = run_clip(data, name, every, cfg, tune, args.methods, tmp, flow_cfg)
                 print(
                     f"  {label:12s} {name:20s} "
                     + "  ".join(

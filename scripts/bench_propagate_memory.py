@@ -71,10 +71,11 @@ _API_CHILD = """
 import json, resource, sys, time
 from vmatte.io.decode import open_clip
 from vmatte.io.masks import load_keyframes
-from vmatte.propagate import PropagateConfig, Propagator
+from vmatte.motion.config import FlowConfig
+from vmatte.propagate import Propagator
 clip = open_clip(sys.argv[1]); kf = load_keyframes(sys.argv[2], clip.info)
 t0 = time.perf_counter()
-prop = Propagator(clip, kf, PropagateConfig(flow=sys.argv[4]))
+prop = Propagator(clip, kf, flow=FlowConfig(preset=sys.argv[4]))
 prop.prepare()
 for i in range(clip.info.frame_count):
     prop.result(i)  # full-res trimap + mask, as the CLI writes them

@@ -133,7 +133,7 @@ def test_shape_mismatch_is_an_error():
 
 def test_temporal_and_evaluate_do_not_import_torch():
     code = (
-        "import sys; import vmatte.temporal.smooth, vmatte.temporal.scenecut, vmatte.evaluate.metrics, "
+        "import sys; import vmatte.temporal.smooth, vmatte.motion.scenecut, vmatte.evaluate.metrics, "
         "vmatte.evaluate.score, vmatte.cli.eval; print('torch' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

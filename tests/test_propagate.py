@@ -13,7 +13,9 @@ from vmatte.errors import Interrupted
 from vmatte.frame import Frame
 from vmatte.io.decode import open_clip
 from vmatte.io.masks import load_keyframes
-from vmatte.propagate import FlowPair, PropagateConfig, Propagator
+from vmatte.motion.config import FlowConfig
+from vmatte.motion.flow import FlowPair
+from vmatte.propagate import PropagateConfig, Propagator
 from vmatte.propagate.propagator import _Scratch
 from vmatte.propagate.trimap import band_radius_px, mask_to_trimap, signed_distance, trimap_to_probability
 from vmatte.propagate.tuning import Tuning
@@ -171,7 +173,9 @@ def test_band_scales_with_resolution(tmp_path):
         sc = RigidScene(width=96 * s, height=64 * s, frames=7, speed=1.5 * s, fur=0.05)
         clip = open_clip(write_sequence(tmp_path / f"s{s}", sc))
         kf = load_keyframes(write_masks(tmp_path / f"k{s}", sc, [0, 6]), clip.info)
-        prop = Propagator(clip, kf, replace(CFG, work_size=1000, band_min=0.03, band=0.05), tuning=TUNE)
+        prop = Propagator(
+            clip, kf, replace(CFG, band_min=0.03, band=0.05), tuning=TUNE, flow=FlowConfig(work_size=1000)
+        )
         prop.prepare()
         radii.append((prop.r_min, prop.r_max))
         areas.append([int((prop.result(t)[0] == 128).sum()) for t in (0, 3)])
@@ -330,7 +334,9 @@ def test_scene_cut_stops_propagation(tmp_path):
 
 def test_working_resolution_upsamples(seq, kf_dir, full_run):
     clip = open_clip(seq)
-    prop = Propagator(clip, load_keyframes(kf_dir, clip.info), replace(CFG, work_size=96), tuning=TUNE)
+    prop = Propagator(
+        clip, load_keyframes(kf_dir, clip.info), CFG, tuning=TUNE, flow=FlowConfig(work_size=96)
+    )
     prop.prepare()
     assert (prop.ww, prop.wh) == (96, 58)
     tri, mask, _ = prop.result(5)

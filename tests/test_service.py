@@ -163,28 +163,28 @@ def test_malformed_and_oversized_bodies(svc, clip_path, masks_dir, tmp_path):
 
 def test_config_errors_are_400_with_the_cli_message(svc, clip_path, masks_dir, tmp_path, capsys):
     _, client = svc
-    body = job_body(clip_path, masks_dir, tmp_path / "o.mov", propagate={"work_sise": 320})
+    body = job_body(clip_path, masks_dir, tmp_path / "o.mov", flow={"work_sise": 320})
     r = client.post("/v1/jobs", json=body)
     assert r.status_code == 400
     err = r.json()
     assert err["exit_code"] == 2
     # the CLI with the same key in a config file prints the same line, naming the file instead of "request"
     cfg = tmp_path / "c.toml"
-    cfg.write_text("[propagate]\nwork_sise = 320\n")
+    cfg.write_text("[flow]\nwork_sise = 320\n")
     from vmatte.cli import main
 
     assert main(["run", str(clip_path), "--masks", str(masks_dir), "--config", str(cfg)]) == 2
     cli_line = capsys.readouterr().err.strip().splitlines()[-1]
     assert cli_line == f"vmatte: error: {cfg}: " + err["error"].removeprefix("request: ")
-    assert err["error"].startswith("request: unknown key 'propagate.work_sise': did you mean 'work_size'?")
+    assert err["error"].startswith("request: unknown key 'flow.work_sise': did you mean 'work_size'?")
 
     cases = {
-        "relative path": ({**body, "propagate": {}, "input": "clip.mp4"}, "relative path"),
+        "relative path": ({**body, "flow": {}, "input": "clip.mp4"}, "relative path"),
         "missing masks": ({"input": str(clip_path)}, "'masks' is missing"),
-        "bad range": ({**body, "propagate": {}, "frames": "9-2"}, "END is before START"),
-        "bad type": ({**body, "propagate": {}, "overwrite": [1]}, "must be true or false"),
+        "bad range": ({**body, "flow": {}, "frames": "9-2"}, "END is before START"),
+        "bad type": ({**body, "flow": {}, "overwrite": [1]}, "must be true or false"),
         "engine change": (
-            {**body, "propagate": {}, "engine": {"name": "vitmatte"}},
+            {**body, "flow": {}, "engine": {"name": "vitmatte"}},
             "has loaded engine.name",
         ),
     }
@@ -193,7 +193,7 @@ def test_config_errors_are_400_with_the_cli_message(svc, clip_path, masks_dir, t
         assert r.status_code == 400, name
         assert needle in r.json()["error"], (name, r.json())
     # repeating the server's own engine settings is fine
-    r = client.post("/v1/jobs", json={**body, "propagate": {}, "engine": {"name": "classic"}})
+    r = client.post("/v1/jobs", json={**body, "flow": {}, "engine": {"name": "classic"}})
     assert r.status_code == 201
     assert wait_done(client, r.json()["id"])["status"] == "ok"
 

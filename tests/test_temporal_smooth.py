@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 
 from vmatte.frame import Frame
+from vmatte.motion.config import FlowConfig
+from vmatte.motion.scenecut import SceneCutDetector
 from vmatte.temporal.config import SmoothConfig
-from vmatte.temporal.scenecut import SceneCutDetector
 from vmatte.temporal.smooth import TemporalSmoother
 from vmatte.testing import Scene
 
@@ -165,7 +166,7 @@ def test_scene_cut_resets_and_nothing_blends_across():
     for x, y in zip(joined, sep):
         assert np.array_equal(x.alpha, y.alpha), x.index
     # and the cut really matters: a smoother that did not see it would differ at the boundary
-    blind = run(TemporalSmoother(SmoothConfig(scene_cut_threshold=1.0)), a_frames + b_frames)
+    blind = run(TemporalSmoother(SmoothConfig(), FlowConfig(scene_cut=1.0)), a_frames + b_frames)
     assert not np.array_equal(blind[6].alpha, joined[6].alpha)
 
 
@@ -265,7 +266,6 @@ def test_config_validation():
         dict(strength=1.5),
         dict(lookahead=-1),
         dict(lookbehind=17),
-        dict(scene_cut_threshold=0),
         dict(combine="max"),
     ):
         with pytest.raises(ValueError):

@@ -18,11 +18,13 @@ from vmatte.configtools import deep_merge, from_dict, load_toml, to_dict
 from vmatte.engine.config import EngineConfig
 from vmatte.errors import ConfigError, UsageError
 from vmatte.io.config import OutputConfig
+from vmatte.motion.config import MOVED_KEYS, FlowConfig
 from vmatte.propagate.config import PropagateConfig
 from vmatte.temporal.config import SmoothConfig
 
 __all__ = [
     "EngineConfig",
+    "FlowConfig",
     "OutputConfig",
     "PipelineConfig",
     "PropagateConfig",
@@ -71,6 +73,7 @@ class RunConfig:
     outputs: tuple[OutputConfig, ...] = (OutputConfig(),)
     frames: str = ""
     engine: EngineConfig = field(default_factory=EngineConfig)
+    flow: FlowConfig = field(default_factory=FlowConfig)
     propagate: PropagateConfig = field(default_factory=PropagateConfig)
     smooth: SmoothConfig = field(default_factory=SmoothConfig)
     pipeline: PipelineConfig = field(default_factory=PipelineConfig)
@@ -135,6 +138,19 @@ def load_preset(name: str) -> dict:
         raise ConfigError(f"pipelines/{name}.toml: not valid TOML ({exc})") from None
 
 
+def _check_moved(layer: dict, source: str) -> None:
+    """A key that moved to another section (``MOVED_KEYS``) is an error that names its new place."""
+    for old, new in MOVED_KEYS.items():
+        section, key = old.split(".")
+        table = layer.get(section)
+        if isinstance(table, dict) and (key in table or key.replace("_", "-") in table):
+            sec, name = new.split(".")
+            raise ConfigError(
+                f"{source}: '{old}' moved to '{new}' (one motion estimate now serves propagation and smoothing)",
+                hint=f"write it as [{sec}] {name} = {table.get(key, table.get(key.replace('_', '-')))!r}",
+            )
+
+
 def build_config(
     *,
     config_file: str | Path | None = None,
@@ -166,6 +182,7 @@ def build_config(
                 raise ConfigError(f"{source}: 'output' must be a table")
             from_dict(OutputConfig, patch, source=source, prefix="output.")  # validate keys early
             output_patch = deep_merge(output_patch, patch)
+        _check_moved(layer, source)
         # validate each layer on its own so an unknown key names the file it came from
         from_dict(RunConfig, layer, source=source)
         merged = deep_merge(merged, layer)

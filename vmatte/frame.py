@@ -36,6 +36,8 @@ class Frame:
         foreground: (H, W, 3) float32 in [0, 1], decontaminated foreground colour, or None (then ``rgb``).
         keyframe: True when the user drew a mask for this frame.
         confidence: propagation confidence in [0, 1] for this frame's trimap (1 at keyframes), or None.
+        motion: a :class:`~vmatte.motion.shared.FrameMotion` (this frame's scene-cut decision and the run's
+            shared flow store, attached by propagation so that smoothing reuses both), or None.
     """
 
     index: int
@@ -47,6 +49,7 @@ class Frame:
     foreground: np.ndarray | None = None
     keyframe: bool = False
     confidence: float | None = None
+    motion: object | None = None
 
     def __post_init__(self) -> None:
         rgb = self.rgb

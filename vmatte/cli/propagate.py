@@ -60,11 +60,9 @@ def register(subs) -> None:
 def _overrides(args: argparse.Namespace) -> dict:
     o = {}
     for flag, key in (
-        ("work_size", "work_size"),
         ("band", "band"),
         ("band_min", "band_min"),
         ("band_max", "band_max"),
-        ("flow", "flow"),
         ("suggest", "suggest_keyframes"),
         ("propagator", "propagator"),
         ("propagator_model", "propagator_model"),
@@ -74,6 +72,16 @@ def _overrides(args: argparse.Namespace) -> dict:
             o[key] = v
     if args.no_snap:
         o["snap"] = False
+    return o
+
+
+def _flow_overrides(args: argparse.Namespace) -> dict:
+    """--work-size / --flow → [flow] options."""
+    o = {}
+    if args.work_size is not None:
+        o["work_size"] = args.work_size
+    if args.flow is not None:
+        o["preset"] = args.flow
     return o
 
 
@@ -128,6 +136,7 @@ def main(args: argparse.Namespace) -> int:
     cfg = run_cfg.propagate
     try:
         cfg = replace(cfg, **_overrides(args))
+        flow_cfg = replace(run_cfg.flow, **_flow_overrides(args))
     except ValueError as exc:
         raise ConfigError(f"propagation options: {exc}", hint="see vmatte propagate --help") from None
     clip = open_clip(args.input)
@@ -156,6 +165,7 @@ def main(args: argparse.Namespace) -> int:
         frame_range=frame_range,
         on_warning=lambda w: print(f"vmatte: warning: {w}", file=sys.stderr),
         probe_timeout_s=run_cfg.engine.hub_probe_timeout_s,
+        flow=flow_cfg,
     )
     # folders only once the propagator is settled: missing weights leave nothing behind
     (out / "trimaps").mkdir(parents=True, exist_ok=True)

@@ -40,7 +40,7 @@ def add_common_input_args(p: argparse.ArgumentParser, *, masks_required: bool = 
         type=int,
         default=None,
         metavar="PX",
-        help="propagation working resolution, long side (default 640)",
+        help="motion (flow) working resolution, long side, for propagation and smoothing (default 640)",
     )
     p.add_argument(
         "--band",
@@ -207,7 +207,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
         o["frames"] = args.frames
     prop = {}
     if getattr(args, "work_size", None) is not None:
-        prop["work_size"] = args.work_size
+        o["flow"] = {"work_size": args.work_size}
     if getattr(args, "band", None) is not None:
         prop["band"] = args.band
     if getattr(args, "propagator", None) is not None:

@@ -351,7 +351,7 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
     if config.smooth.enabled:
         from vmatte.temporal.smooth import TemporalSmoother
 
-        smoother = TemporalSmoother(config.smooth)
+        smoother = TemporalSmoother(config.smooth, config.flow)
     decode_start, decode_end = context_range(start, end, info.frame_count, list(keyframes.indices), config)
 
     # 2. propagation pass (worker thread) while the engine loads (main thread owns the model/GPU)
@@ -364,6 +364,7 @@ def _run(config: RunConfig, engine, on_progress, cancel: threading.Event, report
         max_corrupt=config.pipeline.max_corrupt_frames,
         on_warning=report.warn,
         probe_timeout_s=config.engine.hub_probe_timeout_s,
+        flow=config.flow,
     )
     t = time.perf_counter()
 

@@ -17,10 +17,14 @@ __all__ = ["FlowPair", "PropagateConfig", "Propagator", "make_propagator"]
 
 def __getattr__(name: str):
     # PEP 562 lazy attributes: `from vmatte.propagate import Propagator` still works, cv2 loads only then
-    if name in ("FlowPair", "Propagator"):
+    if name == "Propagator":
         from vmatte.propagate import propagator
 
-        return getattr(propagator, name)
+        return propagator.Propagator
+    if name == "FlowPair":  # moved to vmatte.motion.flow (kept here for existing imports)
+        from vmatte.motion.flow import FlowPair
+
+        return FlowPair
     if name == "make_propagator":  # flow, or SAM 2 (vmatte.propagate.sam2) per PropagateConfig.propagator
         from vmatte.propagate import sam2
 

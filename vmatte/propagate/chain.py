@@ -19,9 +19,9 @@ from typing import Protocol
 
 import numpy as np
 
+from vmatte.motion.keypoint import KeypointMotion, carry
 from vmatte.propagate.blend import Blender, Direction
 from vmatte.propagate.colour import ColourModels
-from vmatte.propagate.motion import KeypointMotion, carry
 from vmatte.propagate.store import ResultStore, Scratch, to_u8
 
 _DECAY = 0.98  # reliability lost per chained step even where flow is consistent (drift grows with distance)

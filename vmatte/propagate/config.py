@@ -11,17 +11,16 @@ from vmatte.propagate.tuning import Tuning
 
 @dataclass(frozen=True)
 class PropagateConfig:
-    """How keyframe masks become a trimap on every frame.
+    """How keyframe masks become a trimap on every frame (the flow's preset, working resolution and scene cuts
+    are :class:`~vmatte.motion.config.FlowConfig`, shared with smoothing).
 
     Band widths are fractions of the frame's short side so that a 4K clip gets the same band, relative to the
     picture, as a 480p one (``band`` 0.012 ≈ 6 px at 480p, 26 px at 2160p). Tuned constants and experimental
     knobs of the flow propagator are not options: see :mod:`vmatte.propagate.tuning`.
 
-    work_size: long side in px of the working resolution used for flow (results are upsampled).
     band: unknown band half-width at keyframes drawn as binary masks / soft alphas, fraction of the short side.
     band_min / band_max: limits of the adaptive band between keyframes, fraction of the short side: band_min
         where both directions agree and flow is consistent, up to band_max where flow is inconsistent.
-    flow: OpenCV DIS preset.
     use_alpha_feedback: warp the latest matted alpha (observe()) as extra trimap evidence.
     suggest_keyframes: how many frames to suggest for new keyframe masks.
     snap: guided-filter the propagated probability with the frame before thresholding (edge snapping).
@@ -43,23 +42,18 @@ class PropagateConfig:
         with PyMaxflow) where the flow is unreliable, so the decided edge follows image edges (0 = off).
     keep_thin: at binary keyframes, parts of the mask (and gaps in it) narrower than the band keep the drawn
         label instead of vanishing into the band (kite lines, a forearm seen edge-on).
-    scene_cut: colour-histogram distance (total variation, 0-1, see vmatte.temporal.scenecut) between
-        consecutive frames above which propagation does not carry masks across (0 disables).
     """
 
     # keys a config file may still carry from earlier versions: now constants (vmatte.propagate.tuning)
     REMOVED: ClassVar[frozenset[str]] = frozenset(f.name for f in fields(Tuning))
 
-    work_size: int = 640
     band: float = 0.012
     band_min: float = 0.006
     band_max: float = 0.05
-    flow: Literal["ultrafast", "fast", "medium"] = "medium"
     use_alpha_feedback: bool = True
     suggest_keyframes: int = 5
     snap: bool = True
     max_feedback_lag: int = 8
-    scene_cut: float = 0.3
     color_model: float = 1.0
     propagator: Literal["flow", "sam2", "auto"] = "flow"
     propagator_model: str = "facebook/sam2.1-hiera-tiny"
@@ -68,14 +62,10 @@ class PropagateConfig:
     keep_thin: bool = True
 
     def __post_init__(self) -> None:
-        if self.work_size < 64:
-            raise ValueError(f"work_size must be >= 64 px, got {self.work_size}")
         if not (0 < self.band_min <= self.band <= self.band_max < 0.5):
             raise ValueError(
                 f"need 0 < band_min <= band <= band_max < 0.5, got {self.band_min}, {self.band}, {self.band_max}"
             )
-        if self.flow not in ("ultrafast", "fast", "medium"):
-            raise ValueError(f"flow must be ultrafast, fast or medium, got {self.flow!r}")
         if not (0.0 <= self.color_model <= 1.0) or self.graph_cut < 0:
             raise ValueError(
                 f"color_model must be in [0, 1] and graph_cut >= 0, got {self.color_model}, {self.graph_cut}"
@@ -88,5 +78,5 @@ class PropagateConfig:
             raise ValueError(
                 f"propagator_device must be auto, cpu, cuda or cuda:N, got {self.propagator_device!r}"
             )
-        if self.suggest_keyframes < 0 or self.max_feedback_lag < 0 or not (0 <= self.scene_cut <= 1):
-            raise ValueError("suggest_keyframes and max_feedback_lag must be >= 0, scene_cut in [0, 1]")
+        if self.suggest_keyframes < 0 or self.max_feedback_lag < 0:
+            raise ValueError("suggest_keyframes and max_feedback_lag must be >= 0")

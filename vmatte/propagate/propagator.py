@@ -1,6 +1,7 @@
 """Per-clip trimap propagation from keyframe masks: bidirectional, flow-guided, alpha-aware.
 
-How it works (all at a bounded working resolution, ``cfg.work_size`` px on the long side):
+How it works (all at a bounded working resolution, ``flow.work_size`` px on the long side, see
+:class:`~vmatte.motion.config.FlowConfig`):
 
 1. :meth:`Propagator.prepare` decodes the clip once. For every pair of consecutive frames it computes dense
    OpenCV DIS flow both ways and a forward-backward consistency map (Sundaram et al. 2010: a pixel is
@@ -29,11 +30,11 @@ How it works (all at a bounded working resolution, ``cfg.work_size`` px on the l
    and never narrows the band below ``band_min`` around the propagated boundary, so a matting error cannot
    feed on itself: every trimap stays anchored to the keyframe propagation, never to an earlier alpha.
 
-Scene cuts (:class:`~vmatte.temporal.scenecut.SceneCutDetector`, threshold ``cfg.scene_cut``) stop both chains: a shot without a keyframe gets an
+Scene cuts (:class:`~vmatte.motion.scenecut.SceneCutDetector`, threshold ``flow.scene_cut``) stop both chains: a shot without a keyframe gets an
 all-unknown trimap and confidence 0 (and is suggested for a keyframe).
 
-Where each part lives: this module keeps the flow (:class:`FlowPair`), the pre-pass threads, the streaming
-API and the report; steps 2-3 are ``chain.py``, 4 ``colour.py``, 5 ``blend.py``, 6 ``store.py``, 7
+Where each part lives: this module keeps the pre-pass threads (the flow is :mod:`vmatte.motion`), the
+streaming API and the report; steps 2-3 are ``chain.py``, 4 ``colour.py``, 5 ``blend.py``, 6 ``store.py``, 7
 ``feedback.py`` (its flow call stays here); tuned constants and experimental knobs ``tuning.py``. Never
 imports torch.
 """
@@ -51,140 +52,26 @@ import numpy as np
 from vmatte.errors import Interrupted, MaskError, UsageError
 from vmatte.frame import Frame
 from vmatte.io.masks import Keyframes
-from vmatte.pipeline.threads import AnyEvent, Cancelled, Prefetch, Worker
+from vmatte.motion.config import FlowConfig
+from vmatte.motion.flow import FlowPair, to_gray, work_shape
+from vmatte.motion.keypoint import KeypointMotion
+from vmatte.motion.scenecut import SceneCutDetector
+from vmatte.motion.shared import FrameMotion, MotionStore
+from vmatte.pipeline.threads import AnyEvent, Cancelled, Prefetch
 from vmatte.propagate import feedback
 from vmatte.propagate.blend import Band, Blender
 from vmatte.propagate.chain import Chains, Motion, Span
 from vmatte.propagate.colour import ColourModels, colour_bins
 from vmatte.propagate.config import PropagateConfig
 from vmatte.propagate.feedback import Observed
-from vmatte.propagate.motion import KeypointMotion
 from vmatte.propagate.report import rank_suggestions
 from vmatte.propagate.store import ResultStore, Scratch, to_u8
 from vmatte.propagate.trimap import band_radius_px, keyframe_trimap, soft_edge_zone, trimap_to_probability
 from vmatte.propagate.tuning import TUNING, Tuning
-from vmatte.temporal.scenecut import SceneCutDetector
 
 log = logging.getLogger(__name__)
 
 _Scratch = Scratch  # the name tests import from here
-
-_PRESETS = {
-    "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
-    "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-    "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
-}
-
-
-class FlowPair:
-    """Dense DIS flow between two gray frames of one size, both ways, with forward-backward consistency.
-
-    Flows are (H, W, 2) float32 in px (x, y); consistency maps (H, W) float32 in [0, 1] (1 = the round trip
-    returns within tolerance, 0 = occluded / unreliable / leaves the frame).
-    """
-
-    def __init__(self, preset: str, width: int, height: int) -> None:
-        self.dis = cv2.DISOpticalFlow_create(_PRESETS[preset])
-        self.dis_back = cv2.DISOpticalFlow_create(_PRESETS[preset])  # b→a, in the helper thread
-        self.helper = Worker("flow-back")
-        self.grid = np.dstack(
-            np.meshgrid(np.arange(width, dtype=np.float32), np.arange(height, dtype=np.float32))
-        )
-        self.size = (width, height)
-
-    def warp(self, img: np.ndarray, flow: np.ndarray) -> np.ndarray:
-        """Sample ``img`` (defined on the target of ``flow``) at x + flow(x): result on flow's own grid."""
-        return cv2.remap(img, self.grid + flow, None, cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
-
-    def consistency(self, flow: np.ndarray, back: np.ndarray) -> np.ndarray:
-        """Soft fb-consistency of ``flow`` (a→b, on a's grid) given ``back`` (b→a, on b's grid)."""
-        bw = self.warp(back, flow)
-        # explicit channel sums: numpy reductions over a length-2 last axis are several times slower
-        d = flow + bw
-        err = d[..., 0] * d[..., 0] + d[..., 1] * d[..., 1]
-        mag = (
-            flow[..., 0] * flow[..., 0]
-            + flow[..., 1] * flow[..., 1]
-            + bw[..., 0] * bw[..., 0]
-            + bw[..., 1] * bw[..., 1]
-        )
-        tol = 0.01 * mag + 0.5  # Sundaram's threshold (px^2); soft ramp up to 4x it
-        c = np.clip((4.0 * tol - err) / (3.0 * tol), 0.0, 1.0)
-        target = self.grid + flow
-        w, h = self.size
-        outside = (
-            (target[..., 0] < 0) | (target[..., 0] > w - 1) | (target[..., 1] < 0) | (target[..., 1] > h - 1)
-        )
-        c[outside] = 0.0
-        # unreliable zones bleed a little: flow errors spread beyond the exact pixels that fail the check
-        return cv2.erode(c, np.ones((3, 3), np.uint8))
-
-    def layer_flow(self, p_est: np.ndarray, flow: np.ndarray, c: np.ndarray, radius: float) -> np.ndarray:
-        """The foreground's own motion, extended past its boundary (float32 (H, W, 2) px).
-
-        DIS flow is smooth across motion boundaries, so at the edge of a moving object it blends the object's
-        motion with the background's and a warped mask edge lags behind. The object is the front layer: a
-        pixel is foreground at the target exactly when its source *under the object's motion* was foreground.
-        So the flow near and outside the estimated mask ``p_est`` (target grid) is replaced by a normalised
-        convolution of the flow over the mask interior (eroded by ``radius`` px, weighted by consistency
-        ``c``); deep inside the mask the raw flow is kept (limbs move on their own)."""
-        m = (p_est > 0.5).astype(np.uint8)
-        k = max(1, round(radius))
-        interior = cv2.erode(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
-        if interior.sum() < 16:
-            return flow
-        w = interior.astype(np.float32) * c
-        sigma = 2.0 * k
-        den = cv2.GaussianBlur(w, (0, 0), sigma)
-        num = cv2.GaussianBlur(flow * w[..., None], (0, 0), sigma)
-        ok = den > 1e-3
-        ext = np.where(ok[..., None], num / np.maximum(den, 1e-6)[..., None], flow)
-        return np.where(interior[..., None] > 0, flow, ext).astype(np.float32)
-
-    def warp_layer(self, p: np.ndarray, r: np.ndarray, flow: np.ndarray, c: np.ndarray, radius: float):
-        """Warp probability ``p`` and reliability ``r`` (source grid) along ``flow`` (target grid) with the
-        foreground-layer correction of :meth:`layer_flow` (radius <= 0: plain warp). Returns (p, r) float32."""
-        p1 = self.warp(p, flow)
-        if radius > 0:
-            flow = self.layer_flow(p1, flow, c, radius)
-            p1 = self.warp(p, flow)
-        return p1, self.warp(r, flow)
-
-    def compute(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Gray uint8 frames a, b → (flow a→b on a, flow b→a on b, consistency on a, consistency on b)."""
-        # the two directions are independent: the backward one runs in a second thread (OpenCV releases the
-        # GIL), on its own DIS instance (one instance must not be used by two threads at once)
-        submit = self._submit()
-        join = submit(lambda: self.dis_back.calc(b, a, None))
-        ab = self.dis.calc(a, b, None)
-        ba = join()
-        join = submit(lambda: self.consistency(ba, ab))
-        c_ab = self.consistency(ab, ba)
-        return ab, ba, c_ab, join()
-
-    def one_way(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Gray uint8 frames a, b → (flow a→b on a, its consistency on a): the backward flow is computed only
-        for the check, and b's own consistency map is not."""
-        join = self._submit()(lambda: self.dis_back.calc(b, a, None))
-        ab = self.dis.calc(a, b, None)
-        return ab, self.consistency(ab, join())
-
-    def _submit(self):
-        """Where the second direction runs: the helper thread, or inline when OpenCV is capped at one thread
-        (``pipeline.cpu_threads`` = 1, as in a 1-CPU Ray task): a task given one core does not run two DIS
-        flows at once."""
-        if cv2.getNumThreads() > 1:
-            return self.helper.submit
-
-        def inline(fn):
-            value = fn()
-            return lambda: value
-
-        return inline
-
-    def close(self) -> None:
-        """End the helper thread (a later compute starts it again)."""
-        self.helper.close()
 
 
 class Propagator:
@@ -197,6 +84,7 @@ class Propagator:
     cancel: a threading.Event; when set, :meth:`prepare` stops with :class:`~vmatte.errors.Interrupted`.
     max_corrupt: undecodable frames the pass skips (flow then bridges the gap) before the decoder fails.
     tuning: the propagator's constants (:mod:`vmatte.propagate.tuning`); bench scripts and tests vary them.
+    flow: the motion options (preset, working resolution, scene-cut threshold), shared with smoothing.
     """
 
     def __init__(
@@ -209,8 +97,10 @@ class Propagator:
         max_corrupt: int = 10,
         *,
         tuning: Tuning = TUNING,
+        flow: FlowConfig | None = None,
     ) -> None:
         self.clip = clip
+        self.flow_cfg = flow or FlowConfig()
         self.max_corrupt = max_corrupt
         self.corrupt: list[int] = []  # undecodable frames skipped by the propagation pass (clip numbers)
         self.keyframes = keyframes
@@ -238,8 +128,7 @@ class Propagator:
         self.lo = before[-1] if before else start
         self.hi = after[0] if after else end
         self.kf_in = [k for k in kfs if self.lo <= k <= self.hi]
-        s = min(1.0, self.cfg.work_size / max(self.width, self.height))
-        self.ww, self.wh = max(8, round(self.width * s)), max(8, round(self.height * s))
+        self.ww, self.wh = work_shape(self.width, self.height, self.flow_cfg.work_size)
         self.r_min = band_radius_px(self.cfg.band_min, self.ww, self.wh)
         self.r_max = band_radius_px(self.cfg.band_max, self.ww, self.wh)
         self.r_soft_max = self.tune.soft_band * min(self.ww, self.wh)
@@ -264,15 +153,15 @@ class Propagator:
         }
         self.prepared = False
         self._flow: FlowPair | None = None
+        # main pass: grey frames and frame-pair flows shared by alpha feedback and the smoother (bounded)
+        self.motion = MotionStore(self.flow_cfg)
+        self.cuts_decided = False  # the pass decided every frame's scene cut (see push)
         self._fb: Observed | None = None  # latest observed alpha for feedback
         self.feedback_pixels = 0
 
     # ---- helpers -------------------------------------------------------------------------------------------
     def _gray(self, frame: Frame) -> np.ndarray:
-        g = cv2.cvtColor(frame.rgb_u8(), cv2.COLOR_RGB2GRAY)
-        if (g.shape[1], g.shape[0]) != (self.ww, self.wh):
-            g = cv2.resize(g, (self.ww, self.wh), interpolation=cv2.INTER_AREA)
-        return g
+        return to_gray(frame.rgb_u8(), (self.ww, self.wh))
 
     def _kf_prob(self, index: int) -> np.ndarray:
         """Keyframe → (wh, ww) float32 foreground probability at working resolution."""
@@ -319,11 +208,11 @@ class Propagator:
         if self.prepared:
             return
         t0 = time.perf_counter()
-        cfg = self.cfg
-        self._flow = flow = FlowPair(cfg.flow, self.ww, self.wh)
+        self._flow = flow = FlowPair(self.flow_cfg.preset, self.ww, self.wh)
         # histogram cut detector shared with the smoother; it sees every decoded frame in order, so a chunk run
         # (which starts at the keyframe before its range) detects the same cuts as a full run
-        cuts = SceneCutDetector(cfg.scene_cut) if cfg.scene_cut > 0 else None
+        threshold = self.flow_cfg.scene_cut
+        cuts = SceneCutDetector(threshold) if threshold > 0 else None
         self.corrupt = []
 
         def decoded():
@@ -361,7 +250,8 @@ class Propagator:
         except Cancelled:
             raise Interrupted("propagation cancelled") from None
         finally:
-            flow.close()  # alpha feedback, if used, starts the helper again; close() ends it
+            flow.close()
+        self.cuts_decided = True
         self._finish_prepare(t0)
 
     def _finish_prepare(self, t0: float) -> None:
@@ -434,7 +324,10 @@ class Propagator:
         if not is_kf and self.cfg.use_alpha_feedback and self._fb is not None:
             tri = self._apply_feedback(frame, tri)
         self.timings["push_s"] += time.perf_counter() - t0
-        return [frame.replace(trimap=tri, confidence=float(conf), keyframe=is_kf)]
+        # the scene-cut decision of the pass, and the flows, travel on to the smoother (computed once)
+        cut = (t in self.cuts) if self.cuts_decided else None
+        motion = FrameMotion(t, cut, self.motion)
+        return [frame.replace(trimap=tri, confidence=float(conf), keyframe=is_kf, motion=motion)]
 
     def flush(self) -> list[Frame]:
         """Nothing is buffered by :meth:`push`; present for the stage protocol."""
@@ -447,7 +340,7 @@ class Propagator:
             return
         if self._fb is not None and self._fb.index >= frame.index:
             return
-        self._fb = Observed.of(frame, self._gray(frame))
+        self._fb = Observed.of(frame, self.motion.gray(frame))
 
     def _apply_feedback(self, frame: Frame, tri: np.ndarray) -> np.ndarray:
         """Turn unknown pixels definite where the warped latest alpha is sure, consistent and agrees (see
@@ -457,11 +350,11 @@ class Propagator:
         if not fb.reaches(t, self.cfg.max_feedback_lag, self.cuts):
             return tri
         tf = time.perf_counter()
-        if self._flow is None:
-            self._flow = FlowPair(self.cfg.flow, self.ww, self.wh)
-        flow = self._flow
-        gray = self._gray(frame)
-        ts, c_ts = flow.one_way(gray, fb.gray)
+        flow = self.motion.flow_pair(self.ww, self.wh)
+        gray = self.motion.gray(frame)
+        # t→s and s→t: when s = t - 1 the smoother needs the same pair and takes it from the store
+        ts, st, _ = self.motion.flows(t, gray, fb.index, fb.gray)
+        c_ts = flow.consistency(ts, st)
         # alpha of s sampled along flow t→s lands on t's grid; c_ts says where that flow is trustworthy
         alpha_s = fb.alpha.astype(np.float32) / 255.0
         a = flow.warp(alpha_s, ts)
@@ -495,6 +388,7 @@ class Propagator:
         readable; :meth:`prepare` ends its own threads, so a caller that only prepares need not call this."""
         if self._flow is not None:
             self._flow.close()
+        self.motion.close()
 
     def summary(self) -> dict:
         """JSON-able report: per-frame confidence, suggested keyframes, scene cuts, timings (seconds)."""

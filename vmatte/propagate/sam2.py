@@ -43,6 +43,7 @@ import numpy as np
 
 from vmatte.engine.weights import WeightsSource, resolve_weights
 from vmatte.errors import DeviceError, Interrupted, ModelError
+from vmatte.motion.config import FlowConfig
 from vmatte.pipeline.threads import AnyEvent, Cancelled, Prefetch
 from vmatte.propagate.config import PropagateConfig
 from vmatte.propagate.propagator import Propagator
@@ -66,6 +67,7 @@ def make_propagator(
     *,
     on_warning: Callable[[str], None] | None = None,
     probe_timeout_s: float = 3.0,
+    flow: FlowConfig | None = None,
 ) -> Propagator:
     """The propagator ``cfg.propagator`` asks for (same arguments as :class:`Propagator`).
 
@@ -74,7 +76,7 @@ def make_propagator(
     warning through ``on_warning``."""
     cfg = cfg or PropagateConfig()
     if cfg.propagator == "flow":
-        return Propagator(clip, keyframes, cfg, frame_range, cancel, max_corrupt)
+        return Propagator(clip, keyframes, cfg, frame_range, cancel, max_corrupt, flow=flow)
     model = cfg.propagator_model
     source = resolve_weights(model, probe_timeout_s=probe_timeout_s)
     reason = None
@@ -89,8 +91,8 @@ def make_propagator(
             on_warning(
                 f"propagator auto: {reason}; using flow propagation (for SAM 2 {get_sam2_hint(model)})"
             )
-        return Propagator(clip, keyframes, cfg, frame_range, cancel, max_corrupt)
-    return Sam2Propagator(clip, keyframes, cfg, frame_range, cancel, max_corrupt, source=source)
+        return Propagator(clip, keyframes, cfg, frame_range, cancel, max_corrupt, flow=flow)
+    return Sam2Propagator(clip, keyframes, cfg, frame_range, cancel, max_corrupt, source=source, flow=flow)
 
 
 class Sam2Propagator(Propagator):
@@ -110,8 +112,9 @@ class Sam2Propagator(Propagator):
         *,
         source: WeightsSource | None = None,
         model=None,
+        flow: FlowConfig | None = None,
     ) -> None:
-        super().__init__(clip, keyframes, cfg, frame_range, cancel, max_corrupt)
+        super().__init__(clip, keyframes, cfg, frame_range, cancel, max_corrupt, flow=flow)
         if source is None and model is None:
             raise ValueError("Sam2Propagator needs weights: a source or a model")
         self.source = source

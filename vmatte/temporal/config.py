@@ -13,18 +13,14 @@ class SmoothConfig:
     Output frame t is a confidence-weighted average of frames ``t - lookbehind .. t + lookahead`` of the same
     shot, each warped onto frame t with optical flow. The window is finite (no recursion), so memory is
     bounded (``lookbehind + lookahead + 1`` frames) and a chunk that starts with ``lookbehind`` warm-up frames
-    and ends with ``lookahead`` extra frames reproduces a single run exactly.
+    and ends with ``lookahead`` extra frames reproduces a single run exactly. The flow (preset, working
+    resolution) and scene cuts are :class:`~vmatte.motion.config.FlowConfig`, shared with propagation.
 
     enabled: turn smoothing on/off (off: frames pass through unchanged, no delay).
     strength: 0..1, how far alpha moves from the frame's own value towards the motion-compensated average
         (1 = full average, 0 = no change).
     lookahead: future frames used (= frames of output delay), 0..16.
     lookbehind: past frames used, 0..16.
-    scene_cut_threshold: HSV-histogram total-variation distance in [0, 1] between consecutive frames above
-        which a frame starts a new shot (temporal state is reset; nothing is averaged across it).
-    flow: OpenCV DIS optical-flow preset for the warps.
-    work_size: long side in px of the working resolution the flow is computed at (flow is then sampled at
-        full resolution, bilinearly, for the unknown-band pixels only).
     sigma_color: colour tolerance (RGB in [0, 1], per-channel RMS) of the photometric check: a warped pixel
         whose colour differs by sigma_color gets weight exp(-1/2).
     sigma_alpha: alpha noise tolerance of the edge-aware range weight. The tolerance at a pixel is
@@ -51,9 +47,6 @@ class SmoothConfig:
     strength: float = 1.0
     lookahead: int = 4
     lookbehind: int = 4
-    scene_cut_threshold: float = 0.3
-    flow: Literal["ultrafast", "fast", "medium"] = "medium"
-    work_size: int = 640
     sigma_color: float = 0.08
     sigma_alpha: float = 0.1
     sigma_time: float = 3.0
@@ -70,14 +63,8 @@ class SmoothConfig:
             raise ValueError(f"lookahead must be in [0, 16], got {self.lookahead}")
         if not 0 <= self.lookbehind <= 16:
             raise ValueError(f"lookbehind must be in [0, 16], got {self.lookbehind}")
-        if not 0.0 < self.scene_cut_threshold <= 1.0:
-            raise ValueError(f"scene_cut_threshold must be in (0, 1], got {self.scene_cut_threshold}")
         if self.combine not in ("mode", "median", "mean"):
             raise ValueError(f"combine must be mode, median or mean, got {self.combine!r}")
-        if self.flow not in ("ultrafast", "fast", "medium"):
-            raise ValueError(f"flow must be ultrafast, fast or medium, got {self.flow!r}")
-        if self.work_size < 64:
-            raise ValueError(f"work_size must be >= 64 px, got {self.work_size}")
         for name in ("sigma_color", "sigma_alpha", "sigma_mode", "jitter_px", "sigma_time", "fb_tolerance"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")

@@ -25,7 +25,7 @@ Then ``alpha_out = alpha_t + strength · (mean - alpha_t)``, where with ``snap_s
 Why a window and not a recursive (IIR) filter: the output depends on at most B + L + 1 raw frames, so memory
 is bounded and a render-farm chunk is exact when it is fed ``warmup_frames`` (= B) frames before its first
 frame and ``lookahead`` (= L) frames after its last (outputs of those dropped). Raw, not smoothed,
-neighbours are used for the same reason. Scene cuts (:class:`~vmatte.temporal.scenecut.SceneCutDetector`)
+neighbours are used for the same reason. Scene cuts (:class:`~vmatte.motion.scenecut.SceneCutDetector`)
 end the window: frames of one shot never see frames of another, and pending frames are released at the cut.
 
 Only alpha inside frame t's unknown band (trimap == 128) is changed; definite regions are left exactly as
@@ -44,14 +44,21 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vmatte.frame import TRIMAP_FG, TRIMAP_UNKNOWN, Frame
+from vmatte.motion.config import FlowConfig
+from vmatte.motion.flow import (
+    FB_RELATIVE,
+    MIN_FLOW_SIDE,
+    create_dis,
+    fb_terms,
+    subject_motion,
+    to_gray,
+    work_shape,
+)
+from vmatte.motion.scenecut import SceneCutDetector
+from vmatte.motion.shared import MotionStore
 from vmatte.temporal.config import SmoothConfig
-from vmatte.temporal.scenecut import SceneCutDetector
 
 _REMAP_COLS = 4096  # cv2.remap needs map sides < 32767: gather N points as a (N / 4096, 4096) image
-_FB_RELATIVE = 0.01  # forward-backward tolerance grows with flow magnitude² (Sundaram et al. 2010)
-_MIN_FLOW_SIDE = 16  # DIS needs a few patches; smaller working images get zero flow
-_FG_WINDOWS = (9, 33, 129)  # working px: box windows of the foreground-motion normalised convolution
-_FG_SUPPORT = 0.02  # minimum foreground fraction in a window for its mean motion to count
 
 
 def _sample(img: np.ndarray, x: np.ndarray, y: np.ndarray, cubic: bool = False) -> np.ndarray:
@@ -123,6 +130,7 @@ class _Entry:
     fg: np.ndarray  # (h, w) float32 working-resolution definite-foreground coverage (eroded), in [0, 1]
     guide: np.ndarray  # (H, W, 3) uint8 RGB, 3x3 box-blurred, for the photometric check
     flows: dict[int, np.ndarray] = field(default_factory=dict)
+    store: MotionStore | None = None  # the run's shared motion store, when the frame came with one
 
 
 class TemporalSmoother:
@@ -136,22 +144,19 @@ class TemporalSmoother:
     frames after its last, drop the outputs of those, and the chunk's alpha is bit-identical to a single run.
     """
 
-    def __init__(self, cfg: SmoothConfig | None = None) -> None:
-        import cv2
-
+    def __init__(self, cfg: SmoothConfig | None = None, flow: FlowConfig | None = None) -> None:
+        """cfg: the smoothing options; flow: the motion options (DIS preset, working resolution, scene-cut
+        threshold), shared with propagation."""
         self.cfg = cfg or SmoothConfig()
+        self.flow_cfg = flow or FlowConfig()
         self.lookahead = int(self.cfg.lookahead)
         self.lookbehind = int(self.cfg.lookbehind)
         self.warmup_frames = self.lookbehind
         self.max_frames_held = self.lookbehind + self.lookahead + 1
         self._radius = max(self.lookahead, self.lookbehind)
-        preset = {
-            "ultrafast": cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST,
-            "fast": cv2.DISOPTICAL_FLOW_PRESET_FAST,
-            "medium": cv2.DISOPTICAL_FLOW_PRESET_MEDIUM,
-        }[self.cfg.flow]
-        self._dis = cv2.DISOpticalFlow_create(preset)
-        self._detector = SceneCutDetector(self.cfg.scene_cut_threshold)
+        self._dis = create_dis(self.flow_cfg.preset)
+        threshold = self.flow_cfg.scene_cut
+        self._detector = SceneCutDetector(threshold) if threshold > 0 else None
         self._entries: deque[_Entry] = deque()
         self._next_emit = 0  # position of the oldest frame not yet returned
         self._pos = 0
@@ -161,6 +166,7 @@ class TemporalSmoother:
         self._stats_cuts = 0
         self._stats_seconds = 0.0
         self._stats_flows = 0
+        self._stats_reused = 0
         self._stats_held_max = 0
         self._stats_band_px = 0
         self._stats_weight_sum = 0.0
@@ -177,7 +183,12 @@ class TemporalSmoother:
         t0 = time.perf_counter()
         out: list[Frame] = []
         rgb_u8 = np.ascontiguousarray(frame.rgb_u8())  # once (a 16-bit frame converts on every call)
-        cut = self._detector.update(rgb_u8)
+        motion = frame.motion
+        store = motion.store if motion is not None and motion.store.cfg == self.flow_cfg else None
+        if store is not None and motion.cut is not None:
+            cut = motion.cut  # propagation's pass decided it, under the same threshold
+        else:
+            cut = self._detector.update(rgb_u8) if self._detector is not None else False
         if self._entries and frame.rgb.shape != self._entries[-1].frame.rgb.shape:
             cut = True  # a size change cannot be warped across: treat it as a new shot
         if cut and self._pos > 0:
@@ -186,12 +197,13 @@ class TemporalSmoother:
             # everything pending belongs to the old shot and will get no more neighbours: release it now
             out.extend(self._emit_until(self._pos))
             self._entries.clear()
-        entry = self._make_entry(frame, rgb_u8)
+        entry = self._make_entry(frame, rgb_u8, store)
         prev = self._entries[-1] if self._entries else None
         if prev is not None and prev.shot == entry.shot and self._radius > 0:
             # consecutive pairs only (2 flows per frame): farther neighbours are reached by chaining these
-            for a, b in ((entry, prev), (prev, entry)):
-                a.flows[b.pos] = self._subject_motion(self._flow(a, b), a.fg)
+            to_prev, from_prev = self._flows(entry, prev)
+            entry.flows[prev.pos] = subject_motion(to_prev, entry.fg)
+            prev.flows[entry.pos] = subject_motion(from_prev, prev.fg)
         self._entries.append(entry)
         self._pos += 1
         self._stats_held_max = max(self._stats_held_max, len(self._entries))
@@ -213,7 +225,9 @@ class TemporalSmoother:
     def reset(self) -> None:
         """Drop all state and statistics without returning frames."""
         self._clear_state()
-        self._stats_frames = self._stats_cuts = self._stats_flows = self._stats_held_max = 0
+        self._stats_frames = self._stats_cuts = self._stats_flows = self._stats_reused = (
+            self._stats_held_max
+        ) = 0
         self._stats_band_px = self._stats_weight_n = 0
         self._stats_seconds = self._stats_weight_sum = 0.0
 
@@ -232,6 +246,7 @@ class TemporalSmoother:
             "ms_per_frame": round(1000.0 * self._stats_seconds / n, 3) if n else 0.0,
             "seconds": round(self._stats_seconds, 4),
             "flows_computed": self._stats_flows,
+            "flows_reused": self._stats_reused,  # taken from alpha feedback's computation (same pair)
             "max_frames_held": self._stats_held_max,
             "lookahead": self.lookahead,
             "lookbehind": self.lookbehind,
@@ -246,23 +261,18 @@ class TemporalSmoother:
     # -- internals ------------------------------------------------------------------------------------------
     def _clear_state(self) -> None:
         self._entries.clear()
-        self._detector.reset()
+        if self._detector is not None:
+            self._detector.reset()
         self._next_emit = 0
         self._pos = 0
         self._shot = 0
 
-    def _work_size(self, h: int, w: int) -> tuple[int, int]:
-        scale = min(1.0, self.cfg.work_size / max(h, w))
-        return max(1, round(w * scale)), max(1, round(h * scale))
-
-    def _make_entry(self, frame: Frame, rgb: np.ndarray) -> _Entry:
+    def _make_entry(self, frame: Frame, rgb: np.ndarray, store: MotionStore | None) -> _Entry:
         import cv2
 
         h, w = rgb.shape[:2]
-        ww, wh = self._work_size(h, w)
-        gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-        if (ww, wh) != (w, h):
-            gray = cv2.resize(gray, (ww, wh), interpolation=cv2.INTER_AREA)
+        ww, wh = work_shape(w, h, self.flow_cfg.work_size)
+        gray = store.gray(frame) if store is not None else to_gray(rgb, (ww, wh))
         guide = cv2.blur(rgb, (3, 3))  # 3x3 box: the colour check should not trip on sensor noise
         if frame.trimap is not None:
             fg = (frame.trimap == TRIMAP_FG).astype(np.uint8)
@@ -275,42 +285,26 @@ class TemporalSmoother:
         fg = fg.astype(np.float32)
         if (ww, wh) != (w, h):
             fg = cv2.resize(fg, (ww, wh), interpolation=cv2.INTER_AREA)
-        return _Entry(frame=frame, pos=self._pos, shot=self._shot, gray=gray, guide=guide, fg=fg)
+        return _Entry(frame=frame, pos=self._pos, shot=self._shot, gray=gray, guide=guide, fg=fg, store=store)
+
+    def _flows(self, a: _Entry, b: _Entry) -> tuple[np.ndarray, np.ndarray]:
+        """Image flows a → b and b → a: from the run's motion store when both frames came with it (alpha
+        feedback may have computed this pair already), else computed here (:meth:`_flow`)."""
+        if a.store is not None and a.store is b.store and min(a.gray.shape) >= MIN_FLOW_SIDE:
+            ab, ba, reused = a.store.flows(a.frame.index, a.gray, b.frame.index, b.gray)
+            if reused:
+                self._stats_reused += 2
+            else:
+                self._stats_flows += 2
+            return ab, ba
+        return self._flow(a, b), self._flow(b, a)
 
     def _flow(self, a: _Entry, b: _Entry) -> np.ndarray:
         """Image flow a → b (DIS): (h, w, 2) float32, a(x) ≈ b(x + flow(x)), working-resolution px."""
         self._stats_flows += 1
-        if min(a.gray.shape) < _MIN_FLOW_SIDE:
+        if min(a.gray.shape) < MIN_FLOW_SIDE:
             return np.zeros((*a.gray.shape, 2), np.float32)
         return self._dis.calc(a.gray, b.gray, None)
-
-    @staticmethod
-    def _subject_motion(flow: np.ndarray, m: np.ndarray) -> np.ndarray:
-        """The motion of the matte: ``flow`` (h, w, 2) with band pixels given the subject's motion.
-
-        Image flow is wrong inside the unknown band: band pixels mix foreground and background that move
-        differently, and DIS patches there mostly follow the textured background (measured on the flicker
-        benchmark: 3 px mean error in the band against 0.03 px inside the subject). Alpha belongs to the
-        subject, so pixels outside the subject take a normalised convolution of the flow over the
-        definite-foreground coverage ``m`` (h, w) in [0, 1], at the smallest of three box windows with
-        enough foreground support; pixels with no foreground nearby keep the image flow.
-        """
-        import cv2
-
-        if not m.any():
-            return flow
-        out = flow.copy()
-        filled = m >= 0.999  # inside the subject the image flow is the subject's motion
-        weighted = flow * m[..., None]
-        for k in _FG_WINDOWS:
-            den = cv2.blur(m, (k, k))
-            num = cv2.blur(weighted, (k, k))
-            ok = (den > _FG_SUPPORT) & ~filled
-            # np.where on whole planes: boolean fancy indexing of (h, w, 2) arrays was the slow part
-            np.divide(num, np.maximum(den, _FG_SUPPORT)[..., None], out=num)
-            out = np.where(ok[..., None], num, out)
-            filled |= ok
-        return out
 
     def _chains(self, entry: _Entry, neighbours: list[_Entry], xw: np.ndarray, yw: np.ndarray):
         """Yield ``(nb, x, y, inside, fb_err2, fb_mag2)`` for each neighbour reachable by consecutive flows.
@@ -349,9 +343,9 @@ class TemporalSmoother:
                 y = y + f[:, 1]
                 inside = inside & (x >= -0.5) & (x <= ww - 0.5) & (y >= -0.5) & (y <= wh - 0.5)
                 g = _sample(dst.flows[src.pos], x, y)  # this step's backward flow at its landing point
-                r = f + g
-                err2 = err2 + (r * r).sum(axis=1)
-                mag2 = mag2 + (f[:, 0] * f[:, 0] + f[:, 1] * f[:, 1] + g[:, 0] * g[:, 0] + g[:, 1] * g[:, 1])
+                e, m = fb_terms(f, g)
+                err2 = err2 + e
+                mag2 = mag2 + m
                 p += step
                 if p in wanted:
                     yield dst, x, y, inside, err2, mag2  # fresh arrays each step: safe to keep
@@ -419,7 +413,7 @@ class TemporalSmoother:
         for nb, x2, y2, inside, fb_err2, fb_mag2 in self._chains(entry, neighbours, xw, yw):
             k = nb.pos - entry.pos
             w_time = np.float32(np.exp(-(k * k) / (2.0 * cfg.sigma_time**2)))
-            tol2 = fb_tol2 + np.float32(_FB_RELATIVE) * fb_mag2
+            tol2 = fb_tol2 + np.float32(FB_RELATIVE) * fb_mag2
             # landing point in full-resolution pixel coordinates
             xf = (x2 + 0.5) * np.float32(1.0 / sx) - 0.5
             yf = (y2 + 0.5) * np.float32(1.0 / sy) - 0.5

@@ -1,0 +1,156 @@
+"""vmatte.motion: one [flow] config for propagation and smoothing, and one motion estimate per frame pair."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vmatte.config import build_config
+from vmatte.errors import ConfigError
+from vmatte.motion.config import MOVED_KEYS, FlowConfig
+from vmatte.propagate.config import PropagateConfig
+
+
+def test_flow_config_validation():
+    FlowConfig(scene_cut=0.0)  # 0 disables scene cuts
+    for bad in (dict(preset="slow"), dict(work_size=32), dict(scene_cut=1.5), dict(scene_cut=-0.1)):
+        with pytest.raises(ValueError):
+            FlowConfig(**bad)
+
+
+def test_flow_options_live_in_one_section(tmp_path):
+    cfg = build_config(
+        overrides={"input": "x.mp4", "flow": {"preset": "fast", "work_size": 320, "scene_cut": 0}}
+    )
+    assert (cfg.flow.preset, cfg.flow.work_size, cfg.flow.scene_cut) == ("fast", 320, 0)
+    for cls_cfg in (cfg.propagate, cfg.smooth):
+        names = set(type(cls_cfg).__dataclass_fields__)
+        assert not names & {"flow", "work_size", "scene_cut", "scene_cut_threshold"}
+
+
+@pytest.mark.parametrize("old", sorted(MOVED_KEYS))
+def test_moved_keys_name_their_new_place(tmp_path, old):
+    section, key = old.split(".")
+    f = tmp_path / "old.toml"
+    value = '"fast"' if key == "flow" else ("0.3" if "scene" in key else "320")
+    f.write_text(f"[{section}]\n{key} = {value}\n")
+    with pytest.raises(ConfigError) as exc:
+        build_config(config_file=f)
+    new = MOVED_KEYS[old]
+    assert f"'{old}' moved to '{new}'" in str(exc.value) and str(f) in str(exc.value)
+    assert f"[flow] {new.split('.')[1]} = " in (exc.value.hint or "")
+
+
+# -- one motion estimate per frame pair --------------------------------------------------------------------
+
+
+def _chain(clip, kf, flow_cfg, smoothers, cut_from=None):
+    """The runner's main pass with an engine batch of 1: push → matte (the scene's alpha, plus deterministic
+    noise) → observe → smooth. Each smoother gets the frames as a (smoother, strip motion?) pair."""
+    from vmatte.propagate import Propagator
+
+    prop = Propagator(clip, kf, PropagateConfig(), flow=flow_cfg)
+    prop.prepare()
+    outs = [[] for _ in smoothers]
+    carried = []
+    rng = np.random.default_rng(0)
+    for frame in clip.frames(0, clip.info.frame_count - 1):
+        (f,) = prop.push(frame)
+        carried.append(f.motion)
+        noise = rng.normal(0, 0.05, f.trimap.shape).astype(np.float32)
+        alpha = np.clip((f.trimap.astype(np.float32) / 255.0) + noise * (f.trimap == 128), 0, 1)
+        f = f.replace(alpha=alpha.astype(np.float32))
+        prop.observe(f)
+        for out, (sm, strip) in zip(outs, smoothers):
+            out.extend(sm.push(f.replace(motion=None) if strip else f))
+    for out, (sm, _) in zip(outs, smoothers):
+        out.extend(sm.flush())
+    prop.close()
+    return prop, outs, carried
+
+
+@pytest.fixture(scope="module")
+def rigid(tmp_path_factory):
+    from vmatte.testing import Scene, write_masks, write_sequence
+
+    scene = Scene(width=160, height=96, frames=21, speed=2.5, fur=0.05)
+    tmp = tmp_path_factory.mktemp("motion")
+    return write_sequence(tmp / "frames", scene), write_masks(tmp / "masks", scene, [0, 10, 20])
+
+
+def test_smoother_reuses_the_feedback_flows_and_results_do_not_change(rigid):
+    from vmatte.io.decode import open_clip
+    from vmatte.io.masks import load_keyframes
+    from vmatte.temporal.config import SmoothConfig
+    from vmatte.temporal.smooth import TemporalSmoother
+
+    clip = open_clip(rigid[0])
+    kf = load_keyframes(rigid[1], clip.info)
+    flow = FlowConfig(work_size=128)  # below the frame size: the shared greys are resized ones
+    shared = TemporalSmoother(SmoothConfig(), flow)
+    alone = TemporalSmoother(SmoothConfig(), flow)
+    other = TemporalSmoother(SmoothConfig(), FlowConfig(work_size=96))  # another resolution: shares nothing
+    prop, (a, b, _), carried = _chain(clip, kf, flow, [(shared, False), (alone, True), (other, False)])
+    assert len(a) == len(b) == 21
+    for x, y in zip(a, b):
+        assert np.array_equal(x.alpha, y.alpha), x.index  # bit-identical to computing the flows itself
+    # feedback ran on the 18 frames that are not keyframes, each with the previous frame's matte (lag 1):
+    # the smoother found those 18 pairs in the store and computed only the pairs ending at keyframes 10, 20
+    assert shared.stats()["flows_reused"] == 36 and shared.stats()["flows_computed"] == 4
+    assert alone.stats()["flows_computed"] == 40 and alone.stats()["flows_reused"] == 0
+    assert other.stats()["flows_reused"] == 0
+    assert prop.motion.dis_calls == 40  # main pass: 2 DIS per frame pair instead of 4
+    # bounded: a few greys and pairs, whatever the clip length
+    assert len(prop.motion._grays) <= 8 and len(prop.motion._pairs) <= 4
+    assert all(m.cut is False for m in carried)
+
+
+def test_one_scene_cut_decision_travels_with_the_frame(tmp_path):
+    import cv2
+
+    from vmatte.io.decode import open_clip
+    from vmatte.io.masks import load_keyframes
+    from vmatte.temporal.config import SmoothConfig
+    from vmatte.temporal.smooth import TemporalSmoother
+    from vmatte.testing import Scene, write_masks
+
+    sc = Scene(width=96, height=64, frames=10, speed=2.0, fur=0.05)
+    d = tmp_path / "cut"
+    d.mkdir()
+    for t in range(10):
+        rgb = sc.rgb(t)
+        if t >= 6:
+            rgb = np.ascontiguousarray(rgb[:, :, ::-1] // 3 + 150)  # another shot: other palette
+        cv2.imwrite(str(d / f"{t:06d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
+    clip = open_clip(d)
+    kf = load_keyframes(write_masks(tmp_path / "k", sc, [0]), clip.info)
+    flow = FlowConfig()
+    carried_sm = TemporalSmoother(SmoothConfig(), flow)
+    own_sm = TemporalSmoother(SmoothConfig(), flow)
+    prop, (a, b), carried = _chain(clip, kf, flow, [(carried_sm, False), (own_sm, True)])
+    assert prop.cuts == [6]
+    assert [m.cut for m in carried] == [t == 6 for t in range(10)]
+    assert carried_sm.stats()["scene_cuts"] == own_sm.stats()["scene_cuts"] == 1
+    for x, y in zip(a, b):
+        assert np.array_equal(x.alpha, y.alpha), x.index
+
+
+def test_carried_cut_is_used_without_running_the_detector(monkeypatch):
+    """The smoother takes the propagation pass's decision: its own detector does not run on such frames."""
+    from vmatte.frame import Frame
+    from vmatte.motion.scenecut import SceneCutDetector
+    from vmatte.motion.shared import FrameMotion, MotionStore
+    from vmatte.temporal.config import SmoothConfig
+    from vmatte.temporal.smooth import TemporalSmoother
+
+    calls = []
+    monkeypatch.setattr(SceneCutDetector, "update", lambda self, rgb: calls.append(1) or False)
+    flow = FlowConfig()
+    store = MotionStore(flow)
+    sm = TemporalSmoother(SmoothConfig(lookahead=0, lookbehind=1), flow)
+    rgb = np.zeros((32, 48, 3), np.uint8)
+    for t, cut in enumerate([False, False, True, False]):
+        f = Frame(t, t, None, rgb, alpha=np.zeros((32, 48), np.float32), motion=FrameMotion(t, cut, store))
+        sm.push(f)
+    assert sm.stats()["scene_cuts"] == 1 and not calls
+    store.close()
