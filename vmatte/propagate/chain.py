@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 import numpy as np
@@ -31,6 +31,33 @@ _DECAY = 0.98  # reliability lost per chained step even where flow is consistent
 Item = tuple[
     int, np.ndarray, "np.ndarray | None", "tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None"
 ]
+
+
+_ABSENT = np.empty(0, np.uint8)  # an absent array in a Scratch record
+
+
+@dataclass(frozen=True)
+class Pending:
+    """A frame waiting for the next keyframe, as kept in the :class:`Scratch`: the forward chain's probability
+    and reliability (uint8 0..255, zeros before the first keyframe), the grey frame, the colour bins (None:
+    colour off), and once the next decoded frame arrives the flow to it (float16 px, on this frame's grid)
+    with its consistency (uint8 0..255)."""
+
+    p: np.ndarray
+    r: np.ndarray
+    gray: np.ndarray
+    bins: np.ndarray | None
+    to_next: np.ndarray | None = None
+    c_next: np.ndarray | None = None
+
+    def arrays(self) -> tuple[np.ndarray, ...]:
+        optional = (self.bins, self.to_next, self.c_next)
+        return (self.p, self.r, self.gray, *(_ABSENT if a is None else a for a in optional))
+
+    @classmethod
+    def of(cls, arrays: tuple[np.ndarray, ...]) -> Pending:
+        p, r, gray, *optional = arrays
+        return cls(p, r, gray, *(None if a.size == 0 else a for a in optional))
 
 
 @dataclass(frozen=True)
@@ -132,9 +159,12 @@ class Chains:
                     # the previous frame's record is complete now that its flow to t is known (over a skipped
                     # corrupt frame the flow bridges the gap)
                     if pending and pending[-1] == t_last:
-                        p_prev, r_prev, g_prev, *extra = scratch.pop(t_last)
-                        c_u8 = (c_ab * 255).astype(np.uint8)
-                        scratch.put(t_last, p_prev, r_prev, g_prev, ab.astype(np.float16), c_u8, *extra)
+                        rec = replace(
+                            Pending.of(scratch.pop(t_last)),
+                            to_next=ab.astype(np.float16),
+                            c_next=(c_ab * 255).astype(np.uint8),
+                        )
+                        scratch.put(t_last, *rec.arrays())
                     if pf is not None:
                         pf, rf = motion.step(pf, rf, ba, c_ba, g_last, gray)
                 if t in span.keyframes:
@@ -154,7 +184,7 @@ class Chains:
                     # wait for the next keyframe: keep the forward state compactly
                     p_u8 = np.zeros_like(gray) if pf is None else to_u8(pf)
                     r_u8 = np.zeros_like(gray) if rf is None else to_u8(rf)
-                    scratch.put(t, p_u8, r_u8, gray, *([] if bins is None else [bins]))
+                    scratch.put(t, *Pending(p_u8, r_u8, gray, bins).arrays())
                     pending.append(t)
                 elif span.stores(t):
                     tb = time.perf_counter()
@@ -176,25 +206,25 @@ class Chains:
         """Backward chain from keyframe b (probability ``p_kf``, grey ``g_kf``) over ``pending`` (frames
         a+1..b-1, or lo..b-1 when a is None), blending each stored frame with its forward record."""
         pb, rb = p_kf, np.ones_like(p_kf)
-        g_next = g_kf  # gray of frame t + 1 (keypoint motion)
+        g_next = g_kf  # gray of the next decoded frame (keypoint motion)
         for t in reversed(pending):
             self.check_cancel()
-            p_u8, r_u8, gray, ab, c_ab, *extra = scratch.pop(t)
-            bins = extra[0] if extra else None
+            rec = Pending.of(scratch.pop(t))
             tb = time.perf_counter()
-            c = c_ab.astype(np.float32) / 255.0
-            pb, rb = self.motion.step(pb, rb, ab.astype(np.float32), c, g_next, gray)
-            g_next = gray
+            c = rec.c_next.astype(np.float32) / 255.0
+            pb, rb = self.motion.step(pb, rb, rec.to_next.astype(np.float32), c, g_next, rec.gray)
+            g_next = rec.gray
             if self.span.stores(t):
                 bwd = Direction(pb, rb, 1.0)
                 if a is None:
-                    self._store(t, gray, None, bwd, bins, self.colours.between(None, b, 0.0, 1.0))
+                    model = self.colours.between(None, b, 0.0, 1.0)
+                    self._store(t, rec.gray, None, bwd, rec.bins, model)
                 else:
                     # linear temporal weights: the closer keyframe counts more (next to B, B wins 9:1 at gap 10)
                     tf_, tb_ = float(b - t), float(t - a)
-                    fwd = Direction(p_u8.astype(np.float32) / 255.0, r_u8.astype(np.float32) / 255.0, tf_)
+                    fwd = Direction(rec.p.astype(np.float32) / 255.0, rec.r.astype(np.float32) / 255.0, tf_)
                     model = self.colours.between(a, b, tf_, tb_)
-                    self._store(t, gray, fwd, Direction(pb, rb, tb_), bins, model)
+                    self._store(t, rec.gray, fwd, Direction(pb, rb, tb_), rec.bins, model)
             self.timings["blend_s"] += time.perf_counter() - tb
 
     def _check_agreement(self, a: int | None, b: int, pf, p_kf: np.ndarray) -> None:
