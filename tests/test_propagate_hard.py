@@ -164,3 +164,33 @@ def test_corrupt_frame_between_keyframes_is_bridged(tmp_path):
         _tri, mask, _conf = prop.result(t)
         copy = _iou(sc.mask(near), sc.mask(t))  # the nearest keyframe copied: 0.65, 0.58
         assert _iou(mask, sc.mask(t)) > max(0.75, copy + 0.1)
+
+
+_NEW_MODULES = """
+import sys, tempfile
+from pathlib import Path
+from vmatte.io.decode import open_clip
+from vmatte.io.masks import load_keyframes
+from vmatte.propagate import Propagator
+from vmatte.testing import Scene, write_masks, write_sequence
+d = Path(tempfile.mkdtemp())
+sc = Scene(frames=6)
+clip = open_clip(write_sequence(d / "f", sc))
+prop = Propagator(clip, load_keyframes(write_masks(d / "k", sc, [0, 5]), clip.info))
+before = set(sys.modules)
+prop.prepare()
+print(sorted(set(sys.modules) - before))
+"""
+
+
+def test_the_pass_threads_import_nothing_for_the_first_time():
+    """The pre-pass runs in threads while the runner's main thread loads the engine: a module imported there for
+    the first time can race the engine's imports (scipy.ndimage inside the colour models vs pymatting's scipy:
+    KeyError: 'scipy', about one run in two of test_signal_while_matting). Importing the propagator imports
+    everything its pass needs, so a fresh interpreter sees no new module during prepare()."""
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-c", _NEW_MODULES], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "[]"

@@ -16,6 +16,11 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+# imported here, not inside learn(): learn() runs in the propagation thread while the engine loads in the main
+# thread, and a first import of scipy.ndimage racing pymatting's scipy import there failed with KeyError: 'scipy'
+# (tests/test_hostile_signals.py::test_signal_while_matting, about one run in two on 2 cores)
+from scipy.ndimage import uniform_filter
+
 from vmatte.propagate.trimap import signed_distance
 
 _COLOUR_PRIOR = 2.0  # local colour samples it takes to outweigh a keyframe's global colour model
@@ -83,8 +88,6 @@ class ColourModels:
     def learn(self, t: int, p_kf: np.ndarray, bins: np.ndarray) -> ColourModel:
         """Learn keyframe t's model from its probability ``p_kf`` ((wh, ww) float32) and colour ``bins``; kept
         until :meth:`keep_only` drops it."""
-        from scipy.ndimage import uniform_filter
-
         m = p_kf >= 0.5
         d = signed_distance(m)
         zone = np.abs(d) <= self.zone_px
