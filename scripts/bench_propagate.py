@@ -2,7 +2,8 @@
 """Benchmark trimap propagation on DAVIS 2016 (per-frame GT masks) against two baselines. Prints a table and JSON.
 
     .venv/bin/python scripts/bench_propagate.py [--data ../shared/data/davis2016-eorvos] [--every 10 20 0]
-        [--clips breakdance dog] [--set snap=false --set preset=fast] [--json /tmp/bench.json]
+        [--clips breakdance dog] [--set snap=false --set preset=fast] [--tune layer_radius=0.04]
+        [--json /tmp/bench.json]
 
 Keyframes: the GT mask on every N-th frame (N = 0: the first frame only); the other frames are scored.
 Metrics (per clip: IoU is the mean over scored frames, the others are ratios of sums over scored frames):
@@ -20,6 +21,7 @@ flow from the previous keyframe, frames before it copy the first keyframe). Base
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import shutil
@@ -39,6 +41,7 @@ from vmatte.motion.config import FlowConfig
 from vmatte.motion.flow import FlowPair
 from vmatte.propagate import PropagateConfig, Propagator
 from vmatte.propagate.trimap import mask_to_trimap
+from vmatte.propagate.tuning import Tuning
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis2016-eorvos"
 K3 = np.ones((3, 3), np.uint8)
@@ -87,6 +90,7 @@ def run_clip(
     name: str,
     every: int,
     cfg: PropagateConfig,
+    tune: Tuning,
     methods: list[str],
     tmp: Path,
     flow_cfg: FlowConfig,
@@ -112,7 +116,7 @@ def run_clip(
         acc = new_acc()
         t0 = time.perf_counter()
         c0 = time.process_time()
-        prop = Propagator(clip, keyframes, cfg, flow=flow_cfg)
+        prop = Propagator(clip, keyframes, cfg, tuning=tune, flow=flow_cfg)
         prop.prepare()
         results = {}
         for i in range(n):
@@ -241,6 +245,12 @@ def main() -> int:
         default=[],
         help="PropagateConfig or FlowConfig override, e.g. snap=false, preset=fast",
     )
+    ap.add_argument(
+        "--tune",
+        action="append",
+        default=[],
+        help="override a propagator constant (vmatte.propagate.tuning.Tuning), e.g. layer_radius=0.04",
+    )
     ap.add_argument("--json", default=None, help="also write the JSON here")
     ap.add_argument(
         "--flow-cache",
@@ -254,13 +264,15 @@ def main() -> int:
     data = Path(args.data)
     clips = args.clips or sorted(p.name for p in (data / "DAVIS" / "JPEGImages" / "480p").iterdir())
     sets = parse_set(args.set)
-    flow_keys = set(FlowConfig.__dataclass_fields__)
+    flow_keys = {f.name for f in dataclasses.fields(FlowConfig)}
     flow_cfg = FlowConfig(**{k: v for k, v in sets.items() if k in flow_keys})
     cfg = PropagateConfig(**{k: v for k, v in sets.items() if k not in flow_keys})
+    tune = Tuning(**parse_set(args.tune))
     tmp = Path(tempfile.mkdtemp(prefix="vmatte-bench-"))
     report: dict = {
-        "config": {k: getattr(cfg, k) for k in cfg.__dataclass_fields__},
-        "flow": {k: getattr(flow_cfg, k) for k in flow_cfg.__dataclass_fields__},
+        "config": dataclasses.asdict(cfg),
+        "flow": dataclasses.asdict(flow_cfg),
+        "tuning": dataclasses.asdict(tune),
         "load_1min": os.getloadavg()[0],
         "runs": {},
     }
@@ -270,7 +282,7 @@ def main() -> int:
             label = "first-frame" if every == 0 else f"every-{every}"
             per = {}
             for name in clips:
-                per[name] = run_clip(data, name, every, cfg, args.methods, tmp, flow_cfg)
+                per[name] = run_clip(data, name, every, cfg, tune, args.methods, tmp, flow_cfg)
                 print(
                     f"  {label:12s} {name:20s} "
                     + "  ".join(

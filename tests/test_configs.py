@@ -56,3 +56,18 @@ def test_every_preset_builds_a_config():
     for name in presets:
         cfg = build_config(preset=name, overrides={"input": "x.mp4"})
         assert cfg.outputs, name
+
+
+def test_a_removed_propagate_option_is_a_clear_one_line_error(tmp_path):
+    """Experimental knobs left [propagate] for vmatte.propagate.tuning: an old config naming one says so."""
+    from vmatte.errors import ConfigError
+
+    cfg = tmp_path / "old.toml"
+    cfg.write_text("[propagate]\nband = 0.02\nlayer_radius = 0.04\n")
+    with pytest.raises(ConfigError) as exc:
+        build_config(config_file=cfg)
+    msg = str(exc.value)
+    assert (
+        msg == f"{cfg}: 'propagate.layer_radius' is no longer an option (now a built-in constant): delete it"
+    )
+    assert "\n" not in msg

@@ -18,6 +18,7 @@ from vmatte.motion.flow import FlowPair
 from vmatte.propagate import PropagateConfig, Propagator
 from vmatte.propagate.propagator import _Scratch
 from vmatte.propagate.trimap import band_radius_px, mask_to_trimap, signed_distance, trimap_to_probability
+from vmatte.propagate.tuning import Tuning
 from vmatte.testing import Scene, write_masks, write_sequence
 
 
@@ -40,7 +41,8 @@ SCENE = RigidScene(width=160, height=96, frames=21, speed=2.5, fur=0.05)
 KF = [0, 10, 20]
 # The test scenes are tiny (objects ~20 px across, the size of a DIS patch), where flow smeared across the
 # object boundary dominates; the foreground-layer flow fixes that (off by default: it did not pay on DAVIS).
-CFG = PropagateConfig(layer_radius=0.04)
+CFG = PropagateConfig()
+TUNE = Tuning(layer_radius=0.04)  # the foreground-layer flow, off by default
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +58,7 @@ def kf_dir(tmp_path_factory):
 @pytest.fixture(scope="module")
 def full_run(seq, kf_dir):
     clip = open_clip(seq)
-    prop = Propagator(clip, load_keyframes(kf_dir, clip.info), CFG)
+    prop = Propagator(clip, load_keyframes(kf_dir, clip.info), CFG, tuning=TUNE)
     prop.prepare()
     return prop
 
@@ -70,7 +72,7 @@ def test_threads_started_do_not_grow_with_clip_length(seq, kf_dir, monkeypatch):
     start = threading.Thread.start
     monkeypatch.setattr(threading.Thread, "start", lambda self: (started.append(self.name), start(self))[1])
     clip = open_clip(seq)
-    prop = Propagator(clip, load_keyframes(kf_dir, clip.info), CFG)
+    prop = Propagator(clip, load_keyframes(kf_dir, clip.info), CFG, tuning=TUNE)
     prop.prepare()
     for frame in clip.frames(0, SCENE.frames - 1):
         prop.push(frame)
@@ -144,7 +146,7 @@ def test_keyframes_are_exact(seq, tmp_path):
     cv2.imwrite(str(masks / "000010.png"), tri)
     cv2.imwrite(str(masks / "000020.png"), np.clip(SCENE.alpha(20) * 255 + 0.5, 0, 255).astype(np.uint8))
     cfg = CFG
-    prop = Propagator(clip, load_keyframes(masks, clip.info), cfg)
+    prop = Propagator(clip, load_keyframes(masks, clip.info), cfg, tuning=TUNE)
     t0, m0, _c0 = prop.result(0)
     np.testing.assert_array_equal(m0, SCENE.mask(0))
     np.testing.assert_array_equal(
@@ -171,7 +173,9 @@ def test_band_scales_with_resolution(tmp_path):
         sc = RigidScene(width=96 * s, height=64 * s, frames=7, speed=1.5 * s, fur=0.05)
         clip = open_clip(write_sequence(tmp_path / f"s{s}", sc))
         kf = load_keyframes(write_masks(tmp_path / f"k{s}", sc, [0, 6]), clip.info)
-        prop = Propagator(clip, kf, replace(CFG, band_min=0.03, band=0.05), flow=FlowConfig(work_size=1000))
+        prop = Propagator(
+            clip, kf, replace(CFG, band_min=0.03, band=0.05), tuning=TUNE, flow=FlowConfig(work_size=1000)
+        )
         prop.prepare()
         radii.append((prop.r_min, prop.r_max))
         areas.append([int((prop.result(t)[0] == 128).sum()) for t in (0, 3)])
@@ -192,7 +196,7 @@ def test_band_limits_and_boundary_cover(full_run):
 def test_band_widens_where_flow_is_unreliable(seq, kf_dir):
     """Frames farther from the keyframes get a wider band than frames next to them."""
     clip = open_clip(seq)
-    prop = Propagator(clip, load_keyframes(kf_dir, clip.info), replace(CFG, unknown_soft=False))
+    prop = Propagator(clip, load_keyframes(kf_dir, clip.info), CFG, tuning=replace(TUNE, unknown_soft=False))
     prop.prepare()
     near = (prop.work_result(1)[1].sum() + prop.work_result(19)[1].sum()) / 2
     mid = prop.work_result(5)[1].sum()
@@ -208,7 +212,7 @@ def test_frame_next_to_keyframe_follows_it(seq, tmp_path):
     m10 = SCENE.mask(10).copy()
     m10[70:90, 130:150] = 255  # background region the blob never reaches
     cv2.imwrite(str(masks / "000010.png"), m10)
-    prop = Propagator(clip, load_keyframes(masks, clip.info), CFG)
+    prop = Propagator(clip, load_keyframes(masks, clip.info), CFG, tuning=TUNE)
     prop.prepare()
     _, m9, _ = prop.result(9)
     _, m1, _ = prop.result(1)
@@ -261,7 +265,7 @@ def test_occluded_region_is_unknown_not_wrong(tmp_path):
             (tmp_path / "k").mkdir(exist_ok=True)
             cv2.imwrite(str(tmp_path / "k" / f"{t:06d}.png"), np.where(a >= 0.5, 255, 0).astype(np.uint8))
     clip = open_clip(d)
-    prop = Propagator(clip, load_keyframes(tmp_path / "k", clip.info), CFG)
+    prop = Propagator(clip, load_keyframes(tmp_path / "k", clip.info), CFG, tuning=TUNE)
     prop.prepare()
     for t in range(1, 10):
         tri, _, _ = prop.result(t)
@@ -277,7 +281,7 @@ def test_frame_range_matches_full_run(seq, kf_dir, full_run):
     clip = open_clip(seq)
     kf = load_keyframes(kf_dir, clip.info)
     for rng in ((12, 15), (3, 4), (20, 20)):
-        part = Propagator(clip, kf, CFG, frame_range=rng)
+        part = Propagator(clip, kf, CFG, frame_range=rng, tuning=TUNE)
         part.prepare()
         assert sorted(part.results) == list(range(rng[0], rng[1] + 1))
         for t in range(rng[0], rng[1] + 1):
@@ -288,7 +292,7 @@ def test_frame_range_matches_full_run(seq, kf_dir, full_run):
 def test_before_first_and_after_last_keyframe(seq, tmp_path):
     clip = open_clip(seq)
     kf = load_keyframes(write_masks(tmp_path / "m", SCENE, [6, 14]), clip.info)
-    prop = Propagator(clip, kf, CFG)
+    prop = Propagator(clip, kf, CFG, tuning=TUNE)
     prop.prepare()
     for t in (0, 3, 17, 20):
         _, m, _ = prop.result(t)
@@ -302,7 +306,7 @@ def test_empty_keyframe_means_object_absent(seq, tmp_path):
     cv2.imwrite(str(d / "000020.png"), np.zeros((SCENE.height, SCENE.width), np.uint8))
     kf = load_keyframes(d, clip.info)
     assert any("all black" in w for w in kf.warnings)
-    prop = Propagator(clip, kf, CFG)
+    prop = Propagator(clip, kf, CFG, tuning=TUNE)
     prop.prepare()
     assert prop.result(20)[1].max() == 0
     assert prop.result(19)[1].mean() < prop.result(1)[1].mean()  # next to the empty keyframe little remains
@@ -318,7 +322,7 @@ def test_scene_cut_stops_propagation(tmp_path):
             rgb = np.ascontiguousarray(rgb[:, :, ::-1] // 3 + 150)  # another shot: other palette
         cv2.imwrite(str(d / f"{t:06d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
     clip = open_clip(d)
-    prop = Propagator(clip, load_keyframes(write_masks(tmp_path / "k", sc, [0]), clip.info), CFG)
+    prop = Propagator(clip, load_keyframes(write_masks(tmp_path / "k", sc, [0]), clip.info), CFG, tuning=TUNE)
     prop.prepare()
     assert prop.cuts == [6]
     for t in range(6, 10):
@@ -330,7 +334,9 @@ def test_scene_cut_stops_propagation(tmp_path):
 
 def test_working_resolution_upsamples(seq, kf_dir, full_run):
     clip = open_clip(seq)
-    prop = Propagator(clip, load_keyframes(kf_dir, clip.info), CFG, flow=FlowConfig(work_size=96))
+    prop = Propagator(
+        clip, load_keyframes(kf_dir, clip.info), CFG, tuning=TUNE, flow=FlowConfig(work_size=96)
+    )
     prop.prepare()
     assert (prop.ww, prop.wh) == (96, 58)
     tri, mask, _ = prop.result(5)
@@ -343,8 +349,8 @@ def test_working_resolution_upsamples(seq, kf_dir, full_run):
 def test_alpha_feedback_tightens_band_without_errors(seq, kf_dir):
     clip = open_clip(seq)
     kf = load_keyframes(kf_dir, clip.info)
-    plain = Propagator(clip, kf, replace(CFG, band_max=0.1, use_alpha_feedback=False))
-    fed = Propagator(clip, kf, replace(CFG, band_max=0.1))
+    plain = Propagator(clip, kf, replace(CFG, band_max=0.1, use_alpha_feedback=False), tuning=TUNE)
+    fed = Propagator(clip, kf, replace(CFG, band_max=0.1), tuning=TUNE)
     plain.prepare()
     fed.prepare()
     lagging = []
@@ -372,7 +378,7 @@ def test_cancel(seq, kf_dir):
     clip = open_clip(seq)
     ev = threading.Event()
     ev.set()
-    prop = Propagator(clip, load_keyframes(kf_dir, clip.info), CFG, cancel=ev)
+    prop = Propagator(clip, load_keyframes(kf_dir, clip.info), CFG, cancel=ev, tuning=TUNE)
     with pytest.raises(Interrupted):
         prop.prepare()
 

@@ -10,12 +10,13 @@ from test_propagate import RigidScene
 
 from vmatte.io.decode import open_clip
 from vmatte.io.masks import load_keyframes
-from vmatte.propagate import PropagateConfig, Propagator
+from vmatte.propagate import Propagator
 from vmatte.propagate.trimap import signed_distance, soft_edge_zone
+from vmatte.propagate.tuning import Tuning
 from vmatte.testing import write_masks, write_sequence
 
 KF = [0, 12]
-CFG = PropagateConfig(layer_radius=0.04, soft_band=0.1)  # the option is off by default
+TUNE = Tuning(layer_radius=0.04, soft_band=0.1)  # the soft band is off by default
 
 
 def _matte_in_band(alpha: np.ndarray, tri: np.ndarray) -> np.ndarray:
@@ -23,13 +24,13 @@ def _matte_in_band(alpha: np.ndarray, tri: np.ndarray) -> np.ndarray:
     return np.where(tri == 128, alpha, tri.astype(np.float32) / 255.0).astype(np.float32)
 
 
-def _run(scene, tmp_path, cfg):
+def _run(scene, tmp_path, tune):
     """Push every frame with the engine's alpha fed back one frame late; per non-keyframe frame
     (coverage of the truly fractional pixels by the band, unknown area)."""
     seq = write_sequence(tmp_path / f"f{scene.fur}", scene)
     kdir = write_masks(tmp_path / f"m{scene.fur}", scene, KF)
     clip = open_clip(seq)
-    prop = Propagator(clip, load_keyframes(kdir, clip.info), cfg)
+    prop = Propagator(clip, load_keyframes(kdir, clip.info), tuning=tune)
     prop.prepare()
     cover, area = [], []
     for f in clip.frames(0, scene.frames - 1):
@@ -53,8 +54,8 @@ def test_band_covers_a_wide_soft_edge(tmp_path, fur):
     strand tips: the band grows ~1 px per frame into the zone the last matte found soft); without it a
     quarter to a third stay outside, forced to 0 or 1."""
     scene = RigidScene(width=160, height=96, frames=13, speed=2.5, fur=fur)
-    cover_on, _ = _run(scene, tmp_path, CFG)
-    cover_off, _ = _run(scene, tmp_path / "off", replace(CFG, soft_band=0.0))
+    cover_on, _ = _run(scene, tmp_path, TUNE)
+    cover_off, _ = _run(scene, tmp_path / "off", replace(TUNE, soft_band=0.0))
     assert cover_off.mean() < 0.8, cover_off
     assert cover_on[4:].min() >= 0.85, cover_on
     assert cover_on.mean() >= cover_off.mean() + 0.15, (cover_on, cover_off)
@@ -63,8 +64,8 @@ def test_band_covers_a_wide_soft_edge(tmp_path, fur):
 def test_hard_edge_stays_narrow(tmp_path):
     """A hard edge (1.5 px ramp): the matte is 0 or 1 next to the contour, so the soft band adds little."""
     scene = RigidScene(width=160, height=96, frames=13, speed=2.5, fur=0.0)
-    _, area_on = _run(scene, tmp_path, CFG)
-    _, area_off = _run(scene, tmp_path / "off", replace(CFG, soft_band=0.0))
+    _, area_on = _run(scene, tmp_path, TUNE)
+    _, area_off = _run(scene, tmp_path / "off", replace(TUNE, soft_band=0.0))
     assert area_on.sum() <= 1.3 * area_off.sum(), (area_on, area_off)
 
 

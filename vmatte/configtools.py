@@ -128,6 +128,11 @@ def from_dict(cls: type[T], data: dict, *, source: str = "config", prefix: str =
     kwargs = {}
     for key, value in data.items():
         name = key.replace("-", "_")
+        if name in getattr(cls, "REMOVED", ()):  # a key of an earlier version: say so, not "did you mean"
+            raise ConfigError(
+                f"{source}: '{prefix}{key}' is no longer an option (now a built-in constant)",
+                hint="delete it",
+            )
         if name not in fields:
             raise ConfigError(f"{source}: unknown key '{prefix}{key}'", hint=_suggest(name, list(fields)))
         kwargs[name] = _coerce(value, hints[name], f"{prefix}{key}", source)

@@ -46,8 +46,9 @@ from vmatte.errors import DeviceError, Interrupted, ModelError
 from vmatte.motion.config import FlowConfig
 from vmatte.pipeline.threads import AnyEvent, Cancelled, Prefetch
 from vmatte.propagate.config import PropagateConfig
-from vmatte.propagate.propagator import Propagator, _pack, _Scratch
+from vmatte.propagate.propagator import Propagator
 from vmatte.propagate.sam2_weights import get_sam2_hint, load_sam2, sam2_unavailable
+from vmatte.propagate.store import Scratch, to_u8
 from vmatte.propagate.trimap import guided_filter, signed_distance, trimap_to_probability
 
 _DECAY = 0.98  # confidence kept per frame of distance from the only keyframe (as the flow chains decay)
@@ -267,7 +268,7 @@ class Sam2Propagator(Propagator):
         t0 = time.perf_counter()
         model = self._load()
         self.corrupt = []
-        scratch = _Scratch()
+        scratch = Scratch()
         total = self.hi - self.lo + 1
         done = [0]
 
@@ -300,7 +301,7 @@ class Sam2Propagator(Propagator):
                     torch.cuda.empty_cache()
         self._finish_prepare(t0)
 
-    def _pass(self, model, frames, scratch: _Scratch, progress) -> None:
+    def _pass(self, model, frames, scratch: Scratch, progress) -> None:
         kset = set(self.kf_in)
         last_kf = max(self.kf_in) if self.kf_in else None
         prev: tuple[int, np.ndarray] | None = None  # (index, pixels) of the last keyframe seen
@@ -328,7 +329,7 @@ class Sam2Propagator(Propagator):
                     self._finalize_sam(t, gray, (p, pres, t - prev[0]), None)
                 progress()
 
-    def _segment(self, model, pending: list[int], a, b, scratch: _Scratch, progress) -> None:
+    def _segment(self, model, pending: list[int], a, b, scratch: Scratch, progress) -> None:
         """Frames ``pending`` between keyframes a and b ((index, pixels); a is None before the first keyframe):
         the forward pass stores its result beside each frame, the backward pass blends and finalizes."""
         if a is not None:
@@ -355,14 +356,12 @@ class Sam2Propagator(Propagator):
         blended, conf = blend_directions(fwd, bwd)
         p, pf, pb, u = blended
         if self.cfg.snap:
-            rad = max(1, round(self.cfg.snap_radius * min(self.ww, self.wh)))
+            rad = max(1, round(self.tune.snap_radius * min(self.ww, self.wh)))
             p = np.clip(guided_filter(gray.astype(np.float32) / 255.0, p, rad, 1e-3), 0.0, 1.0)
-        unknown, near = sam_unknown(p, pf, pb, u, self.r_min, self.r_max, self.cfg.sure)
+        unknown, near = sam_unknown(p, pf, pb, u, self.r_min, self.r_max, self.tune.sure)
         agree = 1.0 - (np.abs(pf - pb) if pf is not None and pb is not None else np.zeros_like(p))
         score = agree[near].mean() if near.any() else 1.0
-        p_u8 = np.clip(p * 255 + 0.5, 0, 255).astype(np.uint8)
-        self.results[t] = (_pack(p_u8), _pack(unknown.astype(np.uint8) * 255))
-        self.confidence[t] = round(float(score * conf), 4)
+        self.results.put(t, to_u8(p), unknown, float(score * conf))
 
     def summary(self) -> dict:
         out = super().summary()

@@ -76,6 +76,26 @@ def alpha_to_trimap(alpha: np.ndarray, radius_px: float) -> np.ndarray:
     return tri
 
 
+def keyframe_trimap(
+    kind: str, arr: np.ndarray, radius_px: float, keep_thin: bool
+) -> tuple[np.ndarray, np.ndarray]:
+    """A keyframe as the user drew it → (trimap uint8 {0, 128, 255}, mask uint8 {0, 255}), full size.
+
+    kind "trimap": ``arr`` is that trimap; "binary": ``arr`` uint8 {0, 255}, band of ``radius_px`` around its
+    boundary (``keep_thin`` see :func:`mask_to_trimap`); otherwise a soft alpha (float32 [0, 1],
+    :func:`alpha_to_trimap`)."""
+    if kind == "trimap":
+        tri = arr
+        mask = trimap_to_probability(arr) >= 0.5
+    elif kind == "binary":
+        tri = mask_to_trimap(arr, radius_px, keep_thin=keep_thin)
+        mask = arr > 0
+    else:
+        tri = alpha_to_trimap(arr, radius_px)
+        mask = arr >= 0.5
+    return tri, mask.astype(np.uint8) * 255
+
+
 def trimap_to_probability(trimap: np.ndarray) -> np.ndarray:
     """Trimap → foreground probability: 1 in FG, 0 in BG, and in the unknown band the relative distance
     ``d_bg / (d_bg + d_fg)`` so that the 0.5 level runs along the middle of the band (float32)."""

@@ -1,0 +1,85 @@
+"""Tuned constants of the flow propagator: not user options.
+
+Each was a ``[propagate]`` option once. They are either experimental (off by default: ``layer_radius``,
+``band_from_disagreement``, ``unknown_disagreement``, ``soft_band``) or internal thresholds set once on a
+benchmark that a user has no reason to move. They live in one frozen dataclass so that the bench scripts
+(``scripts/bench_propagate.py --tune KEY=VALUE``) and tests can still vary them, through
+``Propagator(..., tuning=Tuning(...))``; a config file cannot (``vmatte.propagate.config.REMOVED`` makes an old
+key a clear error).
+
+Fractions are of the working resolution's short side unless noted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Propagation constants (defaults = the shipped behaviour).
+
+    sure: probability a pixel needs (>= sure or <= 1 - sure) in every weighted direction to be definite.
+    snap_radius: guided filter radius of edge snapping, fraction of the working short side.
+    unknown_soft: mark unknown every pixel whose propagated probability is soft (between 1 - sure and sure),
+        however far from the mask boundary (thin lines and hair live there).
+    color_zone: half-width of the zone around the boundary where colour models learn and apply.
+    color_cell: local colour models: square cells of this fraction of the short side, each with its own colour
+        statistics, backed by the keyframe's global model; 0 = the global model only (DAVIS every-10 IoU
+        0.809 global -> 0.826 local).
+    layer_radius: foreground-layer flow: near and outside the mask the flow is replaced by the object's own
+        motion, extrapolated from the mask interior eroded by this fraction (0 = raw flow: it helps rigid
+        motion but lowered mean IoU on DAVIS, 0.773 -> 0.756, where limbs and cloth move unlike the interior).
+    band_from_disagreement: widen the band where the forward and backward probabilities differ (off).
+    unknown_disagreement: mark unknown every pixel where the two directions disagree, even beyond band_max (off).
+    soft_band: with alpha feedback, pixels where the latest matte carried to this frame is fractional become
+        unknown up to this fraction from the propagated boundary (0 = off: on DAVIS parkour 0-20, classic
+        engine, frame IoU 0.888 off, 0.843 at 0.03, 0.820 at 0.1; a half-transparent ghost feeds itself).
+    soft_grow: the soft zone so carried grows by this fraction per frame.
+    cut_color: weight of the local colour log-odds in the graph cut's data term (times the keyframes' colour
+        accuracy factor).
+    cut_reach: where the flow is unreliable the cut (and colour) zone reaches this fraction beyond color_zone.
+    cut_below: the cut decides only pixels whose flow reliability is below this (1.01 = everywhere).
+    thin_level / thin_width: thin parts narrower than thin_width work px that survive the warps as a ridge of
+        probability at least thin_level above its surroundings stay in the mask (thin_level 0 = off).
+    keypoint_motion: large-displacement fallback (motion.carry) when the flow-warped source differs from the
+        frame by more than this many grey levels over the subject (0 = off).
+    band_inner: the unknown band reaches at most this fraction into the mask, so failing flow leaves a definite
+        body with an unknown edge (0 = no limit).
+    """
+
+    sure: float = 0.9
+    snap_radius: float = 0.012
+    unknown_soft: bool = True
+    color_zone: float = 0.06
+    color_cell: float = 0.167
+    layer_radius: float = 0.0
+    band_from_disagreement: bool = False
+    unknown_disagreement: bool = False
+    soft_band: float = 0.0
+    soft_grow: float = 0.008
+    cut_color: float = 1.0
+    cut_reach: float = 0.05
+    cut_below: float = 0.6
+    thin_level: float = 0.25
+    thin_width: int = 5
+    keypoint_motion: float = 12.0
+    band_inner: float = 0.025
+
+    def __post_init__(self) -> None:
+        if not (0.5 < self.sure < 1.0):
+            raise ValueError(f"sure must be in (0.5, 1), got {self.sure}")
+        if not (0.0 < self.color_zone < 0.5) or not (0 <= self.color_cell <= 1):
+            raise ValueError(f"color_zone must be in (0, 0.5) and color_cell in [0, 1], got {self}")
+        if not (0.0 <= self.soft_band < 0.5) or not (0.0 < self.soft_grow < 0.5):
+            raise ValueError(f"soft_band must be in [0, 0.5) and soft_grow in (0, 0.5), got {self}")
+        if min(
+            self.cut_color, self.cut_reach, self.thin_level, self.keypoint_motion, self.layer_radius
+        ) < 0 or not (self.thin_width >= 2 and 0 <= self.band_inner < 0.5):
+            raise ValueError(
+                "cut_color, cut_reach, thin_level, keypoint_motion and layer_radius must be >= 0, thin_width >= 2, "
+                f"band_inner in [0, 0.5); got {self}"
+            )
+
+
+TUNING = Tuning()  # the shipped constants
