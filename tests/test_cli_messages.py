@@ -411,3 +411,24 @@ def test_readme_api_snippet_runs_as_printed_without_weights(tmp_path, clip_path,
     assert last.startswith("classic ") and "using the classic (closed-form) engine" in last, r.stdout[-2000:]
     assert "EngineConfig(model=DIR)" in last and "--model" not in last
     assert "VmatteWarning" in r.stderr  # and it was said where no on_warning was given
+
+
+@pytest.mark.parametrize("flag", ["--tile-overlap", "--attention"])
+def test_removed_engine_flags_say_they_are_gone_not_a_look_alike(tmp_path, clip_path, masks_dir, flag):
+    """--tile-overlap became a constant: the line must not suggest --tile, a different option."""
+    value = "sdpa" if flag == "--attention" else "48"
+    r = run_cli("run", clip_path, "--masks", masks_dir, flag, value, "-o", tmp_path / "o.mov")
+    assert r.code == 2 and len(r.lines) == 1, r
+    assert r.lines[0].startswith(f"vmatte: error: {flag} is no longer an option: "), r
+    assert r.lines[0].endswith("; drop it") and "did you mean" not in r.stderr, r
+    assert not (tmp_path / "o.mov").exists()
+
+
+def test_a_config_with_a_removed_option_fails_the_run_with_exit_2(tmp_path, clip_path, masks_dir):
+    cfg = tmp_path / "old.toml"
+    cfg.write_text("[[outputs]]\nthreads = 2\n")
+    r = run_cli("run", clip_path, "--masks", masks_dir, "--config", cfg, "-o", tmp_path / "o.mov")
+    assert r.code == 2 and len(r.lines) == 1, r
+    assert (
+        "'outputs[0].threads' is no longer an option: set [pipeline] encode_threads = 2 instead" in r.lines[0]
+    )

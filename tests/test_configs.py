@@ -71,3 +71,51 @@ def test_a_removed_propagate_option_is_a_clear_one_line_error(tmp_path):
         msg == f"{cfg}: 'propagate.layer_radius' is no longer an option (now a built-in constant): delete it"
     )
     assert "\n" not in msg
+
+
+@pytest.mark.parametrize("key", ["tile_overlap", "crop_margin", "attention"])
+def test_a_removed_engine_option_is_a_clear_one_line_error(tmp_path, key):
+    """Tuned engine constants left [engine] for vmatte.engine.vitmatte: an old config naming one says so."""
+    from vmatte.errors import ConfigError
+
+    cfg = tmp_path / "old.toml"
+    value = '"sdpa"' if key == "attention" else "48"
+    cfg.write_text(f"[engine]\nbatch_size = 2\n{key} = {value}\n")
+    with pytest.raises(ConfigError) as exc:
+        build_config(config_file=cfg)
+    assert (
+        str(exc.value) == f"{cfg}: 'engine.{key}' is no longer an option (now a built-in constant): delete it"
+    )
+    assert exc.value.exit_code == 2
+
+
+def test_the_engine_constants_keep_the_old_defaults():
+    """Results do not change: the constants are the removed options' defaults (64 px each, attention auto)."""
+    pytest.importorskip("torch")
+    import inspect
+
+    from vmatte.engine import vitmatte
+
+    assert vitmatte.TILE_OVERLAP == 64 and vitmatte.CROP_MARGIN == 64
+    params = inspect.signature(vitmatte.VitMatteEngine).parameters
+    assert params["tile_overlap"].default == 64 and params["crop_margin"].default == 64
+    assert params["attention"].default == "auto"
+
+
+def test_per_output_encoder_threads_name_the_run_wide_option(tmp_path):
+    """Encoder threads are one setting for the run: [pipeline] encode_threads. outputs.threads (and the
+    [output] patch table) say where the value goes now."""
+    from vmatte.errors import ConfigError
+
+    cfg = tmp_path / "old.toml"
+    cfg.write_text('[[outputs]]\nformat = "png"\n\n[[outputs]]\nformat = "vp9"\nthreads = 4\n')
+    with pytest.raises(ConfigError) as exc:
+        build_config(config_file=cfg)
+    msg = str(exc.value)
+    assert msg == (
+        f"{cfg}: 'outputs[1].threads' is no longer an option: set [pipeline] encode_threads = 4 instead"
+    )
+    assert "\n" not in msg and exc.value.exit_code == 2
+    with pytest.raises(ConfigError, match=r"'output\.threads' is no longer an option: set \[pipeline\]"):
+        build_config(overrides={"output": {"threads": 2}})
+    assert build_config(overrides={"pipeline": {"encode_threads": 4}}).pipeline.encode_threads == 4

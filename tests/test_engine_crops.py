@@ -71,23 +71,23 @@ def test_vitmatte_crop_path_pastes_exactly(tiny_vitmatte_dir, batch):
     """With a pointwise model stand-in (alpha = red / 255: a pixel's answer does not depend on its context), the
     crop path's output equals the whole-frame path's bit for bit: boxes, batching and paste lose nothing."""
     pytest.importorskip("torch")
-    from vmatte.engine import EngineConfig, load_engine
+    from vmatte.engine.vitmatte import VitMatteEngine
+    from vmatte.engine.weights import WeightsSource, load_model
 
     def pointwise(packed):
         return packed[..., 0].float() / 255.0
 
     results = {}
+    source = WeightsSource("dir", str(tiny_vitmatte_dir), str(tiny_vitmatte_dir))
     for thr in (0.0, 0.5):
-        eng = load_engine(
-            EngineConfig(
-                name="vitmatte",
-                model=str(tiny_vitmatte_dir),
-                device="cpu",
-                precision="fp32",
-                batch_size=batch,
-                crop_threshold=thr,
-                crop_margin=32,
-            )
+        # crop_margin is a built-in constant in runs (vmatte.engine.vitmatte.CROP_MARGIN): the constructor takes it
+        eng = VitMatteEngine(
+            load_model(source),
+            device="cpu",
+            precision="fp32",
+            batch_size=batch,
+            crop_threshold=thr,
+            crop_margin=32,
         )
         eng._infer = pointwise
         out = []

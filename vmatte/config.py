@@ -42,7 +42,8 @@ class PipelineConfig:
     """Plumbing of the chain.
 
     queue_depth: frames held in each inter-thread queue; 0 = 2 x batch size (RAM stays flat).
-    encode_threads: codec threads per video encoder; 0 = all cores.
+    encode_threads: codec threads of each video encoder (every output of the run); 0 = all cores. A farm task
+        given N cores sets N; Ray tasks get their CPUs.
     max_corrupt_frames: undecodable frames skipped (and reported) before the run fails.
     cpu_threads: cap on each numeric library's thread pool (OpenCV, torch on CPU, BLAS) during the run;
         0 = the cores this process may use. Pools are sized from it in one place

@@ -12,6 +12,7 @@ import difflib
 import tomllib
 import types
 import typing
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -128,7 +129,15 @@ def from_dict(cls: type[T], data: dict, *, source: str = "config", prefix: str =
     kwargs = {}
     for key, value in data.items():
         name = key.replace("-", "_")
-        if name in getattr(cls, "REMOVED", ()):  # a key of an earlier version: say so, not "did you mean"
+        removed = getattr(cls, "REMOVED", ())
+        if name in removed:  # a key of an earlier version: say so, not "did you mean"
+            # REMOVED: a set of names (now built-in constants) or a mapping name → the option that replaces it
+            instead = removed.get(name) if isinstance(removed, Mapping) else None
+            if instead:
+                raise ConfigError(
+                    f"{source}: '{prefix}{key}' is no longer an option",
+                    hint=f"set {instead} = {value!r} instead",
+                )
             raise ConfigError(
                 f"{source}: '{prefix}{key}' is no longer an option (now a built-in constant)",
                 hint="delete it",

@@ -42,12 +42,22 @@ def subparser(parser: argparse.ArgumentParser, command: str | None) -> argparse.
     return None
 
 
+# flags of earlier versions whose options became built-in constants (vmatte.engine.vitmatte): say so instead of
+# suggesting a look-alike flag (--tile-overlap is not --tile)
+REMOVED_FLAGS = {
+    "--tile-overlap": "tiles overlap by a built-in 64 px (vmatte.engine.vitmatte.TILE_OVERLAP)",
+    "--attention": "the attention kernel follows the device (fused SDPA on CUDA, eager on CPU, same result)",
+}
+
+
 def explain_extras(sub: argparse.ArgumentParser, args: argparse.Namespace, extras: list[str]) -> str:
     """One line about the first argument ``sub`` did not recognise, with the most likely intended flag."""
     first = extras[0]
     flags = option_strings(sub)
     if first.startswith("-"):
         name = first.split("=", 1)[0]
+        if name in REMOVED_FLAGS and sub.prog.split()[-1] in ("run", "plan"):  # the commands that had them
+            return f"{name} is no longer an option: {REMOVED_FLAGS[name]}; drop it"
         close = difflib.get_close_matches(name, flags, n=1, cutoff=0.75)
         if not close and not name.startswith("--"):  # -masks, -frames
             close = difflib.get_close_matches("-" + name, flags, n=1, cutoff=0.75)

@@ -148,16 +148,7 @@ def add_run_args(p: argparse.ArgumentParser) -> None:
         help="matte frames whose long side exceeds PX in overlapping tiles (0 = only when memory requires)",
     )
     p.add_argument(
-        "--tile-overlap", type=int, default=None, metavar="PX", help="overlap between tiles (default 64)"
-    )
-    p.add_argument(
         "--memory-budget-gb", type=float, default=None, metavar="GB", help="cap GPU memory used by the engine"
-    )
-    p.add_argument(
-        "--attention",
-        choices=["auto", "sdpa", "eager"],
-        default=None,
-        help="attention kernel (auto: fused SDPA on CUDA)",
     )
     p.add_argument(
         "--compile",
@@ -218,9 +209,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict:
             "precision": getattr(args, "precision", None),
             "batch_size": getattr(args, "batch_size", None),
             "tile": getattr(args, "tile", None),
-            "tile_overlap": getattr(args, "tile_overlap", None),
             "memory_budget_gb": getattr(args, "memory_budget_gb", None),
-            "attention": getattr(args, "attention", None),
             "compile": getattr(args, "compile", None),
         }.items()
         if v is not None

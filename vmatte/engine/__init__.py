@@ -106,12 +106,9 @@ def _vitmatte(cfg: EngineConfig, source: WeightsSource) -> BatchingEngine:
         precision=cfg.precision,
         batch_size=cfg.batch_size,
         tile=cfg.tile,
-        tile_overlap=cfg.tile_overlap,
         compile=cfg.compile,
-        attention=cfg.attention,
         memory_budget_gb=cfg.memory_budget_gb,
         crop_threshold=cfg.crop_threshold,
-        crop_margin=cfg.crop_margin,
         source=source.describe(),
     )
 

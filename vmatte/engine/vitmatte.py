@@ -35,6 +35,10 @@ from vmatte.frame import TRIMAP_UNKNOWN, Frame
 
 SIZE_DIVISOR = 32  # VitMatteImageProcessor.size_divisor: ViT patch 16 x decoder's stride-2 stages
 MIN_TILE = 256
+TILE_OVERLAP = 64  # px shared by neighbouring tiles, feathered (was the option engine.tile_overlap)
+CROP_MARGIN = (
+    64  # px of context around the unknown band in a crop (engine.crop_margin; scripts/bench_crops.py)
+)
 MAX_AUTO_BATCH = 16
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
@@ -176,15 +180,17 @@ class VitMatteEngine(BatchingEngine):
         batch_size: frames per forward; 0 = from free device memory and frame size (1 on CPU).
         tile: 0 = tile only frames that do not fit the memory budget (never on CPU); N = tile frames whose long side
             exceeds N px into N-px tiles.
-        tile_overlap: px shared by neighbouring tiles (feathered).
+        tile_overlap: px shared by neighbouring tiles (feathered); :data:`TILE_OVERLAP` in runs (not a config
+            option: tests and benches set it here).
         compile: ``torch.compile`` the model; first-call time per shape is reported as ``compile_s``.
         attention: "sdpa" (relative position terms folded into SDPA, see ``attention.py``), "eager"
-            (transformers' own), "auto" = sdpa on CUDA, eager on CPU (measured ~1.4x slower there).
+            (transformers' own), "auto" = sdpa on CUDA, eager on CPU (measured ~1.4x slower there); "auto" in
+            runs (same result either way, so not a config option).
         channels_last: NHWC convolutions; None = on for CUDA.
         memory_budget_gb: cap this process's CUDA memory (0 = 90 % of what is free at load time).
         crop_threshold: matte a frame on a crop around its unknown band (plus ``crop_margin`` px of context)
             when that crop covers at most this fraction of the frame; 0 = always whole frames (see ``crops.py``).
-        crop_margin: context px around the band in a crop.
+        crop_margin: context px around the band in a crop; :data:`CROP_MARGIN` in runs.
         source: a description of where the weights came from (for ``describe``).
     """
 
@@ -198,13 +204,13 @@ class VitMatteEngine(BatchingEngine):
         precision: str = "auto",
         batch_size: int = 0,
         tile: int = 0,
-        tile_overlap: int = 64,
+        tile_overlap: int = TILE_OVERLAP,
         compile: bool = False,
         attention: str = "auto",
         channels_last: bool | None = None,
         memory_budget_gb: float = 0.0,
         crop_threshold: float = 0.0,
-        crop_margin: int = 64,
+        crop_margin: int = CROP_MARGIN,
         source: str = "",
     ) -> None:
         super().__init__()

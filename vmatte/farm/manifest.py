@@ -224,7 +224,6 @@ def fingerprint(config, info) -> str:
     outs = []
     for o in d.get("outputs") or []:
         o = dict(o)
-        o.pop("threads", None)
         if o.get("path"):
             o["path"] = os.path.abspath(o["path"])
         outs.append(o)

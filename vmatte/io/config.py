@@ -6,7 +6,7 @@ The format table (codec, pixel format, extension of each ``format``) lives in :m
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import ClassVar, Literal
 
 Content = Literal["rgba", "alpha", "composite"]
 
@@ -34,12 +34,16 @@ class OutputConfig:
     start_number: image sequences: the file number is ``start_number + frame.index`` (clip frame index), so
         chunks rendered on different nodes land side by side. VFX convention: 1001.
     writer: "pyav" (in-process) or "ffmpeg" (pipe into an external ffmpeg binary via ffmpeg-python).
-    codec, pix_fmt: override the format's encoder / pixel format (mainly for writer="ffmpeg" with codecs the
-        PyAV wheel lacks, e.g. codec = "prores_videotoolbox"); empty = the format's own.
+    codec: the encoder to use instead of the format's own (mainly for writer="ffmpeg" with encoders the PyAV
+        wheel lacks, e.g. "prores_videotoolbox"); empty = the format's own.
+    pix_fmt: the encoder's pixel format instead of the format's own (e.g. "yuva444p12le"); empty = the format's
+        own for the content and bit depth.
     audio: copy (or re-encode where the container needs it) the input's audio into video outputs.
-    threads: encoder threads for this output; 0 = the runner's value (all cores).
     options: extra encoder options passed to the codec (e.g. {qscale = "9"}, {crf = "20"}).
     """
+
+    # keys of earlier versions → the option that replaces them (encoder threads are one setting for the run)
+    REMOVED: ClassVar[dict[str, str]] = {"threads": "[pipeline] encode_threads"}
 
     path: str = ""
     format: str = "auto"
@@ -53,7 +57,6 @@ class OutputConfig:
     codec: str = ""
     pix_fmt: str = ""
     audio: bool = True
-    threads: int = 0
     options: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

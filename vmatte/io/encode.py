@@ -170,7 +170,7 @@ def open_writer(
         cfg: the output's config.
         info: the input clip (size, timing, colour, audio, bit depth).
         overwrite: replace existing outputs (for sequences: this run's frame files).
-        threads: encoder threads when ``cfg.threads`` is 0; 0 = all cores.
+        threads: encoder threads (``pipeline.encode_threads``); 0 = all cores.
         frame_range: inclusive clip frame indices this run writes (render-farm chunk); None = whole clip.
     """
     final = resolve_output_path(cfg, info, frame_range)

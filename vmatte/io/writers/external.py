@@ -86,7 +86,7 @@ class FfmpegWriter:
         self.cfg = cfg
         self.spec = spec
         self.notes: list[str] = []
-        self.threads = cfg.threads or threads or os.cpu_count() or 1
+        self.threads = threads or os.cpu_count() or 1
         self.depth = output_depth(cfg, spec, info.bit_depth)
         _, enc_pix = encoder_pix_fmt(spec, cfg.content, self.depth)
         self.enc_pix = cfg.pix_fmt or enc_pix

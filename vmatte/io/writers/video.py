@@ -304,7 +304,7 @@ class VideoWriter:
             s.metadata["vmatte_alpha"] = alpha_note(cfg)
         import os
 
-        n = cfg.threads or threads or os.cpu_count() or 1
+        n = threads or os.cpu_count() or 1
         s.thread_type = "AUTO"  # frame threads where the encoder has them (ProRes, PNG), slices otherwise
         s.thread_count = n
         if info.rotation:
