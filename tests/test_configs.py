@@ -89,6 +89,21 @@ def test_a_removed_engine_option_is_a_clear_one_line_error(tmp_path, key):
     assert exc.value.exit_code == 2
 
 
+def test_queue_depth_is_built_in_with_the_old_automatic_value(tmp_path):
+    """pipeline.queue_depth (0 = 2 x batch size, at least 4) is no longer an option; the same rule is built in."""
+    from vmatte.errors import ConfigError
+    from vmatte.pipeline.stream import queue_depth
+
+    cfg = tmp_path / "old.toml"
+    cfg.write_text("[pipeline]\nqueue_depth = 8\n")
+    with pytest.raises(ConfigError) as exc:
+        build_config(config_file=cfg)
+    assert str(exc.value) == (
+        f"{cfg}: 'pipeline.queue_depth' is no longer an option (now a built-in constant): delete it"
+    )
+    assert [queue_depth(b) for b in (1, 2, 3, 8)] == [4, 4, 6, 16] and queue_depth() == 4
+
+
 def test_the_engine_constants_keep_the_old_defaults():
     """Results do not change: the constants are the removed options' defaults (64 px each, attention auto)."""
     pytest.importorskip("torch")

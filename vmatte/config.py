@@ -12,7 +12,7 @@ import re
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 from vmatte.configtools import deep_merge, from_dict, load_toml, to_dict
 from vmatte.engine.config import EngineConfig
@@ -41,7 +41,6 @@ __all__ = [
 class PipelineConfig:
     """Plumbing of the chain.
 
-    queue_depth: frames held in each inter-thread queue; 0 = 2 x batch size (RAM stays flat).
     encode_threads: codec threads of each video encoder (every output of the run); 0 = all cores. A farm task
         given N cores sets N; Ray tasks get their CPUs.
     max_corrupt_frames: undecodable frames skipped (and reported) before the run fails.
@@ -49,9 +48,14 @@ class PipelineConfig:
         0 = the cores this process may use. Pools are sized from it in one place
         (vmatte.pipeline.threads.plan_threads: OpenCV and BLAS at most 4, torch 4 when the model runs on a GPU,
         encode-stage workers). A farm task given N cores sets N; Ray tasks set their CPUs.
+
+    Not options: each inter-thread queue holds two engine batches, at least 4 frames
+    (``vmatte.pipeline.stream.queue_depth``).
     """
 
-    queue_depth: int = 0
+    # keys of earlier versions, now built-in (queue_depth: vmatte.pipeline.stream.queue_depth)
+    REMOVED: ClassVar[frozenset[str]] = frozenset({"queue_depth"})
+
     encode_threads: int = 0
     max_corrupt_frames: int = 10
     cpu_threads: int = 0

@@ -97,7 +97,7 @@ def final_encode(job: Job, outputs: list[JobOutput], cancel: threading.Event | N
     from vmatte.errors import Interrupted
     from vmatte.io.remux import read_alpha_segments
     from vmatte.pipeline.report import Report
-    from vmatte.pipeline.stream import write_stream
+    from vmatte.pipeline.stream import queue_depth, write_stream
     from vmatte.pipeline.threads import Cancelled, cpu_thread_limit
 
     config, n = job.config, job.info.frame_count
@@ -112,7 +112,7 @@ def final_encode(job: Job, outputs: list[JobOutput], cancel: threading.Event | N
                 [o.cfg for o in outputs],
                 overwrite=True,  # preflight() guarded the user's files; these are the job's own
                 pipeline=config.pipeline,
-                depth=config.pipeline.queue_depth or 4,
+                depth=queue_depth(),
                 report=Report(input=config.input),
                 cancel=cancel or threading.Event(),
             )

@@ -255,7 +255,7 @@ def render(
 def _render(
     prep: Prepared, rng, slot: EngineSlot, report: Report, *, outputs, overwrite, emit_progress, cancel
 ) -> None:
-    from vmatte.pipeline.stream import write_stream
+    from vmatte.pipeline.stream import queue_depth, write_stream
 
     config = prep.config
     report.frame_range = list(rng)
@@ -270,7 +270,7 @@ def _render(
         report.engine = dict(engine.describe())
         info = prep.info
         engine.plan(info.width, info.height)  # an automatic batch size is known only once the frame size is
-        depth = config.pipeline.queue_depth or max(4, 2 * max(1, int(engine.batch_size or 1)))
+        depth = queue_depth(int(engine.batch_size or 1))
         writers = write_stream(
             prep.clip,
             context,

@@ -30,6 +30,14 @@ from vmatte.pipeline.threads import Cancelled, Prefetch, Sink
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
+MIN_QUEUE_DEPTH = 4  # frames each inter-thread queue holds at least (was the option pipeline.queue_depth)
+
+
+def queue_depth(batch_size: int = 1) -> int:
+    """Frames held in each inter-thread queue for an engine batch of ``batch_size`` frames: two batches, at
+    least :data:`MIN_QUEUE_DEPTH`; bounded, so RAM stays flat with clip length."""
+    return max(MIN_QUEUE_DEPTH, 2 * max(1, batch_size))
+
 
 class Stage(Protocol):
     """Main-thread work between decode and encode. Built with an ``emit(frame)`` it calls for each finished
