@@ -36,9 +36,7 @@ from vmatte.frame import TRIMAP_UNKNOWN, Frame
 SIZE_DIVISOR = 32  # VitMatteImageProcessor.size_divisor: ViT patch 16 x decoder's stride-2 stages
 MIN_TILE = 256
 TILE_OVERLAP = 64  # px shared by neighbouring tiles, feathered (was the option engine.tile_overlap)
-CROP_MARGIN = (
-    64  # px of context around the unknown band in a crop (engine.crop_margin; scripts/bench_crops.py)
-)
+CROP_MARGIN = 64  # px of context around the unknown band in a crop (was engine.crop_margin; bench_crops.py)
 MAX_AUTO_BATCH = 16
 _DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
