@@ -304,3 +304,30 @@ def test_scene_cut_detector_on_real_footage(shared_data):
                 cuts.append(n)
             n += 1
     assert cuts == [0, 8, 16]
+
+
+def test_cost_bench_clip_band_share_and_shared_flows():
+    """scripts/bench_smooth_cost.py: the band's share grows with --band-px and the smoother takes every flow
+    from the primed store (so its figure is the smoother's own work, no DIS)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from bench_smooth_cost import run as run_cost
+    from bench_smooth_cost import synthetic_clip
+
+    shares = []
+    for band_px in (2, 8):
+        frames = synthetic_clip(192, 108, 6, band_px)
+        shares.append(float(np.mean([(f.trimap == 128).mean() for f in frames])))
+    assert 0.0 < shares[0] < shares[1] < 0.5
+    made = []
+
+    def factory():
+        made.append(TemporalSmoother(SmoothConfig(lookahead=2, lookbehind=2)))
+        return made[-1]
+
+    cpu, wall, alphas = run_cost(frames, factory)
+    assert len(alphas) == 6 and cpu >= 0.0 and wall > 0.0
+    st = made[0].stats()
+    assert st["flows_computed"] == 0 and st["flows_reused"] == 10
