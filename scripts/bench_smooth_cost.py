@@ -94,20 +94,58 @@ def run(frames: list, smoother_factory, warm: int = 2) -> tuple[float, float, li
     return cpu / n, wall / n, [f.alpha for f in outs]
 
 
+def ab_rows(frames: list, frac: float, band_px: int, rounds: int) -> None:
+    """Interleaved A/B: TemporalSmoother with crop_to_band False (A) and True (B), ``rounds`` times each,
+    alternating; prints mean CPU and wall s/frame, B/A, and whether the alphas are bit-identical."""
+    from vmatte.temporal.smooth import TemporalSmoother
+
+    class FullFrame(TemporalSmoother):
+        crop_to_band = False
+
+    res: dict[str, list] = {"A": [], "B": []}
+    same = True
+    for _ in range(rounds):
+        a = run(frames, FullFrame)
+        b = run(frames, TemporalSmoother)
+        res["A"].append(a[:2])
+        res["B"].append(b[:2])
+        same &= all(np.array_equal(x, y) for x, y in zip(a[2], b[2]))
+    (ca, wa), (cb, wb) = (np.mean(res[k], axis=0) for k in "AB")
+    print(
+        f"| {band_px:3d} | {100 * frac:4.1f} % | {ca:.3f} | {cb:.3f} | {cb / ca:.2f} | {wa:.3f} | {wb:.3f} "
+        f"| {'yes' if same else 'NO'} |"
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="1920x1080")
     ap.add_argument("--frames", type=int, default=16)
     ap.add_argument("--band-px", type=int, nargs="+", default=[4, 12, 40])
     ap.add_argument("--profile", action="store_true", help="print where the CPU goes (cProfile)")
+    ap.add_argument(
+        "--ab",
+        type=int,
+        default=0,
+        metavar="ROUNDS",
+        help="interleave full-frame (A) and band-only (B) steps",
+    )
     args = ap.parse_args(argv)
 
     from vmatte.temporal.smooth import TemporalSmoother
 
     w, h = (int(v) for v in args.size.split("x"))
+    if args.ab:
+        print(
+            "| band px | band share | CPU s/frame A (full) | B (band) | B/A | wall A | wall B | identical |"
+        )
+        print("|---|---|---|---|---|---|---|---|")
     for band_px in args.band_px:
         frames = synthetic_clip(w, h, args.frames, band_px)
         frac = float(np.mean([(f.trimap == 128).mean() for f in frames]))
+        if args.ab:
+            ab_rows(frames, frac, band_px, args.ab)
+            continue
         if args.profile:
             import cProfile
             import pstats
