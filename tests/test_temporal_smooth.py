@@ -14,6 +14,7 @@ from vmatte.motion.config import FlowConfig
 from vmatte.motion.scenecut import SceneCutDetector
 from vmatte.temporal.config import SmoothConfig
 from vmatte.temporal.smooth import TemporalSmoother
+from vmatte.temporal.tuning import Tuning
 from vmatte.testing import Scene
 
 W, H = 128, 80
@@ -133,7 +134,7 @@ def test_trails_are_rejected_when_flow_is_wrong(monkeypatch):
         TemporalSmoother, "_flow", lambda self, a, b: np.zeros((*a.gray.shape, 2), np.float32)
     )
     out = run(TemporalSmoother(SmoothConfig()), frames)
-    naive = run(TemporalSmoother(SmoothConfig(sigma_alpha=100.0, sigma_color=100.0)), frames)
+    naive = run(TemporalSmoother(SmoothConfig(), tuning=Tuning(sigma_alpha=100.0, sigma_color=100.0)), frames)
     err = np.mean([np.abs(f.alpha - g)[f.trimap == 128].mean() for f, g in zip(out, gts)])
     err_naive = np.mean([np.abs(f.alpha - g)[f.trimap == 128].mean() for f, g in zip(naive, gts)])
     assert err_naive > 0.03  # the test can fail: blind averaging of unaligned frames does trail
@@ -266,10 +267,25 @@ def test_config_validation():
         dict(strength=1.5),
         dict(lookahead=-1),
         dict(lookbehind=17),
-        dict(combine="max"),
     ):
         with pytest.raises(ValueError):
             SmoothConfig(**bad)
+    for bad in (dict(combine="max"), dict(sigma_alpha=0.0)):
+        with pytest.raises(ValueError):
+            Tuning(**bad)
+
+
+def test_a_removed_smooth_option_is_a_clear_one_line_error(tmp_path):
+    """Tuned knobs left [smooth] for vmatte.temporal.tuning: an old config naming one says so in one line."""
+    from vmatte.config import build_config
+    from vmatte.errors import ConfigError
+
+    cfg = tmp_path / "old.toml"
+    cfg.write_text("[smooth]\nstrength = 0.5\nsigma_alpha = 0.2\n")
+    with pytest.raises(ConfigError) as exc:
+        build_config(config_file=cfg)
+    msg = str(exc.value)
+    assert msg == f"{cfg}: 'smooth.sigma_alpha' is no longer an option (now a built-in constant): delete it"
 
 
 # -- scene-cut detector ------------------------------------------------------------------------------------
@@ -348,8 +364,11 @@ def test_band_restricted_steps_are_bit_identical_to_full_frame(band_px):
 
     frames = synthetic_clip(160, 96, 8, band_px)
     frames += [f.replace(index=f.index + 8) for f in noisy_clip(Scene(W, H, frames=6), seed=3)[0]]
-    for cfg in (SmoothConfig(), SmoothConfig(lookahead=2, lookbehind=3, combine="mode")):
-        a, b = run(FullFrame(cfg), frames), run(TemporalSmoother(cfg), frames)
+    for cfg, tn in (
+        (SmoothConfig(), Tuning()),
+        (SmoothConfig(lookahead=2, lookbehind=3), Tuning(combine="mode")),
+    ):
+        a, b = run(FullFrame(cfg, tuning=tn), frames), run(TemporalSmoother(cfg, tuning=tn), frames)
         assert [f.index for f in a] == [f.index for f in b]
         for fa, fb in zip(a, b):
             assert np.array_equal(fa.alpha, fb.alpha)

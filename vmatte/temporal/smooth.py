@@ -59,6 +59,7 @@ from vmatte.motion.flow import (
 from vmatte.motion.scenecut import SceneCutDetector
 from vmatte.motion.shared import MotionStore
 from vmatte.temporal.config import SmoothConfig
+from vmatte.temporal.tuning import Tuning
 
 _REMAP_COLS = 4096  # cv2.remap needs map sides < 32767: gather N points as a (N / 4096, 4096) image
 
@@ -220,10 +221,13 @@ class TemporalSmoother:
     # full-frame steps of earlier versions, bit-identical results (kept for A/B timing and the exactness test)
     crop_to_band = True
 
-    def __init__(self, cfg: SmoothConfig | None = None, flow: FlowConfig | None = None) -> None:
+    def __init__(
+        self, cfg: SmoothConfig | None = None, flow: FlowConfig | None = None, tuning: Tuning | None = None
+    ) -> None:
         """cfg: the smoothing options; flow: the motion options (DIS preset, working resolution, scene-cut
-        threshold), shared with propagation."""
+        threshold), shared with propagation; tuning: the tuned constants (benchmarks and tests vary them)."""
         self.cfg = cfg or SmoothConfig()
+        self.tuning = tuning or Tuning()
         self.flow_cfg = flow or FlowConfig()
         self.lookahead = int(self.cfg.lookahead)
         self.lookbehind = int(self.cfg.lookbehind)
@@ -449,6 +453,7 @@ class TemporalSmoother:
     def _smooth(self, entry: _Entry) -> Frame:
         frame = entry.frame
         cfg = self.cfg
+        tn = self.tuning
         neighbours = [
             e
             for e in self._entries
@@ -471,25 +476,25 @@ class TemporalSmoother:
         yw = ((ys.astype(np.float32) + 0.5) * sy - 0.5).astype(np.float32)
         a_t = alpha[ys, xs].astype(np.float32)
         c_t = entry.guide.at(ys, xs)
-        mean_only = cfg.combine == "mean"
+        mean_only = tn.combine == "mean"
         num = a_t.copy()  # weighted sum for "mean": frame t itself has weight 1
         den = np.ones_like(a_t)
         vals, wgts = [a_t], [np.ones_like(a_t)]
-        inv_c = np.float32(1.0 / (2.0 * 3.0 * (cfg.sigma_color * 255.0) ** 2))  # 3: mean over channels
-        fb_tol2 = np.float32(cfg.fb_tolerance**2)
+        inv_c = np.float32(1.0 / (2.0 * 3.0 * (tn.sigma_color * 255.0) ** 2))  # 3: mean over channels
+        fb_tol2 = np.float32(tn.fb_tolerance**2)
         # range tolerance per pixel: noise (sigma_alpha) plus what a sub-pixel edge displacement explains
         # (|∇alpha| x jitter_px, central differences); larger differences are motion the flow missed
         gx = 0.5 * (alpha[ys, np.minimum(xs + 1, w - 1)] - alpha[ys, np.maximum(xs - 1, 0)])
         gy = 0.5 * (alpha[np.minimum(ys + 1, h - 1), xs] - alpha[np.maximum(ys - 1, 0), xs])
         inv_a = np.float32(0.5) / (
-            np.float32(cfg.sigma_alpha**2) + (gx * gx + gy * gy) * np.float32(cfg.jitter_px**2)
+            np.float32(tn.sigma_alpha**2) + (gx * gx + gy * gy) * np.float32(tn.jitter_px**2)
         )
         w_lo = (a_t <= 0.0).astype(np.float32)  # weight of candidates at exactly 0 / 1 (snap_saturated)
         w_hi = (a_t >= 1.0).astype(np.float32)
         c_t0, c_t1, c_t2 = c_t[:, 0].copy(), c_t[:, 1].copy(), c_t[:, 2].copy()
         for nb, x2, y2, inside, fb_err2, fb_mag2 in self._chains(entry, neighbours, xw, yw):
             k = nb.pos - entry.pos
-            w_time = np.float32(np.exp(-(k * k) / (2.0 * cfg.sigma_time**2)))
+            w_time = np.float32(np.exp(-(k * k) / (2.0 * tn.sigma_time**2)))
             tol2 = fb_tol2 + np.float32(FB_RELATIVE) * fb_mag2
             # landing point in full-resolution pixel coordinates
             xf = (x2 + 0.5) * np.float32(1.0 / sx) - 0.5
@@ -505,7 +510,7 @@ class TemporalSmoother:
             if mean_only:
                 num += wgt * a_s
                 den += wgt
-                if cfg.snap_saturated:
+                if tn.snap_saturated:
                     w_lo += np.where(a_s <= 0.0, wgt, np.float32(0.0))
                     w_hi += np.where(a_s >= 1.0, wgt, np.float32(0.0))
             else:
@@ -515,7 +520,7 @@ class TemporalSmoother:
         self._stats_weight_n += int(ys.size)
         if mean_only:
             est = num / den
-            if cfg.snap_saturated:
+            if tn.snap_saturated:
                 # at a pixel whose candidates mostly sit at exactly 0 (1) the noise is one-sided (clipped), so
                 # the mean keeps a bias the weighted median would not: the weighted median is 0 (1) exactly
                 # when those candidates hold over half the weight; ramp from the mean (<= 1/4 of the weight)
@@ -529,10 +534,10 @@ class TemporalSmoother:
             v = np.stack(vals, axis=1)
             wt = np.stack(wgts, axis=1)
             med = _weighted_median(v, wt)
-            if cfg.combine == "mode":
+            if tn.combine == "mode":
                 # mode seeking: start at the weighted median (robust to a jittered or mis-warped minority),
                 # then average only the candidates that agree with it
-                near = wt * np.exp(-((v - med[:, None]) ** 2) * np.float32(1.0 / (2.0 * cfg.sigma_mode**2)))
+                near = wt * np.exp(-((v - med[:, None]) ** 2) * np.float32(1.0 / (2.0 * tn.sigma_mode**2)))
                 tot = near.sum(axis=1)
                 est = np.where(tot > 0, (v * near).sum(axis=1) / np.maximum(tot, 1e-12), med)
             else:
