@@ -184,7 +184,14 @@ def score(preds: list[np.ndarray], gts: list[np.ndarray], tris: list[np.ndarray]
 
 
 def run_clip(
-    fg: Foreground, bg_dir: Path, frames: int, moving: bool, cfg, seed: int, jitter: str = "subpixel"
+    fg: Foreground,
+    bg_dir: Path,
+    frames: int,
+    moving: bool,
+    cfg,
+    seed: int,
+    jitter: str = "subpixel",
+    tuning=None,
 ) -> dict:
     from vmatte.frame import Frame
     from vmatte.temporal.smooth import TemporalSmoother
@@ -199,7 +206,7 @@ def run_clip(
         tris.append(tri)
         noisy.append(a)
         frames_in.append(Frame(index=t, pts=t, time_base=Fraction(1, 24), rgb=rgb, trimap=tri, alpha=a))
-    sm = TemporalSmoother(cfg)
+    sm = TemporalSmoother(cfg, tuning=tuning)
     t0 = time.perf_counter()
     out = []
     for f in frames_in:
@@ -223,7 +230,7 @@ def run_clip(
     }
 
 
-def time_1080p(cfg, frames: int = 12) -> dict:
+def time_1080p(cfg, frames: int = 12, tuning=None) -> dict:
     """Smoother cost at 1920x1080: a composite clip upscaled 2.25x (band ~6 % of the frame), ms/frame of
     push+flush after a 2-frame warm-up (first DIS call and allocations excluded)."""
     import cv2
@@ -243,7 +250,7 @@ def time_1080p(cfg, frames: int = 12) -> dict:
             Frame(index=t, pts=t, time_base=Fraction(1, 24), rgb=rgb, trimap=tri, alpha=flicker(gt, tri, rng))
         )
     band = float(np.mean([(f.trimap == 128).mean() for f in inputs]))
-    sm = TemporalSmoother(cfg)
+    sm = TemporalSmoother(cfg, tuning=tuning)
     sm.push(inputs[0])
     sm.push(inputs[1])
     t0, c0 = time.perf_counter(), time.process_time()
@@ -325,7 +332,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jitter", choices=("subpixel", "integer"), default="subpixel", help="edge jitter model")
     ap.add_argument("--timing-only", action="store_true", help="only time the smoother at 1080p")
     ap.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override a SmoothConfig field"
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a SmoothConfig or temporal Tuning field",
     )
     ap.add_argument("--strength", type=float, default=None)
     ap.add_argument("--lookahead", type=int, default=None)
@@ -336,6 +347,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from vmatte.motion.config import FlowConfig
     from vmatte.temporal.config import SmoothConfig
+    from vmatte.temporal.tuning import Tuning
 
     if not DIM.is_dir() or not DAVIS.is_dir():
         print(f"bench_flicker: shared data not found under {SHARED} (set VMATTE_SHARED); skipping")
@@ -350,12 +362,15 @@ def main(argv: list[str] | None = None) -> int:
         )
         if v is not None
     }
+    tuning, tune = Tuning(), {}
     for item in args.set:
         key, _, value = item.partition("=")
-        kind = type(getattr(cfg, key))
-        over[key] = kind(value) if kind is not bool else value.lower() in ("1", "true", "yes")
+        target, into = (tuning, tune) if hasattr(tuning, key) else (cfg, over)
+        kind = type(getattr(target, key))
+        into[key] = kind(value) if kind is not bool else value.lower() in ("1", "true", "yes")
     cfg = dataclasses.replace(cfg, **over)
-    timing = time_1080p(cfg)
+    tuning = dataclasses.replace(tuning, **tune)
+    timing = time_1080p(cfg, tuning=tuning)
     print(
         f"smoother at 1920x1080 ({100 * timing['unknown_fraction']:.1f} % unknown band): "
         f"{timing['ms_per_frame']:.0f} ms/frame wall, {timing['cpu_ms_per_frame']:.0f} ms/frame CPU "
@@ -377,7 +392,14 @@ def main(argv: list[str] | None = None) -> int:
             bg = bgs[(2 * i + int(moving)) % len(bgs)]
             rows.append(
                 run_clip(
-                    fg, bg, args.frames, moving, cfg, seed=1000 + 2 * i + int(moving), jitter=args.jitter
+                    fg,
+                    bg,
+                    args.frames,
+                    moving,
+                    cfg,
+                    seed=1000 + 2 * i + int(moving),
+                    jitter=args.jitter,
+                    tuning=tuning,
                 )
             )
             r = rows[-1]
@@ -391,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "flicker",
         "jitter": args.jitter,
         "config": dataclasses.asdict(cfg),
+        "tuning": dataclasses.asdict(tuning),
         "flow": dataclasses.asdict(FlowConfig()),  # the smoother's flow: the [flow] defaults
         "frames_per_clip": args.frames,
         "clips": rows,

@@ -14,6 +14,7 @@ from vmatte.motion.config import FlowConfig
 from vmatte.motion.scenecut import SceneCutDetector
 from vmatte.temporal.config import SmoothConfig
 from vmatte.temporal.smooth import TemporalSmoother
+from vmatte.temporal.tuning import Tuning
 from vmatte.testing import Scene
 
 W, H = 128, 80
@@ -133,7 +134,7 @@ def test_trails_are_rejected_when_flow_is_wrong(monkeypatch):
         TemporalSmoother, "_flow", lambda self, a, b: np.zeros((*a.gray.shape, 2), np.float32)
     )
     out = run(TemporalSmoother(SmoothConfig()), frames)
-    naive = run(TemporalSmoother(SmoothConfig(sigma_alpha=100.0, sigma_color=100.0)), frames)
+    naive = run(TemporalSmoother(SmoothConfig(), tuning=Tuning(sigma_alpha=100.0, sigma_color=100.0)), frames)
     err = np.mean([np.abs(f.alpha - g)[f.trimap == 128].mean() for f, g in zip(out, gts)])
     err_naive = np.mean([np.abs(f.alpha - g)[f.trimap == 128].mean() for f, g in zip(naive, gts)])
     assert err_naive > 0.03  # the test can fail: blind averaging of unaligned frames does trail
@@ -266,10 +267,25 @@ def test_config_validation():
         dict(strength=1.5),
         dict(lookahead=-1),
         dict(lookbehind=17),
-        dict(combine="max"),
     ):
         with pytest.raises(ValueError):
             SmoothConfig(**bad)
+    for bad in (dict(combine="max"), dict(sigma_alpha=0.0)):
+        with pytest.raises(ValueError):
+            Tuning(**bad)
+
+
+def test_a_removed_smooth_option_is_a_clear_one_line_error(tmp_path):
+    """Tuned knobs left [smooth] for vmatte.temporal.tuning: an old config naming one says so in one line."""
+    from vmatte.config import build_config
+    from vmatte.errors import ConfigError
+
+    cfg = tmp_path / "old.toml"
+    cfg.write_text("[smooth]\nstrength = 0.5\nsigma_alpha = 0.2\n")
+    with pytest.raises(ConfigError) as exc:
+        build_config(config_file=cfg)
+    msg = str(exc.value)
+    assert msg == f"{cfg}: 'smooth.sigma_alpha' is no longer an option (now a built-in constant): delete it"
 
 
 # -- scene-cut detector ------------------------------------------------------------------------------------
@@ -304,3 +320,55 @@ def test_scene_cut_detector_on_real_footage(shared_data):
                 cuts.append(n)
             n += 1
     assert cuts == [0, 8, 16]
+
+
+def test_cost_bench_clip_band_share_and_shared_flows():
+    """scripts/bench_smooth_cost.py: the band's share grows with --band-px and the smoother takes every flow
+    from the primed store (so its figure is the smoother's own work, no DIS)."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from bench_smooth_cost import run as run_cost
+    from bench_smooth_cost import synthetic_clip
+
+    shares = []
+    for band_px in (2, 8):
+        frames = synthetic_clip(192, 108, 6, band_px)
+        shares.append(float(np.mean([(f.trimap == 128).mean() for f in frames])))
+    assert 0.0 < shares[0] < shares[1] < 0.5
+    made = []
+
+    def factory():
+        made.append(TemporalSmoother(SmoothConfig(lookahead=2, lookbehind=2)))
+        return made[-1]
+
+    cpu, wall, alphas = run_cost(frames, factory)
+    assert len(alphas) == 6 and cpu >= 0.0 and wall > 0.0
+    st = made[0].stats()
+    assert st["flows_computed"] == 0 and st["flows_reused"] == 10
+
+
+@pytest.mark.parametrize("band_px", [1, 6])
+def test_band_restricted_steps_are_bit_identical_to_full_frame(band_px):
+    """crop_to_band (band points by findNonZero, the colour guide blurred only where read) changes no bit
+    of the output against the full-frame steps, on a moving clip whose neighbours land near the frame edge."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "scripts"))
+    from bench_smooth_cost import synthetic_clip
+
+    class FullFrame(TemporalSmoother):
+        crop_to_band = False
+
+    frames = synthetic_clip(160, 96, 8, band_px)
+    frames += [f.replace(index=f.index + 8) for f in noisy_clip(Scene(W, H, frames=6), seed=3)[0]]
+    for cfg, tn in (
+        (SmoothConfig(), Tuning()),
+        (SmoothConfig(lookahead=2, lookbehind=3), Tuning(combine="mode")),
+    ):
+        a, b = run(FullFrame(cfg, tuning=tn), frames), run(TemporalSmoother(cfg, tuning=tn), frames)
+        assert [f.index for f in a] == [f.index for f in b]
+        for fa, fb in zip(a, b):
+            assert np.array_equal(fa.alpha, fb.alpha)

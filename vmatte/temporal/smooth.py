@@ -59,6 +59,7 @@ from vmatte.motion.flow import (
 from vmatte.motion.scenecut import SceneCutDetector
 from vmatte.motion.shared import MotionStore
 from vmatte.temporal.config import SmoothConfig
+from vmatte.temporal.tuning import Tuning
 
 _REMAP_COLS = 4096  # cv2.remap needs map sides < 32767: gather N points as a (N / 4096, 4096) image
 
@@ -110,6 +111,76 @@ def _weighted_median(values: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return np.where(at_half, 0.5 * (out + nxt), out).astype(np.float32)
 
 
+class _Guide:
+    """The 3x3 box-blurred RGB of one frame (the photometric check's colour), blurred only over the region
+    samples have asked for so far: (H, W, 3) uint8 in, samples float32.
+
+    The smoother reads colour only at band points of this frame and where neighbours' band points land in it,
+    so blurring the whole 1080p frame is mostly wasted. The blurred region grows to the bounding box of every
+    request (one blur per growth); a 3x3 box on uint8 is exact integer arithmetic, and the region is blurred
+    with a 1-px margin (or the frame's own border), so every value equals the full-frame blur bit for bit.
+    """
+
+    def __init__(self, rgb: np.ndarray, full: bool = False) -> None:
+        self.rgb = rgb
+        self.box = (0, 0, 0, 0)  # x0, y0, x1, y1 (exclusive) of the blurred region
+        self.img = np.zeros((0, 0, 3), np.uint8)
+        if full:
+            self._cover(0, 0, rgb.shape[1], rgb.shape[0])
+
+    def _cover(self, x0: int, y0: int, x1: int, y1: int) -> None:
+        import cv2
+
+        bx0, by0, bx1, by1 = self.box
+        if bx1 > bx0 and bx0 <= x0 and by0 <= y0 and x1 <= bx1 and y1 <= by1:
+            return
+        if bx1 > bx0:  # grow to the union: the next request usually overlaps
+            x0, y0, x1, y1 = min(x0, bx0), min(y0, by0), max(x1, bx1), max(y1, by1)
+        h, w = self.rgb.shape[:2]
+        mx0, my0, mx1, my1 = max(0, x0 - 1), max(0, y0 - 1), min(w, x1 + 1), min(h, y1 + 1)
+        blurred = cv2.blur(np.ascontiguousarray(self.rgb[my0:my1, mx0:mx1]), (3, 3))
+        self.img = blurred[y0 - my0 : y0 - my0 + (y1 - y0), x0 - mx0 : x0 - mx0 + (x1 - x0)]
+        self.box = (x0, y0, x1, y1)
+
+    def at(self, ys: np.ndarray, xs: np.ndarray) -> np.ndarray:
+        """Guide colour at integer pixels (N,), (N,) inside the frame → (N, 3) float32."""
+        if ys.size == 0:
+            return np.zeros((0, 3), np.float32)
+        self._cover(int(xs.min()), int(ys.min()), int(xs.max()) + 1, int(ys.max()) + 1)
+        x0, y0 = self.box[:2]
+        return self.img[ys - y0, xs - x0].astype(np.float32)
+
+    def sample(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """Bilinear guide colour at float32 points (N,), (N,) (border replicate) → (N, 3) float32, equal to
+        :func:`_sample` on the full-frame blur: the region covers both taps of every point (clamped to the
+        frame, where replicate picks the same edge pixel), and shifting by whole pixels keeps the fractions."""
+        if x.size == 0:
+            return np.zeros((0, 3), np.float32)
+        h, w = self.rgb.shape[:2]
+        lo_x = int(np.clip(np.floor(x.min()), 0, w - 1))
+        hi_x = int(np.clip(np.floor(x.max()) + 1, 0, w - 1))
+        lo_y = int(np.clip(np.floor(y.min()), 0, h - 1))
+        hi_y = int(np.clip(np.floor(y.max()) + 1, 0, h - 1))
+        self._cover(lo_x, lo_y, hi_x + 1, hi_y + 1)
+        x0, y0, x1, y1 = self.box
+        if (x0, y0, x1, y1) == (0, 0, w, h):
+            return _sample(self.img, x, y)
+        # a point beyond a frame edge makes the region reach that edge, so replicate there is the frame's
+        return _sample(self.img, x - np.float32(x0), y - np.float32(y0))
+
+
+def band_points(band: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(ys, xs) int32 of the True pixels of ``band`` (H, W) bool, row-major (the order of np.nonzero):
+    cv2.findNonZero scans the mask several times faster than np.nonzero at 1080p."""
+    import cv2
+
+    pts = cv2.findNonZero(band.view(np.uint8))
+    if pts is None:
+        return np.zeros(0, np.int32), np.zeros(0, np.int32)
+    pts = pts.reshape(-1, 2)
+    return np.ascontiguousarray(pts[:, 1]), np.ascontiguousarray(pts[:, 0])
+
+
 def unknown_band(frame: Frame) -> np.ndarray:
     """(H, W) bool: the pixels the smoother may change in ``frame`` (trimap unknown, or derived from alpha)."""
     if frame.trimap is not None:
@@ -130,7 +201,7 @@ class _Entry:
     shot: int
     gray: np.ndarray  # (h, w) uint8 working-resolution luma, for flow
     fg: np.ndarray  # (h, w) float32 working-resolution definite-foreground coverage (eroded), in [0, 1]
-    guide: np.ndarray  # (H, W, 3) uint8 RGB, 3x3 box-blurred, for the photometric check
+    guide: _Guide  # 3x3 box-blurred RGB for the photometric check, blurred where it is read
     flows: dict[int, np.ndarray] = field(default_factory=dict)
     store: MotionStore | None = None  # the run's shared motion store, when the frame came with one
 
@@ -146,10 +217,17 @@ class TemporalSmoother:
     frames after its last, drop the outputs of those, and the chunk's alpha is bit-identical to a single run.
     """
 
-    def __init__(self, cfg: SmoothConfig | None = None, flow: FlowConfig | None = None) -> None:
+    # per-pixel work only where it can change anything (band points, the guide where read); False = the
+    # full-frame steps of earlier versions, bit-identical results (kept for A/B timing and the exactness test)
+    crop_to_band = True
+
+    def __init__(
+        self, cfg: SmoothConfig | None = None, flow: FlowConfig | None = None, tuning: Tuning | None = None
+    ) -> None:
         """cfg: the smoothing options; flow: the motion options (DIS preset, working resolution, scene-cut
-        threshold), shared with propagation."""
+        threshold), shared with propagation; tuning: the tuned constants (benchmarks and tests vary them)."""
         self.cfg = cfg or SmoothConfig()
+        self.tuning = tuning or Tuning()
         self.flow_cfg = flow or FlowConfig()
         self.lookahead = int(self.cfg.lookahead)
         self.lookbehind = int(self.cfg.lookbehind)
@@ -275,7 +353,8 @@ class TemporalSmoother:
         h, w = rgb.shape[:2]
         ww, wh = work_shape(w, h, self.flow_cfg.work_size)
         gray = store.gray(frame) if store is not None else to_gray(rgb, (ww, wh))
-        guide = cv2.blur(rgb, (3, 3))  # 3x3 box: the colour check should not trip on sensor noise
+        # 3x3 box: the colour check should not trip on sensor noise; blurred only where it is read
+        guide = _Guide(rgb, full=not self.crop_to_band)
         if frame.trimap is not None:
             fg = (frame.trimap == TRIMAP_FG).astype(np.uint8)
         else:
@@ -374,6 +453,7 @@ class TemporalSmoother:
     def _smooth(self, entry: _Entry) -> Frame:
         frame = entry.frame
         cfg = self.cfg
+        tn = self.tuning
         neighbours = [
             e
             for e in self._entries
@@ -382,7 +462,7 @@ class TemporalSmoother:
             and entry.pos - self.lookbehind <= e.pos <= entry.pos + self.lookahead
         ]
         band = unknown_band(frame)
-        ys, xs = np.nonzero(band)
+        ys, xs = band_points(band) if self.crop_to_band else np.nonzero(band)
         self._stats_band_px += int(ys.size)
         if ys.size == 0 or not neighbours or cfg.strength == 0.0:
             return frame
@@ -395,32 +475,32 @@ class TemporalSmoother:
         xw = ((xs.astype(np.float32) + 0.5) * sx - 0.5).astype(np.float32)
         yw = ((ys.astype(np.float32) + 0.5) * sy - 0.5).astype(np.float32)
         a_t = alpha[ys, xs].astype(np.float32)
-        c_t = entry.guide[ys, xs].astype(np.float32)
-        mean_only = cfg.combine == "mean"
+        c_t = entry.guide.at(ys, xs)
+        mean_only = tn.combine == "mean"
         num = a_t.copy()  # weighted sum for "mean": frame t itself has weight 1
         den = np.ones_like(a_t)
         vals, wgts = [a_t], [np.ones_like(a_t)]
-        inv_c = np.float32(1.0 / (2.0 * 3.0 * (cfg.sigma_color * 255.0) ** 2))  # 3: mean over channels
-        fb_tol2 = np.float32(cfg.fb_tolerance**2)
+        inv_c = np.float32(1.0 / (2.0 * 3.0 * (tn.sigma_color * 255.0) ** 2))  # 3: mean over channels
+        fb_tol2 = np.float32(tn.fb_tolerance**2)
         # range tolerance per pixel: noise (sigma_alpha) plus what a sub-pixel edge displacement explains
         # (|∇alpha| x jitter_px, central differences); larger differences are motion the flow missed
         gx = 0.5 * (alpha[ys, np.minimum(xs + 1, w - 1)] - alpha[ys, np.maximum(xs - 1, 0)])
         gy = 0.5 * (alpha[np.minimum(ys + 1, h - 1), xs] - alpha[np.maximum(ys - 1, 0), xs])
         inv_a = np.float32(0.5) / (
-            np.float32(cfg.sigma_alpha**2) + (gx * gx + gy * gy) * np.float32(cfg.jitter_px**2)
+            np.float32(tn.sigma_alpha**2) + (gx * gx + gy * gy) * np.float32(tn.jitter_px**2)
         )
         w_lo = (a_t <= 0.0).astype(np.float32)  # weight of candidates at exactly 0 / 1 (snap_saturated)
         w_hi = (a_t >= 1.0).astype(np.float32)
         c_t0, c_t1, c_t2 = c_t[:, 0].copy(), c_t[:, 1].copy(), c_t[:, 2].copy()
         for nb, x2, y2, inside, fb_err2, fb_mag2 in self._chains(entry, neighbours, xw, yw):
             k = nb.pos - entry.pos
-            w_time = np.float32(np.exp(-(k * k) / (2.0 * cfg.sigma_time**2)))
+            w_time = np.float32(np.exp(-(k * k) / (2.0 * tn.sigma_time**2)))
             tol2 = fb_tol2 + np.float32(FB_RELATIVE) * fb_mag2
             # landing point in full-resolution pixel coordinates
             xf = (x2 + 0.5) * np.float32(1.0 / sx) - 0.5
             yf = (y2 + 0.5) * np.float32(1.0 / sy) - 0.5
             a_s = np.clip(_sample(nb.frame.alpha, xf, yf, cubic=True), 0.0, 1.0)
-            c_s = _sample(nb.guide, xf, yf)
+            c_s = nb.guide.sample(xf, yf)
             d0, d1, d2 = c_t0 - c_s[:, 0], c_t1 - c_s[:, 1], c_t2 - c_s[:, 2]
             da = a_s - a_t
             e_a = da * da * inv_a
@@ -430,7 +510,7 @@ class TemporalSmoother:
             if mean_only:
                 num += wgt * a_s
                 den += wgt
-                if cfg.snap_saturated:
+                if tn.snap_saturated:
                     w_lo += np.where(a_s <= 0.0, wgt, np.float32(0.0))
                     w_hi += np.where(a_s >= 1.0, wgt, np.float32(0.0))
             else:
@@ -440,7 +520,7 @@ class TemporalSmoother:
         self._stats_weight_n += int(ys.size)
         if mean_only:
             est = num / den
-            if cfg.snap_saturated:
+            if tn.snap_saturated:
                 # at a pixel whose candidates mostly sit at exactly 0 (1) the noise is one-sided (clipped), so
                 # the mean keeps a bias the weighted median would not: the weighted median is 0 (1) exactly
                 # when those candidates hold over half the weight; ramp from the mean (<= 1/4 of the weight)
@@ -454,10 +534,10 @@ class TemporalSmoother:
             v = np.stack(vals, axis=1)
             wt = np.stack(wgts, axis=1)
             med = _weighted_median(v, wt)
-            if cfg.combine == "mode":
+            if tn.combine == "mode":
                 # mode seeking: start at the weighted median (robust to a jittered or mis-warped minority),
                 # then average only the candidates that agree with it
-                near = wt * np.exp(-((v - med[:, None]) ** 2) * np.float32(1.0 / (2.0 * cfg.sigma_mode**2)))
+                near = wt * np.exp(-((v - med[:, None]) ** 2) * np.float32(1.0 / (2.0 * tn.sigma_mode**2)))
                 tot = near.sum(axis=1)
                 est = np.where(tot > 0, (v * near).sum(axis=1) / np.maximum(tot, 1e-12), med)
             else:

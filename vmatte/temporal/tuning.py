@@ -1,0 +1,49 @@
+"""Tuned constants of the temporal smoother: not user options.
+
+Each was a ``[smooth]`` option once, set on the flicker benchmark (scripts/bench_flicker.py) with no reason
+for a user to move it. They live in one frozen dataclass so that bench scripts (``bench_flicker.py --set
+KEY=VALUE``) and tests can still vary them through ``TemporalSmoother(..., tuning=Tuning(...))``; a config
+file cannot (``SmoothConfig.REMOVED`` makes an old key a clear one-line error).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Tuning:
+    """Smoother constants (defaults = the shipped behaviour).
+
+    sigma_color: colour tolerance (RGB in [0, 1], per-channel RMS) of the photometric check: a warped pixel
+        whose colour differs by sigma_color gets weight exp(-1/2).
+    sigma_alpha: alpha noise tolerance of the edge-aware range weight. The tolerance at a pixel is
+        sqrt(sigma_alpha² + (jitter_px · |∇alpha|)²): a difference that noise or a sub-pixel edge shift
+        explains is flicker and gets averaged; a larger one is motion the flow missed and gets ~0 weight.
+    sigma_time: temporal Gaussian width in frames.
+    fb_tolerance: forward-backward flow consistency tolerance in working-resolution px (occlusion check).
+    combine: "mean" (weighted mean), "median" (weighted median) or "mode" (weighted median, then the weighted
+        mean of the candidates within ~sigma_mode of it).
+    jitter_px: edge displacement in px still treated as flicker. Measured: 1.0 (1.5) takes the flicker
+        benchmark from -21 % to -35 % (-40 %) dtSSD but doubles the error on a moving non-rigid fur edge.
+    sigma_mode: alpha width of the "mode" average around the median.
+    snap_saturated: with combine "mean", pull the result to 0 (1) where candidates at exactly 0 (1) hold most
+        of the weight (clipped noise at a saturated pixel is one-sided).
+    """
+
+    sigma_color: float = 0.08
+    sigma_alpha: float = 0.1
+    sigma_time: float = 3.0
+    fb_tolerance: float = 0.75
+    combine: Literal["mode", "median", "mean"] = "mean"
+    jitter_px: float = 0.5
+    sigma_mode: float = 0.08
+    snap_saturated: bool = True
+
+    def __post_init__(self) -> None:
+        if self.combine not in ("mode", "median", "mean"):
+            raise ValueError(f"combine must be mode, median or mean, got {self.combine!r}")
+        for name in ("sigma_color", "sigma_alpha", "sigma_mode", "jitter_px", "sigma_time", "fb_tolerance"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
