@@ -269,21 +269,6 @@ class Propagator:
         self.timings["prepare_s"] = time.perf_counter() - t0
         self.prepared = True
 
-    def _finish_prepare(self, t0: float) -> None:
-        """End of a pre-pass (this one or a subclass's): every frame in range has a result, else the stream ended
-        early. Corrupt frames are skipped by the decoder in both passes (and reported by the runner)."""
-        skipped = set(self.corrupt)
-        missing = [i for i in range(self.start, self.end + 1) if i not in self.results and i not in skipped]
-        if missing:
-            from vmatte.errors import InputError
-
-            raise InputError(
-                f"{self.clip.info.path}: decoding stopped before frame {missing[0]} (clip has fewer frames than its header says)",
-                hint="re-export the clip or pass --frames within the decodable range",
-            )
-        self.timings["prepare_s"] = time.perf_counter() - t0
-        self.prepared = True
-
     def _store_keyframe(self, t: int, p_kf: np.ndarray) -> None:
         """Store keyframe t's probability ((wh, ww) float32) with no unknown pixels and confidence 1."""
         self.results.put(t, to_u8(p_kf), np.zeros((self.wh, self.ww), bool), 1.0)
