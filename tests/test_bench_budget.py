@@ -32,9 +32,24 @@ def _burn(seconds: float) -> None:
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="per-thread CPU needs Linux /proc")
 def test_thread_cpu_names_python_threads_and_leaves_out_the_sampler(bb):
+    release = threading.Event()
+
+    def burn_then_wait() -> None:
+        _burn(0.3)
+        release.wait(30)  # stay alive until sampled: a thread that ends between samples loses that interval
+
     with bb.ThreadCPU(interval=0.01) as cpu:
-        t = threading.Thread(target=_burn, args=(0.3,), name="vmatte-burn_0")
+        t = threading.Thread(target=burn_then_wait, name="vmatte-burn_0")
         t.start()
+        deadline = time.monotonic() + 30  # a loaded CI machine may delay the sampler, never by this much
+        while time.monotonic() < deadline:
+            if (
+                t.native_id is not None
+                and cpu._last.get(t.native_id, 0.0) - cpu._base.get(t.native_id, 0.0) >= 0.25
+            ):
+                break
+            time.sleep(0.02)
+        release.set()
         t.join()
     groups = cpu.by_group()
     assert groups.get("vmatte-burn", 0.0) >= 0.2, groups  # the "_0" suffix of a pool thread is folded
