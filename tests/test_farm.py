@@ -136,10 +136,17 @@ def test_split_run_equals_single_run(tmp_path, farm_clip, farm_masks, single_run
             a_diff <= 65535 * 0.01
         )  # ProRes 4444 alpha: identical frames in, identical packets out in practice
         # inter-frame video: lossless alpha segments + one final encode
+        # x264 itself is not repeatable here: the single run's own matte.mp4 came out as one of two different
+        # files in 8 runs in one process, from identical frames and settings (threads=1 too), so the final
+        # encode is held to the codec's error against the exact alpha, not to the single run's bytes
         pts_r, m_r, _ = _decode(single_run / "matte.mp4", "gray")
         pts_g, m_g, _ = _decode(out / "matte.mp4", "gray")
         assert pts_g == pts_r
-        assert max(np.abs(x.astype(int) - y.astype(int)).mean() for x, y in zip(m_r, m_g)) < 0.5
+        exact = np.round(ref * 255)
+        err_r = max(float(np.abs(x - e).mean()) for x, e in zip(m_r, exact))
+        err_g = max(float(np.abs(x - e).mean()) for x, e in zip(m_g, exact))
+        print(f"matte.mp4 worst frame mean |decoded - alpha| (8-bit): single {err_r:.3f}, split {err_g:.3f}")
+        assert err_g < 1.0 and err_g < err_r + 0.25  # measured: 0.60-0.63 for either encode
         assert not list(out.glob(".*vmatte-tmp*"))
         assert (Manifest(out / "alpha.%04d.png", "").segments_dir).is_dir()  # kept: re-assembly needs them
 

@@ -30,6 +30,7 @@ from vmatte.engine.config import EngineConfig  # noqa: E402
 from vmatte.service.app import create_app  # noqa: E402
 from vmatte.service.jobs import JobManager  # noqa: E402
 from vmatte.service.server import ServiceThread, check_host, resolve_token  # noqa: E402
+from vmatte.testing import Scene, write_clip, write_masks  # noqa: E402
 
 TOKEN = "test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -450,7 +451,13 @@ def test_serve_command_reuses_the_loaded_engine(tiny_vitmatte_dir, clip_path, ma
     assert rc == 130, proc.stderr.read()
 
 
-def test_serve_command_generates_token_and_sigterm_cleans_up(clip_path, masks_dir, tmp_path):
+def test_serve_command_generates_token_and_sigterm_cleans_up(clip_path, masks_dir, tmp_path_factory, tmp_path):
+    # the stopped job needs a clip long enough that it cannot finish between its first matte event and the
+    # signal (CI lost that race with the 12-frame clip: the job completed and left its output, correctly)
+    long_scene = Scene(width=160, height=96, frames=480, speed=0.5)
+    src = tmp_path_factory.mktemp("long")
+    long_clip = write_clip(src / "long.mp4", long_scene, audio=True)
+    long_masks = write_masks(src / "keyframes", long_scene, [0, 479])
     proc, url, token = start_serve("--engine", "classic")
     out = tmp_path / "x.mov"
     try:
@@ -458,7 +465,7 @@ def test_serve_command_generates_token_and_sigterm_cleans_up(clip_path, masks_di
         with httpx.Client(base_url=url, headers={"Authorization": f"Bearer {token}"}, timeout=60) as c:
             job = c.post("/v1/jobs", json=job_body(clip_path, masks_dir, tmp_path / "ok.mov")).json()
             assert wait_done(c, job["id"])["status"] == "ok"
-            job = c.post("/v1/jobs", json=job_body(clip_path, masks_dir, out)).json()
+            job = c.post("/v1/jobs", json=job_body(long_clip, long_masks, out)).json()
             with c.stream("GET", f"/v1/jobs/{job['id']}/events") as resp:
                 for line in resp.iter_lines():
                     if line.startswith("data:") and '"matte"' in line:
