@@ -451,7 +451,9 @@ def test_serve_command_reuses_the_loaded_engine(tiny_vitmatte_dir, clip_path, ma
     assert rc == 130, proc.stderr.read()
 
 
-def test_serve_command_generates_token_and_sigterm_cleans_up(clip_path, masks_dir, tmp_path_factory, tmp_path):
+def test_serve_command_generates_token_and_sigterm_cleans_up(
+    clip_path, masks_dir, tmp_path_factory, tmp_path
+):
     # the stopped job needs a clip long enough that it cannot finish between its first matte event and the
     # signal (CI lost that race with the 12-frame clip: the job completed and left its output, correctly)
     long_scene = Scene(width=160, height=96, frames=480, speed=0.5)
