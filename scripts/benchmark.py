@@ -396,8 +396,9 @@ def main(argv: list[str] | None = None) -> int:
 
     import torch
 
+    from vmatte.engine.cuda import resolve_device
     from vmatte.engine.hub_configs import save_random_model
-    from vmatte.engine.vitmatte import VitMatteEngine, resolve_device
+    from vmatte.engine.vitmatte import VitMatteEngine
     from vmatte.engine.weights import WeightsSource, load_model
 
     device = str(resolve_device(args.device))

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from config_helpers import built_in_constant, config_error
 
 from vmatte.config import RunConfig, build_config, list_presets
 from vmatte.configtools import load_toml, to_dict
@@ -60,47 +61,24 @@ def test_every_preset_builds_a_config():
 
 def test_a_removed_propagate_option_is_a_clear_one_line_error(tmp_path):
     """Experimental knobs left [propagate] for vmatte.propagate.tuning: an old config naming one says so."""
-    from vmatte.errors import ConfigError
-
-    cfg = tmp_path / "old.toml"
-    cfg.write_text("[propagate]\nband = 0.02\nlayer_radius = 0.04\n")
-    with pytest.raises(ConfigError) as exc:
-        build_config(config_file=cfg)
-    msg = str(exc.value)
-    assert (
-        msg == f"{cfg}: 'propagate.layer_radius' is no longer an option (now a built-in constant): delete it"
-    )
-    assert "\n" not in msg
+    cfg, exc = config_error(tmp_path, "[propagate]\nband = 0.02\nlayer_radius = 0.04\n")
+    assert str(exc) == built_in_constant(cfg, "propagate.layer_radius")
 
 
 @pytest.mark.parametrize("key", ["tile_overlap", "crop_margin", "attention"])
 def test_a_removed_engine_option_is_a_clear_one_line_error(tmp_path, key):
     """Tuned engine constants left [engine] for vmatte.engine.vitmatte: an old config naming one says so."""
-    from vmatte.errors import ConfigError
-
-    cfg = tmp_path / "old.toml"
     value = '"sdpa"' if key == "attention" else "48"
-    cfg.write_text(f"[engine]\nbatch_size = 2\n{key} = {value}\n")
-    with pytest.raises(ConfigError) as exc:
-        build_config(config_file=cfg)
-    assert (
-        str(exc.value) == f"{cfg}: 'engine.{key}' is no longer an option (now a built-in constant): delete it"
-    )
-    assert exc.value.exit_code == 2
+    cfg, exc = config_error(tmp_path, f"[engine]\nbatch_size = 2\n{key} = {value}\n")
+    assert str(exc) == built_in_constant(cfg, f"engine.{key}")
 
 
 def test_queue_depth_is_built_in_with_the_old_automatic_value(tmp_path):
     """pipeline.queue_depth (0 = 2 x batch size, at least 4) is no longer an option; the same rule is built in."""
-    from vmatte.errors import ConfigError
     from vmatte.pipeline.stream import queue_depth
 
-    cfg = tmp_path / "old.toml"
-    cfg.write_text("[pipeline]\nqueue_depth = 8\n")
-    with pytest.raises(ConfigError) as exc:
-        build_config(config_file=cfg)
-    assert str(exc.value) == (
-        f"{cfg}: 'pipeline.queue_depth' is no longer an option (now a built-in constant): delete it"
-    )
+    cfg, exc = config_error(tmp_path, "[pipeline]\nqueue_depth = 8\n")
+    assert str(exc) == built_in_constant(cfg, "pipeline.queue_depth")
     assert [queue_depth(b) for b in (1, 2, 3, 8)] == [4, 4, 6, 16] and queue_depth() == 4
 
 
@@ -122,15 +100,12 @@ def test_per_output_encoder_threads_name_the_run_wide_option(tmp_path):
     [output] patch table) say where the value goes now."""
     from vmatte.errors import ConfigError
 
-    cfg = tmp_path / "old.toml"
-    cfg.write_text('[[outputs]]\nformat = "png"\n\n[[outputs]]\nformat = "vp9"\nthreads = 4\n')
-    with pytest.raises(ConfigError) as exc:
-        build_config(config_file=cfg)
-    msg = str(exc.value)
-    assert msg == (
+    cfg, exc = config_error(
+        tmp_path, '[[outputs]]\nformat = "png"\n\n[[outputs]]\nformat = "vp9"\nthreads = 4\n'
+    )
+    assert str(exc) == (
         f"{cfg}: 'outputs[1].threads' is no longer an option: set [pipeline] encode_threads = 4 instead"
     )
-    assert "\n" not in msg and exc.value.exit_code == 2
     with pytest.raises(ConfigError, match=r"'output\.threads' is no longer an option: set \[pipeline\]"):
         build_config(overrides={"output": {"threads": 2}})
     assert build_config(overrides={"pipeline": {"encode_threads": 4}}).pipeline.encode_threads == 4

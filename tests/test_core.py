@@ -10,6 +10,7 @@ from fractions import Fraction
 
 import numpy as np
 import pytest
+from config_helpers import config_error
 
 from vmatte.config import RunConfig, build_config, list_presets, parse_frame_range
 from vmatte.configtools import from_dict
@@ -57,11 +58,8 @@ def test_frame_range_parsing():
 
 
 def test_unknown_config_key_names_file_and_suggests(tmp_path):
-    cfg = tmp_path / "job.toml"
-    cfg.write_text("[engine]\nbatch_sise = 4\n")
-    with pytest.raises(ConfigError) as err:
-        build_config(config_file=cfg)
-    msg = str(err.value)
+    cfg, err = config_error(tmp_path, "[engine]\nbatch_sise = 4\n", name="job.toml")
+    msg = str(err)
     assert str(cfg) in msg and "engine.batch_sise" in msg and "batch_size" in msg
 
 

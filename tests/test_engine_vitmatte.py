@@ -11,7 +11,8 @@ torch = pytest.importorskip("torch")
 
 from vmatte.engine import EngineConfig, load_engine  # noqa: E402
 from vmatte.engine.base import clamp_to_trimap  # noqa: E402
-from vmatte.engine.vitmatte import VitMatteEngine, feather, preprocess, tile_starts  # noqa: E402
+from vmatte.engine.tiling import feather, tile_starts  # noqa: E402
+from vmatte.engine.vitmatte import VitMatteEngine, preprocess  # noqa: E402
 from vmatte.engine.weights import WeightsSource, load_model  # noqa: E402
 from vmatte.errors import OutOfMemory  # noqa: E402
 from vmatte.frame import Frame  # noqa: E402

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from config_helpers import config_error
 
 from vmatte.config import build_config
-from vmatte.errors import ConfigError
 from vmatte.motion.config import MOVED_KEYS, FlowConfig
 from vmatte.propagate.config import PropagateConfig
 
@@ -31,14 +31,11 @@ def test_flow_options_live_in_one_section(tmp_path):
 @pytest.mark.parametrize("old", sorted(MOVED_KEYS))
 def test_moved_keys_name_their_new_place(tmp_path, old):
     section, key = old.split(".")
-    f = tmp_path / "old.toml"
     value = '"fast"' if key == "flow" else ("0.3" if "scene" in key else "320")
-    f.write_text(f"[{section}]\n{key} = {value}\n")
-    with pytest.raises(ConfigError) as exc:
-        build_config(config_file=f)
+    f, exc = config_error(tmp_path, f"[{section}]\n{key} = {value}\n")
     new = MOVED_KEYS[old]
-    assert f"'{old}' moved to '{new}'" in str(exc.value) and str(f) in str(exc.value)
-    assert f"[flow] {new.split('.')[1]} = " in (exc.value.hint or "")
+    assert f"'{old}' moved to '{new}'" in str(exc) and str(f) in str(exc)
+    assert f"[flow] {new.split('.')[1]} = " in (exc.hint or "")
 
 
 # -- one motion estimate per frame pair --------------------------------------------------------------------
@@ -106,6 +103,7 @@ def test_smoother_reuses_the_feedback_flows_and_results_do_not_change(rigid):
 
 
 def test_one_scene_cut_decision_travels_with_the_frame(tmp_path):
+    """A cut is decided once, by the propagation pass (which stops there), and the smoother takes it from the frame."""
     import cv2
 
     from vmatte.io.decode import open_clip
@@ -129,6 +127,13 @@ def test_one_scene_cut_decision_travels_with_the_frame(tmp_path):
     own_sm = TemporalSmoother(SmoothConfig(), flow)
     prop, (a, b), carried = _chain(clip, kf, flow, [(carried_sm, False), (own_sm, True)])
     assert prop.cuts == [6]
+    for t in range(
+        6, 10
+    ):  # propagation stops at the cut: no keyframe in the new shot, nothing is known there
+        tri, _, conf = prop.result(t)
+        assert np.all(tri == 128) and conf == 0.0
+    assert prop.result(5)[2] > 0.5  # ... but not before it
+    assert set(prop.suggestions()) & {6, 7, 8, 9}  # the new shot wants a keyframe
     assert [m.cut for m in carried] == [t == 6 for t in range(10)]
     assert carried_sm.stats()["scene_cuts"] == own_sm.stats()["scene_cuts"] == 1
     for x, y in zip(a, b):

@@ -312,26 +312,6 @@ def test_empty_keyframe_means_object_absent(seq, tmp_path):
     assert prop.result(19)[1].mean() < prop.result(1)[1].mean()  # next to the empty keyframe little remains
 
 
-def test_scene_cut_stops_propagation(tmp_path):
-    sc = RigidScene(width=96, height=64, frames=10, speed=2.0, fur=0.05)
-    d = tmp_path / "cut"
-    d.mkdir()
-    for t in range(10):
-        rgb = sc.rgb(t)
-        if t >= 6:
-            rgb = np.ascontiguousarray(rgb[:, :, ::-1] // 3 + 150)  # another shot: other palette
-        cv2.imwrite(str(d / f"{t:06d}.png"), cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR))
-    clip = open_clip(d)
-    prop = Propagator(clip, load_keyframes(write_masks(tmp_path / "k", sc, [0]), clip.info), CFG, tuning=TUNE)
-    prop.prepare()
-    assert prop.cuts == [6]
-    for t in range(6, 10):
-        tri, _, conf = prop.result(t)
-        assert np.all(tri == 128) and conf == 0.0
-    assert prop.result(5)[2] > 0.5
-    assert set(prop.suggestions()) & {6, 7, 8, 9}
-
-
 def test_working_resolution_upsamples(seq, kf_dir, full_run):
     clip = open_clip(seq)
     prop = Propagator(

@@ -277,15 +277,10 @@ def test_config_validation():
 
 def test_a_removed_smooth_option_is_a_clear_one_line_error(tmp_path):
     """Tuned knobs left [smooth] for vmatte.temporal.tuning: an old config naming one says so in one line."""
-    from vmatte.config import build_config
-    from vmatte.errors import ConfigError
+    from config_helpers import built_in_constant, config_error
 
-    cfg = tmp_path / "old.toml"
-    cfg.write_text("[smooth]\nstrength = 0.5\nsigma_alpha = 0.2\n")
-    with pytest.raises(ConfigError) as exc:
-        build_config(config_file=cfg)
-    msg = str(exc.value)
-    assert msg == f"{cfg}: 'smooth.sigma_alpha' is no longer an option (now a built-in constant): delete it"
+    cfg, exc = config_error(tmp_path, "[smooth]\nstrength = 0.5\nsigma_alpha = 0.2\n")
+    assert str(exc) == built_in_constant(cfg, "smooth.sigma_alpha")
 
 
 # -- scene-cut detector ------------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""The only module that touches CUDA streams, events and pinned host memory.
+"""The only module that touches CUDA: device and precision choice, streams, events and pinned host memory.
 
 :class:`DeviceRunner` moves a batch through three stages on three CUDA streams so that, with two batches in
 flight (``BatchingEngine.max_in_flight = 2``), the upload of batch k+1 and the download of batch k-1 overlap the
@@ -24,6 +24,10 @@ from typing import Any
 
 import numpy as np
 import torch
+
+from vmatte.errors import DeviceError
+
+_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 class _NullStream:
@@ -188,6 +192,59 @@ class DeviceRunner:
     def synchronize(self) -> None:
         if self.is_cuda:
             torch.cuda.synchronize(self.device)
+
+
+# -- device, precision, allocation failures -------------------------------------------------------------
+@contextlib.contextmanager
+def exact_fp32(active: bool):
+    """Disable TF32 (on by default for cuDNN convolutions) while active: "fp32" means fp32 (parity <= 1e-4)."""
+    if not active:
+        yield
+        return
+    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    try:
+        yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
+def is_oom(exc: BaseException) -> bool:
+    """True for an allocation failure: torch's CUDA OOM, or the RuntimeError the CPU allocator raises."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def resolve_device(name: str) -> torch.device:
+    """ "auto" | "cpu" | "cuda" | "cuda:N" → a usable torch.device; raises DeviceError naming the fix."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise DeviceError(f"unknown device '{name}'", hint="use auto, cpu, cuda or cuda:N") from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"device '{name}' requested but CUDA is not available (torch {torch.__version__})",
+                hint="use --device cpu, or install a CUDA build of torch on a machine with a GPU",
+            )
+        if dev.index is not None and dev.index >= torch.cuda.device_count():
+            raise DeviceError(f"device '{name}' does not exist: {torch.cuda.device_count()} GPU(s) visible")
+    elif dev.type != "cpu":
+        raise DeviceError(f"device type '{dev.type}' is not supported", hint="use auto, cpu, cuda or cuda:N")
+    return dev
+
+
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
+    """ "auto" | "fp32" | "fp16" | "bf16" → autocast dtype; auto = bf16 (else fp16) on CUDA, fp32 on the CPU."""
+    if precision == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+        return torch.float32
+    return _DTYPES[precision]
 
 
 def cap_process_memory(device: torch.device, budget_bytes: int) -> None:

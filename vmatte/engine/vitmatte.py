@@ -16,11 +16,8 @@ switches to tiles, halving the tile size down to 256 px before giving up with :c
 
 from __future__ import annotations
 
-import contextlib
-import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -29,8 +26,18 @@ import torch.nn.functional as F
 
 from vmatte.engine.base import BatchingEngine
 from vmatte.engine.crops import common_boxes, crop_box, paste
-from vmatte.engine.cuda import DeviceRunner, Ticket, cap_process_memory, uncap_process_memory
-from vmatte.errors import DeviceError, OutOfMemory
+from vmatte.engine.cuda import (
+    DeviceRunner,
+    Ticket,
+    cap_process_memory,
+    exact_fp32,
+    is_oom,
+    resolve_device,
+    resolve_precision,
+    uncap_process_memory,
+)
+from vmatte.engine.tiling import TiledFrame, blend_tiles, tile_starts
+from vmatte.errors import OutOfMemory
 from vmatte.frame import TRIMAP_UNKNOWN, Frame
 
 SIZE_DIVISOR = 32  # VitMatteImageProcessor.size_divisor: ViT patch 16 x decoder's stride-2 stages
@@ -38,7 +45,6 @@ MIN_TILE = 256
 TILE_OVERLAP = 64  # px shared by neighbouring tiles, feathered (was the option engine.tile_overlap)
 CROP_MARGIN = 64  # px of context around the unknown band in a crop (was engine.crop_margin; bench_crops.py)
 MAX_AUTO_BATCH = 16
-_DTYPES = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 
 
 # -- preprocessing -------------------------------------------------------------------------------------------
@@ -64,38 +70,6 @@ def preprocess(packed: torch.Tensor, channels_last: bool = False) -> torch.Tenso
     return x
 
 
-# -- tiling --------------------------------------------------------------------------------------------------
-def tile_starts(length: int, tile: int, overlap: int) -> list[int]:
-    """Start offsets of tiles of size ``tile`` covering [0, length) with at least ``overlap`` px shared."""
-    if length <= tile:
-        return [0]
-    stride = max(1, tile - overlap)
-    n = math.ceil((length - tile) / stride) + 1
-    return [round(i * (length - tile) / (n - 1)) for i in range(n)]
-
-
-def feather(length: int, start: int, size: int, total: int, overlap: int) -> np.ndarray:
-    """1-D blend weights (size,) float32: linear ramps over ``overlap`` px on sides that meet another tile,
-    flat 1 at the frame border. Weights stay > 0 so every covered pixel has a defined average."""
-    w = np.ones(size, np.float32)
-    ramp = max(1, min(overlap, size // 2))
-    r = (np.arange(ramp, dtype=np.float32) + 1.0) / (ramp + 1.0)
-    if start > 0:
-        w[:ramp] = np.minimum(w[:ramp], r)
-    if start + size < total:
-        w[size - ramp :] = np.minimum(w[size - ramp :], r[::-1])
-    return w
-
-
-@dataclass
-class _TiledFrame:
-    frame: Frame
-    boxes: list[tuple[int, int, int, int]]  # (y0, x0, th, tw) of tiles that went to the model
-    tickets: list[Ticket]
-    tile: int
-    overlap: int
-
-
 # -- the engine ----------------------------------------------------------------------------------------------
 def _fp32_forward(module: torch.nn.Module) -> None:
     """Run ``module`` in fp32 even inside a bf16/fp16 autocast region (inputs are cast up).
@@ -117,55 +91,6 @@ def _fp32_forward(module: torch.nn.Module) -> None:
 
     module.forward = forward
     module._vmatte_fp32 = True
-
-
-@contextlib.contextmanager
-def _exact_fp32(active: bool):
-    """Disable TF32 (on by default for cuDNN convolutions) while active: "fp32" means fp32 (parity <= 1e-4)."""
-    if not active:
-        yield
-        return
-    saved = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
-    try:
-        yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-
-
-def _is_oom(exc: BaseException) -> bool:
-    if isinstance(exc, torch.OutOfMemoryError):
-        return True
-    text = str(exc).lower()
-    return isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise DeviceError(f"unknown device '{name}'", hint="use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda":
-        if not torch.cuda.is_available():
-            raise DeviceError(
-                f"device '{name}' requested but CUDA is not available (torch {torch.__version__})",
-                hint="use --device cpu, or install a CUDA build of torch on a machine with a GPU",
-            )
-        if dev.index is not None and dev.index >= torch.cuda.device_count():
-            raise DeviceError(f"device '{name}' does not exist: {torch.cuda.device_count()} GPU(s) visible")
-    elif dev.type != "cpu":
-        raise DeviceError(f"device type '{dev.type}' is not supported", hint="use auto, cpu, cuda or cuda:N")
-    return dev
-
-
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
-    if precision == "auto":
-        if device.type == "cuda":
-            return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-        return torch.float32
-    return _DTYPES[precision]
 
 
 class VitMatteEngine(BatchingEngine):
@@ -330,7 +255,7 @@ class VitMatteEngine(BatchingEngine):
         with (
             torch.inference_mode(),
             torch.autocast(self.device.type, self.dtype, enabled=self.dtype != torch.float32),
-            _exact_fp32(self.dtype == torch.float32 and self.device.type == "cuda"),
+            exact_fp32(self.dtype == torch.float32 and self.device.type == "cuda"),
         ):
             alphas = self._forward_model(pixel_values=x).alphas
         if first:
@@ -356,7 +281,7 @@ class VitMatteEngine(BatchingEngine):
             try:
                 tickets.append(self.runner.submit(buf, self._infer, first=i, **meta))
             except Exception as exc:
-                if not _is_oom(exc):
+                if not is_oom(exc):
                     raise
                 oom = True
             if oom:
@@ -422,7 +347,9 @@ class VitMatteEngine(BatchingEngine):
                 for f, box, a in zip(group, boxes, alphas):
                     out[order[id(f)]] = paste(a, box, f.trimap)
             else:
-                out[order[id(payload.frame)]] = self._blend(payload)
+                out[order[id(payload.frame)]] = blend_tiles(
+                    payload, [a for t in payload.tickets for a in self.runner.wait(t)]
+                )
         return out  # type: ignore[return-value]
 
     # -- tiles ----------------------------------------------------------------------------------------------------
@@ -437,7 +364,7 @@ class VitMatteEngine(BatchingEngine):
             )
         return tile
 
-    def _launch_tiled(self, frame: Frame) -> _TiledFrame:
+    def _launch_tiled(self, frame: Frame) -> TiledFrame:
         h, w = frame.height, frame.width
         while True:
             tile = self._tile_for(h, w)
@@ -458,22 +385,7 @@ class VitMatteEngine(BatchingEngine):
                 self._auto_tile[(h, w)] = self._shrink_tile(h, w)
                 continue
             self.tiles_run += len(items)
-            return _TiledFrame(frame, boxes, tickets, tile, self.tile_overlap)
-
-    def _blend(self, job: _TiledFrame) -> np.ndarray:
-        """Feathered average of tile alphas → (H, W) float32; pixels no tile covered take the trimap's value."""
-        h, w = job.frame.height, job.frame.width
-        acc = np.zeros((h, w), np.float32)
-        wsum = np.zeros((h, w), np.float32)
-        alphas = [a for t in job.tickets for a in self.runner.wait(t)]
-        for (y0, x0, th, tw), a in zip(job.boxes, alphas):
-            wt = np.outer(feather(h, y0, th, h, job.overlap), feather(w, x0, tw, w, job.overlap))
-            acc[y0 : y0 + th, x0 : x0 + tw] += a * wt
-            wsum[y0 : y0 + th, x0 : x0 + tw] += wt
-        covered = wsum > 0
-        out = (job.frame.trimap == 255).astype(np.float32)
-        out[covered] = acc[covered] / wsum[covered]
-        return out
+            return TiledFrame(frame, boxes, tickets, tile, self.tile_overlap)
 
     # -- protocol extras ----------------------------------------------------------------------------------------
     def close(self) -> None:

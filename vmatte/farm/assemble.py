@@ -19,7 +19,8 @@ from vmatte.farm.manifest import file_entry
 from vmatte.frame import Frame
 
 if TYPE_CHECKING:
-    from vmatte.farm.chunked import Job, JobOutput
+    from vmatte.farm.chunked import Job
+    from vmatte.farm.outputs import JobOutput
 
 
 def assemble(

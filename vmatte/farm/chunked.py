@@ -47,6 +47,7 @@ from vmatte.farm.jobreport import (
     whole_clip_summary,
 )
 from vmatte.farm.manifest import Manifest, file_entry, fingerprint, verify_entry
+from vmatte.farm.outputs import INTRA_CODECS, REMUX_FORMATS, JobOutput, output_kind
 from vmatte.farm.plan import Chunk, Plan, plan_job
 from vmatte.io.atomic import temp_prefix
 from vmatte.pipeline.prepare import Prepared, prepare
@@ -54,48 +55,6 @@ from vmatte.pipeline.report import Report
 from vmatte.pipeline.runner import EngineSlot, render, reported
 
 ProgressFn = Callable[[dict[str, Any]], None]
-
-# FormatSpec names whose streams are intra-only (or start every segment with a key frame and never reorder),
-# so separately encoded segments concatenate into a valid stream by copying packets
-REMUX_FORMATS = frozenset({"prores4444", "ffv1", "png-mov", "qtrle"})
-# encoder names (cfg.codec overrides) known to be intra-only
-INTRA_CODECS = frozenset(
-    {
-        "prores_ks",
-        "prores_aw",
-        "prores",
-        "prores_videotoolbox",
-        "ffv1",
-        "png",
-        "qtrle",
-        "dnxhd",
-        "rawvideo",
-        "mjpeg",
-    }
-)
-
-
-@dataclass(frozen=True)
-class JobOutput:
-    """One output of a chunked job. kind: "sequence" (in place), "remux" (segments copied) or "encode"
-    (alpha segments + final encode)."""
-
-    index: int
-    cfg: OutputConfig
-    final: Path
-    kind: str
-    ext: str
-
-
-def _output_kind(cfg: OutputConfig) -> tuple[str, str]:
-    from vmatte.io.formats import format_for
-
-    spec = format_for(cfg)
-    if spec.kind == "sequence":
-        return "sequence", spec.ext
-    if spec.name in REMUX_FORMATS and (not cfg.codec or cfg.codec in INTRA_CODECS):
-        return "remux", spec.ext
-    return "encode", spec.ext
 
 
 @dataclass
@@ -139,7 +98,7 @@ class Job:
         else:
             selected = list(plan.chunks)
         outputs = [
-            JobOutput(i, cfg, final, *_output_kind(cfg))
+            JobOutput(i, cfg, final, *output_kind(cfg))
             for i, (cfg, final) in enumerate(zip(config.outputs, prep.outputs))
         ]
         manifest = Manifest(anchor=prep.outputs[0], fingerprint=fingerprint(config, prep.info))
@@ -186,22 +145,27 @@ class Job:
             )
         return outs
 
-    def chunk_files(self, chunk: Chunk) -> list[dict[str, Any]]:
-        """Checksummed records of every file ``chunk`` produced."""
+    def chunk_paths(self, chunk: Chunk) -> list[tuple[Path, dict[str, int]]]:
+        """Every file a render of ``chunk`` produces, with the fields its manifest record carries besides the
+        checksum (frame, output): sequence frames, intra video segments, then the alpha segment."""
         from vmatte.io.encode import frame_file
 
-        files = []
+        paths: list[tuple[Path, dict[str, int]]] = []
         for o in self.outputs:
             if o.kind == "sequence":
                 for i in range(chunk.start, chunk.end + 1):
-                    files.append(
-                        file_entry(frame_file(o.final, o.cfg.start_number + i), frame=i, output=o.index)
+                    paths.append(
+                        (frame_file(o.final, o.cfg.start_number + i), {"frame": i, "output": o.index})
                     )
             elif o.kind == "remux":
-                files.append(file_entry(self.segment_path(o, chunk), output=o.index))
+                paths.append((self.segment_path(o, chunk), {"output": o.index}))
         if self.needs_alpha:
-            files.append(file_entry(self.alpha_path(chunk)))
-        return files
+            paths.append((self.alpha_path(chunk), {}))
+        return paths
+
+    def chunk_files(self, chunk: Chunk) -> list[dict[str, Any]]:
+        """Checksummed records of every file ``chunk`` produced."""
+        return [file_entry(path, **fields) for path, fields in self.chunk_paths(chunk)]
 
     # -- checks ------------------------------------------------------------------------------------------
     def preflight(self, ours: bool) -> None:
@@ -317,20 +281,8 @@ class Job:
         """Remove hidden temp files a killed earlier attempt of this chunk left (writers' ``.NAME.vmatte-tmp-PID``
         siblings of this chunk's frame files and segments). Only this chunk's own names: another node may be
         writing another chunk into the same folder right now."""
-        from vmatte.io.encode import frame_file
-
-        finals: list[Path] = []
-        for o in self.outputs:
-            if o.kind == "sequence":
-                finals += [
-                    frame_file(o.final, o.cfg.start_number + i) for i in range(chunk.start, chunk.end + 1)
-                ]
-            elif o.kind == "remux":
-                finals.append(self.segment_path(o, chunk))
-        if self.needs_alpha:
-            finals.append(self.alpha_path(chunk))
         by_dir: dict[Path, set[str]] = {}
-        for f in finals:
+        for f, _ in self.chunk_paths(chunk):
             by_dir.setdefault(f.parent, set()).add(temp_prefix(f))
         for folder, prefixes in by_dir.items():
             if not folder.is_dir():
