@@ -167,3 +167,55 @@ def test_chunked_report_sums_reused_flows():
     chunk = {"frames": 5, "seconds": 1.0, "flows_computed": 2, "flows_reused": 6, "max_frames_held": 9}
     both = _combine_smoothing([chunk, dict(chunk, flows_reused=4)])
     assert both["flows_reused"] == 10 and both["flows_computed"] == 4
+
+
+def _subject_motion_reference(flow, m):
+    """subject_motion as first written (full-plane np.where per window): the optimised one must match it bit for
+    bit."""
+    import cv2
+
+    from vmatte.motion.flow import _FG_SUPPORT, _FG_WINDOWS
+
+    if not m.any():
+        return flow
+    out = flow.copy()
+    filled = m >= 0.999
+    weighted = flow * m[..., None]
+    for k in _FG_WINDOWS:
+        den = cv2.blur(m, (k, k))
+        num = cv2.blur(weighted, (k, k))
+        ok = (den > _FG_SUPPORT) & ~filled
+        np.divide(num, np.maximum(den, _FG_SUPPORT)[..., None], out=num)
+        out = np.where(ok[..., None], num, out)
+        filled |= ok
+    return out
+
+
+@pytest.mark.parametrize("case", ["blob", "small", "full", "empty", "speck"])
+def test_subject_motion_bit_identical_to_reference(case):
+    import cv2
+
+    from vmatte.motion.flow import subject_motion
+
+    rng = np.random.default_rng(7)
+    h, w = 180, 320
+    flow = rng.normal(0.0, 3.0, (h, w, 2)).astype(np.float32)
+    yy, xx = np.mgrid[:h, :w]
+    m = np.zeros((h, w), np.float32)
+    if case == "blob":  # soft-edged disc: all three windows take part
+        m = (((yy - 90) ** 2 + (xx - 160) ** 2) < 50**2).astype(np.float32)
+        m = cv2.resize(cv2.resize(m, (w // 3, h // 3), interpolation=cv2.INTER_AREA), (w, h))
+    elif case == "small":  # far corners have no support at any window: they keep the image flow
+        m[10:14, 10:14] = 1.0
+    elif case == "full":
+        m[:] = 1.0
+    elif case == "speck":  # support too thin for the small windows
+        m[90, 160] = 0.5
+    before = flow.copy()
+    got = subject_motion(flow, m)
+    ref = _subject_motion_reference(flow, m)
+    assert got.dtype == np.float32 and got.shape == flow.shape
+    assert np.array_equal(got, ref)
+    assert np.array_equal(flow, before)  # the input flow (possibly the shared store's) is not modified
+    if case == "blob":
+        assert not np.array_equal(got, flow)  # the case does exercise the replacement

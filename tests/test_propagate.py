@@ -417,3 +417,31 @@ def test_colour_model_recovers_where_flow_fails(tmp_path):
     assert iou_flow < 0.8  # the flow alone really fails here (measured 0.75)
     assert iou_colour >= iou_flow + 0.1  # measured 0.91
     assert hard_colour <= hard_flow / 2  # measured 185 vs 921 wrong definite pixels
+
+
+@pytest.mark.parametrize("full_size", [(64, 36), (200, 113)])
+def test_result_store_full_matches_reference(full_size):
+    """ResultStore.full builds the trimap with OpenCV from a 0/255 mask: equal, bit for bit, to the boolean
+    version it replaced (np.where on the mask, unknown where the upsampled unknown map is above 0)."""
+    import cv2
+
+    from vmatte.propagate.store import ResultStore
+
+    rng = np.random.default_rng(3)
+    store = ResultStore((64, 36), full_size)
+    p = rng.integers(0, 256, (36, 64)).astype(np.uint8)
+    p[:, :20] = 128  # exactly at the threshold
+    unknown = rng.random((36, 64)) < 0.1
+    store.put(5, p, unknown, 0.5)
+    tri, mask = store.full(5)
+    pu = cv2.resize(p, full_size, interpolation=cv2.INTER_LINEAR) if full_size != (64, 36) else p
+    uu = unknown
+    if full_size != (64, 36):
+        uu = cv2.resize(unknown.astype(np.uint8) * 255, full_size, interpolation=cv2.INTER_LINEAR) > 0
+    ref_mask = pu >= 128
+    ref_tri = np.where(ref_mask, 255, 0).astype(np.uint8)
+    ref_tri[uu] = 128
+    assert tri.dtype == np.uint8 and mask.dtype == np.uint8
+    assert np.array_equal(tri, ref_tri)
+    assert np.array_equal(mask, ref_mask.astype(np.uint8) * 255)
+    assert {0, 128, 255} == set(np.unique(tri).tolist())

@@ -175,10 +175,15 @@ def subject_motion(flow: np.ndarray, m: np.ndarray) -> np.ndarray:
     weighted = flow * m[..., None]
     for k in _FG_WINDOWS:
         den = cv2.blur(m, (k, k))
+        ok = den > _FG_SUPPORT
+        ok &= ~filled
+        if not ok.any():
+            continue
         num = cv2.blur(weighted, (k, k))
-        ok = (den > _FG_SUPPORT) & ~filled
-        # np.where on whole planes: boolean fancy indexing of (h, w, 2) arrays was the slow part
-        np.divide(num, np.maximum(den, _FG_SUPPORT)[..., None], out=num)
-        out = np.where(ok[..., None], num, out)
+        np.divide(num, np.maximum(den, _FG_SUPPORT, out=den)[..., None], out=num)
+        # copy where ok, in place: numpy's where= / np.where on (h, w, 2) planes were most of the cost
+        out = cv2.copyTo(num, ok.view(np.uint8), out)
         filled |= ok
+        if filled.all():
+            break  # larger windows would change nothing
     return out

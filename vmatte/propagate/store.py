@@ -21,6 +21,8 @@ import numpy as np
 
 from vmatte.frame import TRIMAP_BG, TRIMAP_FG, TRIMAP_UNKNOWN
 
+assert (TRIMAP_BG, TRIMAP_FG) == (0, 255)  # ResultStore.full builds the trimap from a 0/255 mask
+
 _PNG = [cv2.IMWRITE_PNG_COMPRESSION, 1]
 
 
@@ -95,14 +97,16 @@ class ResultStore:
         """(trimap (H, W) uint8 {0, 128, 255}, mask (H, W) uint8 {0, 255}) at the clip's size: probability and
         unknown map upsampled bilinearly, the mask at probability 0.5, unknown wherever any upsampled unknown
         value is above 0 (the band never narrows by the upsampling)."""
-        p, unk = self.work_result(t)
+        c = self.frames[t]
+        p, unk = unpack(c.prob), unpack(c.unknown)  # unknown stored as uint8 {0, 255}
         if self.full_size != self.work:
             p = cv2.resize(p, self.full_size, interpolation=cv2.INTER_LINEAR)
-            unk = cv2.resize(unk.astype(np.uint8) * 255, self.full_size, interpolation=cv2.INTER_LINEAR) > 0
-        mask = p >= 128
-        tri = np.where(mask, TRIMAP_FG, TRIMAP_BG).astype(np.uint8)
-        tri[unk] = TRIMAP_UNKNOWN
-        return tri, mask.astype(np.uint8) * 255
+            unk = cv2.resize(unk, self.full_size, interpolation=cv2.INTER_LINEAR)
+        # uint8 {0, 255} = {TRIMAP_BG, TRIMAP_FG} where p >= 128, without bool / int64 full-frame temporaries
+        mask = cv2.compare(p, 128, cv2.CMP_GE)
+        tri = mask.copy()
+        tri[unk > 0] = TRIMAP_UNKNOWN
+        return tri, mask
 
 
 class Scratch:

@@ -11,6 +11,8 @@ import numpy as np
 
 from vmatte.frame import TRIMAP_BG, TRIMAP_FG, TRIMAP_UNKNOWN
 
+assert (TRIMAP_BG, TRIMAP_FG) == (0, 255)  # mask_to_trimap starts from a 0/255 mask
+
 
 def band_radius_px(fraction: float, width: int, height: int) -> float:
     """A band half-width given as a fraction of the short side → pixels at this size (at least 1 px)."""
@@ -43,7 +45,8 @@ def mask_to_trimap(mask: np.ndarray, radius_px: float, keep_thin: bool = False) 
     """
     d = signed_distance(mask)
     # boundary sits between the last inside pixel (d >= 1) and the first outside one (d <= -1)
-    out = np.where(d > 0, TRIMAP_FG, TRIMAP_BG).astype(np.uint8)
+    # uint8 {0, 255} = {TRIMAP_BG, TRIMAP_FG}: one pass, no bool / int64 full-frame temporaries
+    out = cv2.compare(d, 0.0, cv2.CMP_GT)
     band = np.abs(d) <= radius_px
     if keep_thin:
         m = (mask > 0).astype(np.uint8)
