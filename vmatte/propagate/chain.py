@@ -111,7 +111,7 @@ class Motion:
         return p, r
 
 
-_LOST = 0.1  # chain reliability below which the carried label is no evidence any more
+_LOST = 0.3  # chain reliability below which the carried label is no evidence any more
 _TRACKED = 0.5  # this step's flow consistency a pixel needs to count as tracked again
 _GHOST_R = 0.5  # reliability a released pixel's background label gets
 _MIN_BG = 64  # reliable background pixels needed to estimate the background's motion
