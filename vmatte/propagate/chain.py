@@ -88,13 +88,14 @@ class Warps(Protocol):
 @dataclass(frozen=True)
 class Motion:
     """How a chain carries its state one frame: ``flow`` (warp, warp_layer), the foreground-layer
-    radius in work px (0 = plain warps), and the keypoint fallback (None = off) with its trigger in grey
-    levels."""
+    radius in work px (0 = plain warps), the keypoint fallback (None = off) with its trigger in grey
+    levels, and the ghost release's motion tolerance in work px (0 = off, see :func:`release_ghost`)."""
 
     flow: Warps
     layer_px: float
     keypoints: KeypointMotion | None
     keypoint_fail: float
+    ghost_px: float = 0.0
 
     def step(self, p, r, to_src, c, g_src, g_dst) -> tuple[np.ndarray, np.ndarray]:
         """(p, r) on the source frame's grid → on the destination's: ``to_src`` the flow dst→src on dst's grid,
@@ -105,7 +106,44 @@ class Motion:
         if self.keypoints is not None and g_src is not None:
             g_fl = self.flow.warp(g_src, to_src)
             p, r = carry(self.keypoints, g_src, g_dst, p0, r0, p, r, g_fl, self.keypoint_fail)
+        if self.ghost_px > 0:
+            p, r = release_ghost(p, r, to_src, c, self.ghost_px)
         return p, r
+
+
+_LOST = 0.3  # chain reliability below which the carried label is no evidence any more
+_TRACKED = 0.5  # this step's flow consistency a pixel needs to count as tracked again
+_GHOST_R = 0.5  # reliability a released pixel's background label gets
+_MIN_BG = 64  # reliable background pixels needed to estimate the background's motion
+
+
+def release_ghost(
+    p: np.ndarray, r: np.ndarray, to_src: np.ndarray, c: np.ndarray, tol_px: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Background the subject uncovered, where the chain left a ghost of the subject: (p, r) → (p, r).
+
+    When the subject moves off static background (judo: arms coming down in front of a wall), the flow over the
+    uncovered pixels soon is the background's (~0), so the warp keeps the subject's old probability there while
+    the forward-backward check has zeroed the reliability, which never recovers (it is a product along the
+    chain): the ghost of the keyframe's pose stays at p ~ 1, r ~ 0, and colour, the graph cut and the matting
+    fill it with whatever lies behind (a poster, a bicycle). A pixel whose chain is lost (``r`` < _LOST) but
+    whose flow this step is consistent again (``c`` > _TRACKED) and moves like the background (within
+    ``tol_px`` of the median motion of the reliable background) is background: p → 0, r → _GHOST_R.
+
+    p, r: (h, w) float32 [0, 1] after this step's warp (destination grid); to_src: (h, w, 2) float32 flow
+    dst→src in work px; c: (h, w) float32 its consistency in [0, 1]; tol_px in work px."""
+    lost = (r < _LOST) & (p > 0.05) & (c > _TRACKED)
+    if not lost.any():
+        return p, r
+    bg = (p < 0.05) & (r > 0.5) & (c > _TRACKED)
+    if bg.sum() < _MIN_BG:
+        return p, r
+    v_bg = np.median(to_src[bg], axis=0)
+    dv = to_src - v_bg
+    ghost = lost & (dv[..., 0] * dv[..., 0] + dv[..., 1] * dv[..., 1] < tol_px * tol_px)
+    if not ghost.any():
+        return p, r
+    return np.where(ghost, 0.0, p).astype(np.float32), np.where(ghost, _GHOST_R, r).astype(np.float32)
 
 
 class Chains:

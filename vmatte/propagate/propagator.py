@@ -190,7 +190,9 @@ class Propagator:
         keypoints = KeypointMotion() if tune.keypoint_motion > 0 else None
         return Chains(
             Span(self.lo, self.hi, self.start, self.end, frozenset(self.kf_in)),
-            Motion(flow, self.layer_r, keypoints, tune.keypoint_motion),
+            Motion(
+                flow, self.layer_r, keypoints, tune.keypoint_motion, tune.ghost_motion * min(self.ww, self.wh)
+            ),
             self._kf_prob,
             colours,
             Blender(cfg, tune, (self.ww, self.wh), band, colours),
