@@ -7,6 +7,7 @@ the foreground once per frame for all outputs) and timed on its own in a separat
 
 Usage: python scripts/bench_encoders.py [--frames 20] [--size 1920x1080] [--presets a,b] [--json /tmp/enc.json]
        python scripts/bench_encoders.py --prores-layouts [--rounds 3] [--frames 12]
+       python scripts/bench_encoders.py --prores-quant [--clip real.mp4] [--frames 12]
 Outputs go to a temporary folder under /tmp and are deleted.
 
 ``--prores-layouts`` times the default ProRes 4444 writer three ways, interleaved round by round so machine
@@ -16,6 +17,11 @@ encoder + PyAV's default threaded swscale in the writer's thread: corrupts alpha
 single-threaded swscale on up to 4 frames side by side: the shipped layout). Reports wall fps, CPU seconds
 per frame (getrusage: all threads of this process) and the writer thread's own CPU seconds per frame
 (time.thread_time: the serial part, which bounds throughput on a many-core host whatever the load here).
+
+``--prores-quant`` compares the shipped ProRes 4444 writer (prores_ks at a fixed quantiser 1) with prores_ks's
+own per-slice quantiser search (what any rate option such as ``quant_mat`` selects), one encoder thread each:
+CPU seconds per frame, MB per frame, and whether the decoded frames are identical. ``--clip`` takes real
+footage (every 10th frame, scaled to ``--size``; alpha is a synthetic soft disc) instead of the synthetic scene.
 """
 
 from __future__ import annotations
@@ -157,9 +163,62 @@ def bench_prores_layouts(pool, n: int, info: ClipInfo, tmp: Path, threads: int, 
     }
 
 
+def real_frames(clip: Path, w: int, h: int, n: int) -> list:
+    """Every 10th frame of ``clip`` as (rgb (h, w, 3) uint8, alpha (h, w) float32 0..1), n at most."""
+    import av
+    import cv2
+
+    out = []
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+    with av.open(str(clip)) as c:
+        for i, f in enumerate(c.decode(video=0)):
+            if i % 10:
+                continue
+            rgb = cv2.resize(f.to_ndarray(format="rgb24"), (w, h), interpolation=cv2.INTER_AREA)
+            a = np.clip((0.3 * h - np.hypot(xx - w / 2 - 3 * i, yy - h / 2)) / 25.0, 0, 1)
+            out.append((np.ascontiguousarray(rgb), a.astype(np.float32)))
+            if len(out) == n:
+                break
+    return out
+
+
+def bench_prores_quant(pool, n: int, info: ClipInfo, tmp: Path) -> dict:
+    """{variant: {"cpu_s_per_frame", "mb_per_frame"}} + {"decoded_identical": bool} (see module doc)."""
+    import resource
+
+    import av
+
+    from vmatte.io.config import OutputConfig
+
+    res: dict = {}
+    decoded = {}
+    for name, options in (
+        ("fixed quantiser (shipped)", {}),
+        ("prores_ks rate control", {"quant_mat": "auto"}),
+    ):
+        path = tmp / f"quant-{len(res)}.mov"
+        w = open_writer(OutputConfig(path=str(path), decontaminate=False, options=options), info, threads=1)
+        ru0 = resource.getrusage(resource.RUSAGE_SELF)
+        for i in range(n):
+            rgb, a = pool[i % len(pool)]
+            w.write(Frame(index=i, pts=i, time_base=info.time_base, rgb=rgb, alpha=a))
+        w.close()
+        ru1 = resource.getrusage(resource.RUSAGE_SELF)
+        cpu = (ru1.ru_utime - ru0.ru_utime) + (ru1.ru_stime - ru0.ru_stime)
+        res[name] = {"cpu_s_per_frame": cpu / n, "mb_per_frame": path.stat().st_size / n / 1e6}
+        with av.open(str(path)) as c:
+            decoded[name] = [f.to_ndarray(format="rgba64le") for f in c.decode(video=0)]
+        path.unlink()
+    a, b = decoded.values()
+    res["decoded_identical"] = len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+    return res
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--prores-layouts", action="store_true", help="time ProRes single/old/new layouts only")
+    ap.add_argument("--prores-quant", action="store_true", help="fixed quantiser vs prores_ks rate control")
+    ap.add_argument("--clip", type=Path, default=None, help="real footage for --prores-quant")
     ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds for --prores-layouts")
     ap.add_argument("--frames", type=int, default=20)
     ap.add_argument("--size", default="1920x1080")
@@ -174,7 +233,7 @@ def main(argv=None) -> int:
     for p in names:
         if p not in known:
             ap.error(f"unknown preset {p!r}; known: {', '.join(known)}")
-    pool = make_frames(w, h)
+    pool = real_frames(args.clip, w, h, args.frames) if args.clip else make_frames(w, h)
     info = ClipInfo(
         path="/tmp/vmatte-bench-input.mov",
         kind="video",
@@ -185,6 +244,22 @@ def main(argv=None) -> int:
         rate=Fraction(24),
     )
     tmp = Path(tempfile.mkdtemp(prefix="vmatte-bench-enc-", dir="/tmp"))
+    if args.prores_quant:
+        try:
+            res = bench_prores_quant(pool, args.frames, info, tmp)
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        print(
+            f"\nProRes 4444 at {w}x{h}, {args.frames} frames, 1 encoder thread ({args.clip or 'synthetic'})"
+        )
+        print(f"{'variant':<28} {'CPU s/frame':>12} {'MB/frame':>9}")
+        for k, v in res.items():
+            if isinstance(v, dict):
+                print(f"{k:<28} {v['cpu_s_per_frame']:>12.3f} {v['mb_per_frame']:>9.2f}")
+        print(f"decoded frames identical: {res['decoded_identical']}")
+        if args.json:
+            args.json.write_text(json.dumps(res, indent=2))
+        return 0
     if args.prores_layouts:
         try:
             res = bench_prores_layouts(pool, args.frames, info, tmp, threads, args.rounds)

@@ -109,6 +109,30 @@ def test_default_prores_alpha_exact_at_every_width(tmp_path, h):
         path.unlink()
 
 
+@pytest.mark.parametrize(("w", "h"), [(101, 17), (322, 34), (854, 48)])
+def test_prores_fixed_quantiser_decodes_like_rate_control(tmp_path, w, h):
+    """The default ProRes writer skips prores_ks's per-slice quantiser search (quantiser 1): the decoded frames
+    (colour and alpha, random full-range colour: the hardest case for the search) are those of prores_ks's own
+    rate control, which a user's rate option (here quant_mat=auto, its default) keeps."""
+    import av
+
+    from vmatte.io.formats import FORMATS
+    from vmatte.io.writers.video import codec_options
+
+    fixed, searched = tmp_path / "fixed.mov", tmp_path / "searched.mov"
+    _write(OutputConfig(path=str(fixed), decontaminate=False), w, h, threads=1)
+    user = OutputConfig(path=str(searched), decontaminate=False, options={"quant_mat": "auto"})
+    assert "global_quality" not in codec_options(FORMATS["prores4444"], user)
+    assert codec_options(FORMATS["prores4444"], OutputConfig(path="x.mov"))["flags"] == "+qscale"
+    _write(user, w, h, threads=1)
+    decoded = []
+    for path in (fixed, searched):
+        with av.open(str(path)) as c:
+            decoded.append([f.to_ndarray(format="rgba64le") for f in c.decode(video=0)])
+    assert len(decoded[0]) == len(decoded[1]) == N
+    assert all(np.array_equal(a, b) for a, b in zip(*decoded))
+
+
 @pytest.mark.parametrize(
     ("fmt", "ext", "margin"),
     [("qtrle", ".mov", 0), ("png-mov", ".mov", 0), ("ffv1", ".mkv", 0), ("vp9", ".webm", 4)],
