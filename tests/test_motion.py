@@ -97,8 +97,8 @@ def test_smoother_reuses_the_feedback_flows_and_results_do_not_change(rigid):
     assert alone.stats()["flows_computed"] == 40 and alone.stats()["flows_reused"] == 0
     assert other.stats()["flows_reused"] == 0
     assert prop.motion.dis_calls == 40  # main pass: 2 DIS per frame pair instead of 4
-    # bounded: a few greys and pairs, whatever the clip length
-    assert len(prop.motion._grays) <= 8 and len(prop.motion._pairs) <= 4
+    # bounded: greys and pairs for the longest feedback lag (8: 11 and 9), whatever the clip length
+    assert len(prop.motion._grays) <= 11 and len(prop.motion._pairs) <= 9
     assert all(m.cut is False for m in carried)
 
 
@@ -219,3 +219,43 @@ def test_subject_motion_bit_identical_to_reference(case):
     assert np.array_equal(flow, before)  # the input flow (possibly the shared store's) is not modified
     if case == "blob":
         assert not np.array_equal(got, flow)  # the case does exercise the replacement
+
+
+def test_flows_between_composes_adjacent_pairs_once():
+    """Feedback from an older matte (an engine batch) composes the adjacent pairs the smoother needs anyway:
+    DIS runs once per adjacent pair, the composed flow follows a translating texture, and without the grey
+    frames in between the store falls back to one direct pair."""
+    import cv2
+
+    from vmatte.frame import Frame
+    from vmatte.motion.shared import MotionStore
+
+    rng = np.random.default_rng(3)
+    tex = cv2.GaussianBlur(rng.integers(0, 256, (200, 260), dtype=np.uint8), (0, 0), 2.0)
+    frames = [
+        Frame(t, t, None, np.dstack([tex[20:116, 30 + 3 * t : 158 + 3 * t]] * 3)) for t in range(5)
+    ]  # the view pans 3 px right per frame: what is at x on frame t is at x + 3(t - s) on frame s
+    store = MotionStore(FlowConfig(), grays=8, pairs=8)
+    grays = [store.gray(f) for f in frames]
+    ts, st = store.flows_between(4, grays[4], 1, grays[1])
+    assert store.dis_calls == 6  # pairs (4,3), (3,2), (2,1), two directions each
+    inner = (slice(16, -16), slice(24, -24))
+    scale = grays[0].shape[1] / 128  # working px per frame px
+    assert abs(float(np.median(ts[inner][..., 0])) - 9 * scale) < 0.5 * scale
+    assert abs(float(np.median(st[inner][..., 0])) + 9 * scale) < 0.5 * scale
+    # the smoother's adjacent pairs now come from the store
+    store.flows(3, grays[3], 4, grays[4])
+    assert store.dis_calls == 6 and store.reused >= 2
+    # composition is the explicit one
+    warp = store.flow_pair(grays[0].shape[1], grays[0].shape[0]).warp
+    a43, _, _ = store.flows(4, grays[4], 3, grays[3])
+    a32, _, _ = store.flows(3, grays[3], 2, grays[2])
+    a21, _, _ = store.flows(2, grays[2], 1, grays[1])
+    a42 = a43 + warp(a32, a43)
+    assert np.allclose(ts, a42 + warp(a21, a42), atol=1e-5)
+    # a store that never saw the frames in between: one direct pair
+    other = MotionStore(FlowConfig())
+    other.flows_between(4, grays[4], 1, grays[1])
+    assert other.dis_calls == 2
+    store.close()
+    other.close()

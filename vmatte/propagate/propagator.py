@@ -154,7 +154,10 @@ class Propagator:
         self.prepared = False
         self._flow: FlowPair | None = None
         # main pass: grey frames and frame-pair flows shared by alpha feedback and the smoother (bounded)
-        self.motion = MotionStore(self.flow_cfg)
+        # (feedback composes the adjacent pairs up to max_feedback_lag frames back: keep that many, at most
+        # 16 (~60 MB at 640x360); a longer lag falls back to one direct pair)
+        lag = min(self.cfg.max_feedback_lag, 16)
+        self.motion = MotionStore(self.flow_cfg, grays=max(8, lag + 3), pairs=max(4, lag + 1))
         self.cuts_decided = False  # the pass decided every frame's scene cut (see push)
         self._fb: Observed | None = None  # latest observed alpha for feedback
         self.feedback_pixels = 0
@@ -308,6 +311,8 @@ class Propagator:
         t = frame.index
         tri, _mask, conf = self.result(t)
         is_kf = t in self.keyframes
+        if self.cfg.use_alpha_feedback:
+            self.motion.gray(frame)  # every frame's grey is kept: later feedback composes flows through it
         if not is_kf and self.cfg.use_alpha_feedback and self._fb is not None:
             tri = self._apply_feedback(frame, tri)
         self.timings["push_s"] += time.perf_counter() - t0
@@ -339,8 +344,8 @@ class Propagator:
         tf = time.perf_counter()
         flow = self.motion.flow_pair(self.ww, self.wh)
         gray = self.motion.gray(frame)
-        # t→s and s→t: when s = t - 1 the smoother needs the same pair and takes it from the store
-        ts, st, _ = self.motion.flows(t, gray, fb.index, fb.gray)
+        # t→s and s→t from adjacent pairs only (composed when s < t - 1): the smoother takes the same pairs
+        ts, st = self.motion.flows_between(t, gray, fb.index, fb.gray)
         c_ts = flow.consistency(ts, st)
         # alpha of s sampled along flow t→s lands on t's grid; c_ts says where that flow is trustworthy
         alpha_s = fb.alpha.astype(np.float32) / 255.0
