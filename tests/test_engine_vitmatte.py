@@ -9,16 +9,14 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from vmatte.engine import EngineConfig, load_engine  # noqa: E402
+from engine_helpers import make_vitmatte  # noqa: E402
+
 from vmatte.engine.base import clamp_to_trimap  # noqa: E402
 from vmatte.engine.tiling import feather, tile_starts  # noqa: E402
-from vmatte.engine.vitmatte import VitMatteEngine, preprocess  # noqa: E402
-from vmatte.engine.weights import WeightsSource, load_model  # noqa: E402
+from vmatte.engine.vitmatte import preprocess  # noqa: E402
 from vmatte.errors import OutOfMemory  # noqa: E402
 from vmatte.frame import Frame  # noqa: E402
 from vmatte.testing import Scene  # noqa: E402
-
-ENGINE_CONSTANTS = ("tile_overlap", "attention", "crop_margin")  # VitMatteEngine arguments, not EngineConfig
 
 
 def _trimap(alpha: np.ndarray, band: int = 0) -> np.ndarray:
@@ -48,15 +46,7 @@ def _run(engine, frames: list[Frame]) -> list[Frame]:
 def _engine(model_dir, **kw):
     kw.setdefault("device", "cpu")
     kw.setdefault("precision", "fp32")
-    kw.setdefault(
-        "crop_threshold", 0.0
-    )  # whole frames: these tests compare with transformers' full-frame path
-    const = {k: kw.pop(k) for k in ENGINE_CONSTANTS if k in kw}
-    if not const:
-        return load_engine(EngineConfig(name="vitmatte", model=str(model_dir), **kw))
-    # built-in constants in runs, not config options: only the engine's constructor still takes them
-    source = WeightsSource("dir", str(model_dir), str(model_dir))
-    return VitMatteEngine(load_model(source), **kw, **const)
+    return make_vitmatte(model_dir, **kw)
 
 
 @pytest.fixture(scope="module")

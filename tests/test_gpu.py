@@ -17,7 +17,8 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from vmatte.engine import EngineConfig, load_engine  # noqa: E402
+from engine_helpers import make_vitmatte  # noqa: E402
+
 from vmatte.frame import Frame  # noqa: E402
 from vmatte.testing import Scene  # noqa: E402
 
@@ -57,16 +58,7 @@ def _run(engine, frames):
 
 def _engine(model_dir, **kw):
     kw.setdefault("device", DEVICE)
-    kw.setdefault("crop_threshold", 0.0)
-    const = {k: kw.pop(k) for k in ("tile_overlap", "attention", "crop_margin") if k in kw}
-    if not const:
-        return load_engine(EngineConfig(name="vitmatte", model=str(model_dir), **kw))
-    # built-in constants in runs, not config options: only the engine's constructor still takes them
-    from vmatte.engine.vitmatte import VitMatteEngine
-    from vmatte.engine.weights import WeightsSource, load_model
-
-    source = WeightsSource("dir", str(model_dir), str(model_dir))
-    return VitMatteEngine(load_model(source), **kw, **const)
+    return make_vitmatte(model_dir, **kw)
 
 
 @pytest.fixture(scope="module")
