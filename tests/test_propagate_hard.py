@@ -194,3 +194,43 @@ def test_the_pass_threads_import_nothing_for_the_first_time():
     r = subprocess.run([sys.executable, "-c", _NEW_MODULES], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == "[]"
+
+
+def test_colour_alone_does_not_make_a_definite_body():
+    """Where the flow is unreliable the colour models pull a region of the subject's colour into the mask;
+    the inner band limit may make that definite only where the chains themselves lean foreground (core_flow):
+    an attached region the chains call background stays unknown, the chains' own body is still decided."""
+    from dataclasses import replace
+
+    from vmatte.propagate.blend import Band, Blender, Direction
+    from vmatte.propagate.colour import ColourModel
+    from vmatte.propagate.tuning import TUNING
+
+    ww, wh = 160, 100
+    yy, xx = np.mgrid[0:wh, 0:ww]
+    body = (xx - 55) ** 2 + (yy - 50) ** 2 <= 30**2  # the chains' subject
+    other = (xx >= 80) & (xx < 140) & (yy >= 20) & (yy < 80) & ~body  # attached, of the subject's colour
+    p = np.where(body, 1.0, 0.2 * other).astype(np.float32)
+    r = np.full((wh, ww), 0.2, np.float32)  # the flow failed: nothing is reliable (rel < 0.3)
+
+    class AllForeground:  # the colour models: every pixel looks like the subject
+        def prob(self, model, bins, sel):
+            return np.full(int(sel.sum()), 0.95, np.float32)
+
+    cfg = PropagateConfig(graph_cut=0.0, snap=False)
+    model = ColourModel(lut=None, local=None, accuracy=0.9)
+    band = Band(2.0, 8.0, 0.025 * wh)
+    deep_other = other & (xx >= 100) & (xx < 125) & (yy >= 35) & (yy < 65)
+    deep_body = (xx - 55) ** 2 + (yy - 50) ** 2 <= 15**2
+    results = {}
+    for core_flow in (0.0, TUNING.core_flow):
+        # a colour zone wide enough to reach the whole attached region
+        tune = replace(TUNING, core_flow=core_flow, color_zone=0.45)
+        blender = Blender(cfg, tune, (ww, wh), band, AllForeground())
+        fwd, bwd = Direction(p, r, 1.0), Direction(p, r, 1.0)
+        b = blender.blend(np.zeros((wh, ww), np.uint8), fwd, bwd, np.zeros((wh, ww), np.uint16), model)
+        assert (b.p[deep_other] >= 0.5).all()  # colour pulled the region into the mask either way
+        results[core_flow] = b.unknown
+    assert not results[0.0][deep_other].any()  # colour alone: definite foreground (the leak)
+    assert results[TUNING.core_flow][deep_other].all()  # now: left to the engine
+    assert not results[TUNING.core_flow][deep_body].any()  # the chains' body stays decided

@@ -83,6 +83,7 @@ class Blender:
         p_plain = (tw_f * pf + tw_b * pb) / max(tw, 1e-6)
         p = np.where(wsum > 1e-3, (wf * pf + wb * pb) / np.maximum(wsum, 1e-6), p_plain)
         rel = wsum / max(tw, 1e-6)  # reliability in [0, 1]
+        p_chain = p  # what the chains say, before colour speaks
         pc = None  # colour P(foreground) over the zone, when the colour models speak
         lam = 0.0
         if model is not None and bins is not None:
@@ -147,7 +148,8 @@ class Blender:
             # the body is decided only where some evidence backs it: a reliable direction or the colour models
             backed = rel > 0.3
             if pc is not None:
-                backed |= np.nan_to_num(pc, nan=0.0) > 0.6
+                # ... where the chains lean that way too (core_flow): see Tuning
+                backed |= (np.nan_to_num(pc, nan=0.0) > 0.6) & (p_chain >= tune.core_flow)
             unknown &= ~((d > self._inner_reach(d)) & backed)
             # two reliable directions that contradict each other (keyframes that disagree) stay unknown
             unknown |= near & both & (rf > 0.5) & (rb > 0.5) & (gap > 0.5)
