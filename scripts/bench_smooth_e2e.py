@@ -26,6 +26,8 @@ Measured again 2026-12-05 (main, soft band off): SAD 1.85x, MSE 4.20x, Grad 2.78
 changes for fast motion on real footage (graph cut, inner band limit): on dim0/dim6/dim8 SAD 2.12x before
 them -> 2.89x; without the inner band limit 2.36x, without its colour backing 2.50x, without the graph cut
 2.50x, but DAVIS parkour 0-20 (keys 0/10/20, classic) then loses J 0.889 -> 0.826 / 0.866 / 0.882.
+With colour backing a definite body only where the chains lean foreground (Tuning.core_flow, same day): mean of
+11 SAD 1.67x, MSE 3.50x, Grad 2.36x, dtSSD 1.40x, coverage 0.447, keyframe IoU 0.982, smoothing -1.8 % dtSSD.
 Work files go under /tmp/vmatte-bench/e2e (never the repo). Skips cleanly when the shared data is absent.
 """
 
