@@ -234,3 +234,80 @@ def test_colour_alone_does_not_make_a_definite_body():
     assert not results[0.0][deep_other].any()  # colour alone: definite foreground (the leak)
     assert results[TUNING.core_flow][deep_other].all()  # now: left to the engine
     assert not results[TUNING.core_flow][deep_body].any()  # the chains' body stays decided
+
+
+def _sliding_box_scene(n: int, v_bg: float, v_fg: float):
+    """A faintly textured light box moving right at ``v_fg`` px/frame over a textured background that slides
+    left at ``v_bg``: the two motions meet at the box's edge, where DIS blends them. (frames, masks)"""
+    bg_t = _noise(H, W + 200, 1)
+    fg_t = _noise(H, W, 2, cell=8)
+    yy, xx = np.mgrid[0:H, 0:W]
+    frames, masks = [], []
+    for t in range(n):
+        b = bg_t[:, int(100 - v_bg * t) :][:, :W]
+        img = np.dstack([60 + 120 * b, 90 + 100 * b, 120 + 90 * b])
+        m = (np.abs(xx - (120 + v_fg * t)) < 50) & (np.abs(yy - 100) < 60)
+        ft = np.roll(fg_t, int(v_fg * t), axis=1)
+        img[m] = np.dstack([200 + 5 * ft, 190 + 5 * ft, 170 + 5 * ft])[m]
+        frames.append(np.clip(img, 0, 255).astype(np.uint8))
+        masks.append(m.astype(np.uint8) * 255)
+    return frames, masks
+
+
+def test_rigid_subject_edge_follows_its_own_motion(tmp_path):
+    """Where a subject and the background move in opposite directions the flow at the subject's edge is a blend
+    of both, and the warped mask edge smears: the foreground-layer motion (Tuning.layer_radius, gated by
+    layer_coherence) carries the edge with the subject's own motion. Measured: mean IoU 0.992 -> 1.000,
+    pixels unknown or wrongly definite per frame 3586 -> 1416."""
+    from dataclasses import replace
+
+    from vmatte.propagate.tuning import TUNING
+
+    frames, masks = _sliding_box_scene(13, 6.0, 8.0)
+    fd, md = _write(tmp_path, frames, {0: masks[0], 12: masks[12]})
+    clip = open_clip(fd)
+    scores = {}
+    for name, tune in (("raw", replace(TUNING, layer_radius=0.0)), ("layer", TUNING)):
+        prop = Propagator(clip, load_keyframes(md, clip.info), PropagateConfig(), tuning=tune)
+        prop.prepare()
+        ious, cost = [], []
+        for t in range(1, 12):
+            tri, mask, _ = prop.result(t)
+            gt = masks[t] > 0
+            ious.append(_iou(mask, masks[t]))
+            cost.append(int(((tri == 255) & ~gt).sum() + ((tri == 0) & gt).sum() + (tri == 128).sum()))
+        scores[name] = (min(ious), float(np.mean(cost)))
+    assert scores["layer"][0] > 0.995, scores
+    assert scores["layer"][1] < 0.6 * scores["raw"][1], scores
+
+
+def test_layer_flow_extends_only_coherent_motion():
+    """FlowPair.layer_flow: outside a rigid subject the flow becomes the subject's; next to a part that moves
+    unlike the rest (a limb) the interior motions spread and, with a coherence limit, the raw flow stays."""
+    from vmatte.motion.flow import FlowPair
+
+    h, w = 120, 320
+    yy, xx = np.mgrid[0:h, 0:w]
+    subject = (np.abs(xx - 160) < 100) & (np.abs(yy - 60) < 40)
+    raw = np.zeros((h, w, 2), np.float32)  # the background's flow: still
+    raw[subject] = (3.0, 0.0)
+    c = np.ones((h, w), np.float32)
+    pair = FlowPair("medium", w, h)
+    try:
+        ext = pair.layer_flow(subject.astype(np.float32), raw, c, 6.0, coherence=0.15)
+        ring = (np.abs(xx - 160) < 104) & (np.abs(yy - 60) < 44) & ~subject
+        assert np.allclose(ext[ring], (3.0, 0.0), atol=0.05)  # the subject's motion carried past its edge
+        core = (np.abs(xx - 160) < 93) & (np.abs(yy - 60) < 33)  # farther than the radius from the edge
+        assert np.array_equal(ext[core], raw[core])  # the interior keeps its own flow
+        # the right half of the subject moves the other way: near where the halves meet the motion is not
+        # coherent and the raw flow stays; far from it each half's own motion is carried out
+        raw2 = raw.copy()
+        raw2[subject & (xx >= 160)] = (-3.0, 0.0)
+        ext2 = pair.layer_flow(subject.astype(np.float32), raw2, c, 6.0, coherence=0.15)
+        seam = ring & (np.abs(xx - 160) < 4)
+        assert np.array_equal(ext2[seam], raw2[seam])
+        assert np.allclose(ext2[ring & (xx < 63)], (3.0, 0.0), atol=0.05)
+        ext3 = pair.layer_flow(subject.astype(np.float32), raw2, c, 6.0, coherence=0.0)
+        assert not np.array_equal(ext3[seam], raw2[seam])  # without the limit the blend is extended there
+    finally:
+        pair.close()

@@ -92,7 +92,9 @@ class FlowPair:
         # unreliable zones bleed a little: flow errors spread beyond the exact pixels that fail the check
         return cv2.erode(c, np.ones((3, 3), np.uint8))
 
-    def layer_flow(self, p_est: np.ndarray, flow: np.ndarray, c: np.ndarray, radius: float) -> np.ndarray:
+    def layer_flow(
+        self, p_est: np.ndarray, flow: np.ndarray, c: np.ndarray, radius: float, coherence: float = 0.0
+    ) -> np.ndarray:
         """The foreground's own motion, extended past its boundary (float32 (H, W, 2) px).
 
         DIS flow is smooth across motion boundaries, so at the edge of a moving object it blends the object's
@@ -100,27 +102,56 @@ class FlowPair:
         pixel is foreground at the target exactly when its source *under the object's motion* was foreground.
         So the flow near and outside the estimated mask ``p_est`` (target grid) is replaced by a normalised
         convolution of the flow over the mask interior (eroded by ``radius`` px, weighted by consistency
-        ``c``); deep inside the mask the raw flow is kept (limbs move on their own). (A Gaussian variant of
-        :func:`subject_motion`, for propagation: it weights by consistency and needs no definite trimap.)"""
-        m = (p_est > 0.5).astype(np.uint8)
-        k = max(1, round(radius))
-        interior = cv2.erode(m, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (2 * k + 1, 2 * k + 1)))
-        if interior.sum() < 16:
-            return flow
-        w = interior.astype(np.float32) * c
-        sigma = 2.0 * k
-        den = cv2.GaussianBlur(w, (0, 0), sigma)
-        num = cv2.GaussianBlur(flow * w[..., None], (0, 0), sigma)
-        ok = den > 1e-3
-        ext = np.where(ok[..., None], num / np.maximum(den, 1e-6)[..., None], flow)
-        return np.where(interior[..., None] > 0, flow, ext).astype(np.float32)
+        ``c``, Gaussian sigma 2 x radius); deep inside the mask the raw flow is kept (limbs move on their own).
 
-    def warp_layer(self, p: np.ndarray, r: np.ndarray, flow: np.ndarray, c: np.ndarray, radius: float):
+        coherence (px, 0 = off): extend only where the interior motion under that Gaussian is coherent, its
+        standard deviation below this. A rigid subject (a sign, a car, a translating matte) gets its motion
+        carried to its edge; next to a limb that moves unlike the torso the interior motions spread and the
+        raw flow stays (extending a torso's motion onto limbs cost DAVIS every-10 IoU 0.829 -> 0.792).
+
+        The convolution runs at 1/4 size: its Gaussian is wide (sigma 2 x radius), so nothing is lost and
+        it costs a sixteenth. (A Gaussian variant of :func:`subject_motion`, for propagation: it weights by
+        consistency and needs no definite trimap.)"""
+        m = (p_est > 0.5).astype(np.uint8)
+        k = max(1.0, float(radius))
+        # erosion by a disk of radius k: a distance transform, not an elliptic kernel whose cost grows with k²
+        interior = (cv2.distanceTransform(m, cv2.DIST_L2, 5) > k).astype(np.uint8)
+        if cv2.countNonZero(interior) < 16:
+            return flow
+        h, w = m.shape
+        f = 4 if min(h, w) >= 64 and k >= 4 else 1
+        wgt = cv2.multiply(interior, c, dtype=cv2.CV_32F)
+        fx, fy = flow[..., 0], flow[..., 1]
+        planes = [wgt, fx * wgt, fy * wgt]
+        if coherence > 0:
+            planes.append((fx * fx + fy * fy) * wgt)
+        stack = cv2.merge(planes)
+        if f > 1:
+            stack = cv2.resize(stack, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
+        stack = cv2.GaussianBlur(stack, (0, 0), 2.0 * k / f)
+        # the mean motion and its spread are smooth: decided at the small size, the mean upsampled
+        den = stack[..., 0]
+        ok = den > 1e-3
+        inv = 1.0 / np.maximum(den, 1e-6)
+        mean = stack[..., 1:3] * inv[..., None]
+        if coherence > 0:
+            var = stack[..., 3] * inv - (mean[..., 0] * mean[..., 0] + mean[..., 1] * mean[..., 1])
+            ok &= var < coherence * coherence
+        if f > 1:
+            mean = cv2.resize(mean, (w, h), interpolation=cv2.INTER_LINEAR)
+            ok = cv2.resize(ok.view(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).view(bool)
+        # copy where extended, in place (np.where on (h, w, 2) planes costs several times more)
+        use = (ok & (interior == 0)).view(np.uint8)
+        return cv2.copyTo(np.ascontiguousarray(mean, np.float32), use, flow.copy())
+
+    def warp_layer(
+        self, p: np.ndarray, r: np.ndarray, flow: np.ndarray, c: np.ndarray, radius: float, coherence: float = 0.0
+    ):
         """Warp probability ``p`` and reliability ``r`` (source grid) along ``flow`` (target grid) with the
         foreground-layer correction of :meth:`layer_flow` (radius <= 0: plain warp). Returns (p, r) float32."""
         p1 = self.warp(p, flow)
         if radius > 0:
-            flow = self.layer_flow(p1, flow, c, radius)
+            flow = self.layer_flow(p1, flow, c, radius, coherence)
             p1 = self.warp(p, flow)
         return p1, self.warp(r, flow)
 

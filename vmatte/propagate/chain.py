@@ -81,7 +81,7 @@ class Warps(Protocol):
     def warp(self, img: np.ndarray, flow: np.ndarray) -> np.ndarray: ...
 
     def warp_layer(
-        self, p: np.ndarray, r: np.ndarray, flow: np.ndarray, c: np.ndarray, radius: float
+        self, p: np.ndarray, r: np.ndarray, flow: np.ndarray, c: np.ndarray, radius: float, coherence: float
     ) -> tuple[np.ndarray, np.ndarray]: ...
 
 
@@ -89,19 +89,21 @@ class Warps(Protocol):
 class Motion:
     """How a chain carries its state one frame: ``flow`` (warp, warp_layer), the foreground-layer
     radius in work px (0 = plain warps), the keypoint fallback (None = off) with its trigger in grey
-    levels, and the ghost release's motion tolerance in work px (0 = off, see :func:`release_ghost`)."""
+    levels, the ghost release's motion tolerance in work px (0 = off, see :func:`release_ghost`) and the
+    foreground layer's coherence limit in work px (see FlowPair.layer_flow; 0 = extend everywhere)."""
 
     flow: Warps
     layer_px: float
     keypoints: KeypointMotion | None
     keypoint_fail: float
     ghost_px: float = 0.0
+    layer_coherence: float = 0.0
 
     def step(self, p, r, to_src, c, g_src, g_dst) -> tuple[np.ndarray, np.ndarray]:
         """(p, r) on the source frame's grid → on the destination's: ``to_src`` the flow dst→src on dst's grid,
         ``c`` its consistency, ``g_src`` / ``g_dst`` the grey frames (g_src None: no keypoint fallback)."""
         p0, r0 = p, r
-        p, r = self.flow.warp_layer(p, r, to_src, c, self.layer_px)
+        p, r = self.flow.warp_layer(p, r, to_src, c, self.layer_px, self.layer_coherence)
         r = r * c * _DECAY
         if self.keypoints is not None and g_src is not None:
             g_fl = self.flow.warp(g_src, to_src)

@@ -194,7 +194,12 @@ class Propagator:
         return Chains(
             Span(self.lo, self.hi, self.start, self.end, frozenset(self.kf_in)),
             Motion(
-                flow, self.layer_r, keypoints, tune.keypoint_motion, tune.ghost_motion * min(self.ww, self.wh)
+                flow,
+                self.layer_r,
+                keypoints,
+                tune.keypoint_motion,
+                tune.ghost_motion * min(self.ww, self.wh),
+                tune.layer_coherence,
             ),
             self._kf_prob,
             colours,
