@@ -8,6 +8,7 @@ import contextlib
 import ipaddress
 import os
 import secrets
+import signal
 import socket
 import sys
 import threading
@@ -85,7 +86,18 @@ def make_server(app, *, log_level: str = "warning"):
         # open SSE streams must not hold a shutdown forever
         timeout_graceful_shutdown=2,
     )
-    return uvicorn.Server(config)
+
+    class Server(uvicorn.Server):
+        """uvicorn's server that remembers the first signal it stopped for (``stopped_by``, None if none)."""
+
+        stopped_by: int | None = None
+
+        def handle_exit(self, sig, frame) -> None:
+            if self.stopped_by is None:
+                self.stopped_by = sig
+            super().handle_exit(sig, frame)
+
+    return Server(config)
 
 
 def warm_up(engine, size: int = 96) -> float:
@@ -121,7 +133,9 @@ def pid_alive(pid: int) -> bool:
 def serve(app, sock: socket.socket, manager: JobManager, parent_pid: int | None = None) -> None:
     """Serve until SIGINT/SIGTERM, or until process ``parent_pid`` ends (a plugin that started the service and
     then crashed must not leave it holding the model). The app's lifespan cancels jobs (their temporaries are
-    removed) on the way out; after a signal uvicorn re-raises it, so the exit code is 130 (SIGINT) or 143."""
+    removed) on the way out. After a signal the exit code is 130 (SIGINT) or 143 (SIGTERM), decided here: uvicorn
+    re-raises the signal into asyncio.run's own SIGINT handler, which turns it into KeyboardInterrupt only when
+    its cancel reaches the main task in time (the tests saw the process exit 0 instead)."""
     server = make_server(app)
     if parent_pid:
 
@@ -136,9 +150,16 @@ def serve(app, sock: socket.socket, manager: JobManager, parent_pid: int | None 
         threading.Thread(target=watch, name="vmatte-serve-parent", daemon=True).start()
     try:
         server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        if server.stopped_by is None:
+            raise  # Ctrl-C before uvicorn took the signals
     finally:
         manager.shutdown()
         sock.close()
+    if server.stopped_by == signal.SIGINT:
+        raise KeyboardInterrupt  # the CLI's exit 130
+    if server.stopped_by == signal.SIGTERM:
+        raise SystemExit(143)
 
 
 class ServiceThread:
