@@ -48,6 +48,11 @@ class PipelineConfig:
         0 = the cores this process may use. Pools are sized from it in one place
         (vmatte.pipeline.threads.plan_threads: OpenCV and BLAS at most 4, torch 4 when the model runs on a GPU,
         encode-stage workers). A farm task given N cores sets N; Ray tasks set their CPUs.
+    post_device: where temporal smoothing's per-point work runs: "auto" (in torch on the engine's device when
+        that is CUDA, else numpy/OpenCV on the CPU) or "cpu" (always numpy/OpenCV). "cpu" gives the same alpha
+        as a CPU host and spends no GPU memory on it (~25 MB per held 1080p frame); the two agree to 1e-6
+        away from the snap-to-0/1 step (vmatte.temporal.torch_path). Flows stay on the CPU; decontamination
+        stays on the CPU too (pymatting's solve has no matching GPU form: vmatte.io.foreground says why).
 
     Not options: each inter-thread queue holds two engine batches, at least 4 frames
     (``vmatte.pipeline.stream.queue_depth``).
@@ -59,6 +64,7 @@ class PipelineConfig:
     encode_threads: int = 0
     max_corrupt_frames: int = 10
     cpu_threads: int = 0
+    post_device: Literal["auto", "cpu"] = "auto"
 
 
 @dataclass(frozen=True)

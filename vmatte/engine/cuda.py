@@ -238,6 +238,14 @@ def resolve_device(name: str) -> torch.device:
     return dev
 
 
+def post_device(option: str, engine_device: torch.device | str) -> str | None:
+    """The torch device of the temporal smoother's per-point work for ``[pipeline] post_device`` = ``option``:
+    the engine's device when the option is "auto" and that device is CUDA, else None (numpy/OpenCV on the
+    CPU: on a CPU engine the numpy path is the faster one)."""
+    dev = torch.device(engine_device)
+    return str(dev) if option == "auto" and dev.type == "cuda" else None
+
+
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype:
     """ "auto" | "fp32" | "fp16" | "bf16" → autocast dtype; auto = bf16 (else fp16) on CUDA, fp32 on the CPU."""
     if precision == "auto":

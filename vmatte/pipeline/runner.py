@@ -261,12 +261,12 @@ def _render(
     report.frame_range = list(rng)
     context = prep.context(*rng)
     smoother = None
-    if config.smooth.enabled:
-        from vmatte.temporal.smooth import TemporalSmoother
-
-        smoother = TemporalSmoother(config.smooth, config.flow)
     propagator, engine = _start(prep, context, slot, report, emit_progress, cancel)
     try:
+        if config.smooth.enabled:  # after the engine: its device decides where the smoother runs
+            from vmatte.temporal.smooth import TemporalSmoother
+
+            smoother = TemporalSmoother(config.smooth, config.flow, device=_smooth_device(config, engine))
         report.engine = dict(engine.describe())
         info = prep.info
         engine.plan(info.width, info.height)  # an automatic batch size is known only once the frame size is
@@ -300,6 +300,18 @@ def _render(
         report.warn(f"wrote {report.frames_written} of {total} frames in range {rng[0]}-{rng[1]}")
     report.outputs = [str(w.path) for w in writers]
     report.status = "ok"
+
+
+def _smooth_device(config: RunConfig, engine) -> str | None:
+    """The smoother's torch device (``[pipeline] post_device``), or None for numpy/OpenCV. Only an engine with
+    a torch device (which has imported torch already) can move it off the numpy path; tests patch this to
+    force the torch path on the CPU."""
+    dev = getattr(engine, "device", None)
+    if dev is None:
+        return None
+    from vmatte.engine.cuda import post_device
+
+    return post_device(config.pipeline.post_device, dev)
 
 
 def _start(prep: Prepared, context, slot: EngineSlot, report: Report, emit_progress, cancel):

@@ -30,11 +30,17 @@ frame and ``lookahead`` (= L) frames after its last (outputs of those dropped). 
 neighbours are used for the same reason. Scene cuts (decided once by the propagation pass and carried on
 ``Frame.motion``; else by :class:`~vmatte.motion.scenecut.SceneCutDetector` here) end the window: frames of one shot never see frames of another, and pending frames are released at the cut.
 
+Where it runs: numpy + OpenCV on the CPU by default. With ``device`` (a torch device; the runner passes the
+engine's CUDA device, ``[pipeline] post_device``) the per-point work (chained landing points, alpha and colour
+samples, weights, the "mean" combine) runs in torch there (:mod:`vmatte.temporal.torch_path`, imported only
+then); flows and scene cuts stay on the CPU, the "median" / "mode" combines stay numpy. Both paths agree to
+``torch_path.PARITY_TOLERANCE``.
+
 Only alpha inside frame t's unknown band (trimap == 128) is changed; definite regions are left exactly as
 they came. Frames without a trimap use a band derived from alpha itself (pixels with 0 < alpha < 1, dilated
 by 2 px). Deterministic: same frames in → bit-identical alpha out.
 
-No torch import here (numpy + OpenCV only).
+No torch import here (numpy + OpenCV; the torch path's module is imported when a device is given).
 """
 
 from __future__ import annotations
@@ -76,6 +82,8 @@ class _Entry:
     guide: Guide  # 3x3 box-blurred RGB for the photometric check, blurred where it is read
     flows: dict[int, np.ndarray] = field(default_factory=dict)
     store: MotionStore | None = None  # the run's shared motion store, when the frame came with one
+    # torch path only: "alpha", "guide" (torch_path.Plane) and flows (pos → Plane), uploaded when first used
+    dev: dict = field(default_factory=dict)
 
 
 class TemporalSmoother:
@@ -94,10 +102,16 @@ class TemporalSmoother:
     crop_to_band = True
 
     def __init__(
-        self, cfg: SmoothConfig | None = None, flow: FlowConfig | None = None, tuning: Tuning | None = None
+        self,
+        cfg: SmoothConfig | None = None,
+        flow: FlowConfig | None = None,
+        tuning: Tuning | None = None,
+        device: str | None = None,
     ) -> None:
         """cfg: the smoothing options; flow: the motion options (DIS preset, working resolution, scene-cut
-        threshold), shared with propagation; tuning: the tuned constants (benchmarks and tests vary them)."""
+        threshold), shared with propagation; tuning: the tuned constants (benchmarks and tests vary them);
+        device: None = numpy/OpenCV (bit-identical to earlier versions), else a torch device ("cuda",
+        "cuda:1", "cpu" to test the torch path without a GPU) for the per-point work of the "mean" combine."""
         self.cfg = cfg or SmoothConfig()
         self.tuning = tuning or Tuning()
         self.flow_cfg = flow or FlowConfig()
@@ -110,6 +124,13 @@ class TemporalSmoother:
         threshold = self.flow_cfg.scene_cut
         self._detector = SceneCutDetector(threshold) if threshold > 0 else None
         self._entries: deque[_Entry] = deque()
+        self._device = None  # torch.device of the torch path; None = numpy
+        self.device = "numpy"  # what stats() reports
+        if device is not None and self.tuning.combine == "mean":  # median / mode: numpy only
+            import torch
+
+            self._device = torch.device(device)
+            self.device = f"torch:{self._device}"
         self._next_emit = 0  # position of the oldest frame not yet returned
         self._pos = 0
         self._shot = 0
@@ -200,6 +221,7 @@ class TemporalSmoother:
             "flows_computed": self._stats_flows,
             "flows_reused": self._stats_reused,  # taken from alpha feedback's computation (same pair)
             "max_frames_held": self._stats_held_max,
+            "device": self.device,
             "lookahead": self.lookahead,
             "lookbehind": self.lookbehind,
             "warmup_frames": self.warmup_frames,
@@ -321,6 +343,7 @@ class TemporalSmoother:
         for e in self._entries:
             for p in [p for p in e.flows if p < keep_from]:
                 del e.flows[p]
+                e.dev.pop(p, None)
 
     def _smooth(self, entry: _Entry) -> Frame:
         frame = entry.frame
@@ -338,6 +361,8 @@ class TemporalSmoother:
         self._stats_band_px += int(ys.size)
         if ys.size == 0 or not neighbours or cfg.strength == 0.0:
             return frame
+        if self._device is not None:
+            return self._smooth_torch(entry, neighbours, ys, xs)
 
         alpha = frame.alpha
         h, w = alpha.shape
@@ -417,4 +442,129 @@ class TemporalSmoother:
         smoothed = a_t + np.float32(cfg.strength) * (est - a_t)
         out = alpha.copy()
         out[ys, xs] = np.clip(smoothed, 0.0, 1.0)
+        return frame.replace(alpha=out)
+
+    # -- torch path (vmatte.temporal.torch_path): the numpy steps above, op for op, on self._device ----------
+    def _planes(self, e: _Entry):
+        """Frame ``e``'s alpha (H*W, 1) float32 and blurred guide (H*W, 3) uint8 on the device (uploaded once)."""
+        from vmatte.temporal.torch_path import Plane, blurred_guide
+
+        if "alpha" not in e.dev:
+            e.dev["alpha"] = Plane.upload(np.asarray(e.frame.alpha, np.float32), self._device)
+            e.dev["guide"] = blurred_guide(e.guide.rgb, self._device)  # the whole frame: cheap on a GPU
+        return e.dev["alpha"], e.dev["guide"]
+
+    def _flow_plane(self, src: _Entry, dst_pos: int):
+        """Flow src → dst_pos (h*w, 2) float32 on the device, uploaded once per pair (dropped by _trim)."""
+        from vmatte.temporal.torch_path import Plane
+
+        plane = src.dev.get(dst_pos)
+        if plane is None:
+            plane = src.dev[dst_pos] = Plane.upload(src.flows[dst_pos], self._device)
+        return plane
+
+    def _chains_torch(self, entry: _Entry, neighbours: list[_Entry], xw, yw):
+        """:meth:`_chains` on the device: same yields, (N,) torch tensors (x, y float32, inside bool)."""
+        import torch
+
+        wh, ww = entry.gray.shape
+        by_pos = {e.pos: e for e in self._entries if e.shot == entry.shot}
+        wanted = {nb.pos for nb in neighbours}
+        for step in (1, -1):
+            last = max(
+                (q for q in wanted if (q - entry.pos) * step > 0), key=lambda q: q * step, default=None
+            )
+            if last is None:
+                continue
+            x, y = xw, yw
+            inside = torch.ones(xw.shape, dtype=torch.bool, device=xw.device)
+            err2 = torch.zeros_like(xw)
+            mag2 = torch.zeros_like(xw)
+            p = entry.pos
+            while p != last:
+                src, dst = by_pos.get(p), by_pos.get(p + step)
+                if src is None or dst is None or dst.pos not in src.flows or src.pos not in dst.flows:
+                    break
+                f = self._flow_plane(src, dst.pos).bilinear(x, y)
+                x = x + f[:, 0]
+                y = y + f[:, 1]
+                inside = inside & (x >= -0.5) & (x <= ww - 0.5) & (y >= -0.5) & (y <= wh - 0.5)
+                g = self._flow_plane(dst, src.pos).bilinear(x, y)
+                e, m = fb_terms(f, g)  # plain + and *: works on tensors as on arrays
+                err2 = err2 + e
+                mag2 = mag2 + m
+                p += step
+                if p in wanted:
+                    yield dst, x, y, inside, err2, mag2
+
+    def _smooth_torch(self, entry: _Entry, neighbours: list[_Entry], ys: np.ndarray, xs: np.ndarray) -> Frame:
+        """:meth:`_smooth` for the "mean" combine on the device; band points ys, xs (N,) int from the CPU, the
+        smoothed values (N,) float32 come back. Constants are float32 values, as in the numpy steps."""
+        import torch
+
+        f32 = np.float32
+        frame = entry.frame
+        tn = self.tuning
+        dev = self._device
+        alpha = frame.alpha
+        h, w = alpha.shape
+        wh, ww = entry.gray.shape
+        sx, sy = ww / w, wh / h
+        # band pixel centres in working px, computed as the numpy path does (then uploaded)
+        xw = torch.from_numpy(((xs.astype(f32) + 0.5) * sx - 0.5).astype(f32)).to(dev)
+        yw = torch.from_numpy(((ys.astype(f32) + 0.5) * sy - 0.5).astype(f32)).to(dev)
+        ty = torch.from_numpy(ys.astype(np.int64)).to(dev)
+        tx = torch.from_numpy(xs.astype(np.int64)).to(dev)
+        a_plane, g_plane = self._planes(entry)
+        a_t = a_plane.at(ty, tx)[:, 0]
+        c_t = g_plane.at(ty, tx).float()
+        gx = 0.5 * (
+            a_plane.at(ty, (tx + 1).clamp(max=w - 1))[:, 0] - a_plane.at(ty, (tx - 1).clamp(min=0))[:, 0]
+        )
+        gy = 0.5 * (
+            a_plane.at((ty + 1).clamp(max=h - 1), tx)[:, 0] - a_plane.at((ty - 1).clamp(min=0), tx)[:, 0]
+        )
+        inv_a = 0.5 / (float(f32(tn.sigma_alpha**2)) + (gx * gx + gy * gy) * float(f32(tn.jitter_px**2)))
+        inv_c = float(f32(1.0 / (2.0 * 3.0 * (tn.sigma_color * 255.0) ** 2)))
+        fb_tol2 = float(f32(tn.fb_tolerance**2))
+        fb_rel = float(f32(FB_RELATIVE))
+        inv_sx, inv_sy = float(f32(1.0 / sx)), float(f32(1.0 / sy))
+        num = a_t.clone()
+        den = torch.ones_like(a_t)
+        w_lo = (a_t <= 0.0).float()
+        w_hi = (a_t >= 1.0).float()
+        c_t0, c_t1, c_t2 = c_t[:, 0], c_t[:, 1], c_t[:, 2]
+        w_sum = torch.zeros((), dtype=torch.float64, device=dev)
+        for nb, x2, y2, inside, fb_err2, fb_mag2 in self._chains_torch(entry, neighbours, xw, yw):
+            k = nb.pos - entry.pos
+            w_time = float(f32(np.exp(-(k * k) / (2.0 * tn.sigma_time**2))))
+            tol2 = fb_tol2 + fb_rel * fb_mag2
+            xf = (x2 + 0.5) * inv_sx - 0.5
+            yf = (y2 + 0.5) * inv_sy - 0.5
+            nb_alpha, nb_guide = self._planes(nb)
+            a_s = nb_alpha.bicubic(xf, yf).clamp(0.0, 1.0)
+            c_s = nb_guide.bilinear(xf, yf)
+            d0, d1, d2 = c_t0 - c_s[:, 0], c_t1 - c_s[:, 1], c_t2 - c_s[:, 2]
+            da = a_s - a_t
+            e_a = da * da * inv_a
+            expo = fb_err2 / (2.0 * tol2) + (d0 * d0 + d1 * d1 + d2 * d2) * inv_c + e_a
+            wgt = torch.exp(-expo) * (inside.float() * w_time)  # 0 or w_time, as np.where
+            num += wgt * a_s
+            den += wgt
+            if tn.snap_saturated:
+                w_lo += torch.where(a_s <= 0.0, wgt, 0.0)
+                w_hi += torch.where(a_s >= 1.0, wgt, 0.0)
+            w_sum += wgt.sum(dtype=torch.float64)
+        est = num / den
+        if tn.snap_saturated:  # see _smooth for why
+            inv_den = 1.0 / den
+            f_lo = ((0.75 - w_lo * inv_den) * 2.0).clamp(0.0, 1.0)
+            f_hi = ((0.75 - w_hi * inv_den) * 2.0).clamp(0.0, 1.0)
+            est = est * f_lo
+            est = 1.0 - (1.0 - est) * f_hi
+        smoothed = (a_t + float(f32(self.cfg.strength)) * (est - a_t)).clamp(0.0, 1.0)
+        self._stats_weight_sum += float(w_sum)
+        self._stats_weight_n += int(ys.size)
+        out = alpha.copy()
+        out[ys, xs] = smoothed.cpu().numpy()
         return frame.replace(alpha=out)
