@@ -9,7 +9,13 @@ alpha feedback computed it, so the figures are the smoother's own work.
 Reports CPU seconds (process_time: all threads of this process) and wall seconds per frame, and with
 ``--profile`` where the CPU goes (cProfile cumulative time of the smoother's steps).
 
+``--torch DEVICE`` (e.g. ``cpu``, ``cuda``) also runs the torch path (vmatte.temporal.torch_path) on that
+device, interleaved with the numpy path, and prints both with the max |diff| of their alphas. On ``cpu`` the
+figure is only the torch path's overhead / a parity check; the point of the path is CUDA, where the CPU
+figure is what is left on the host (band points, uploads, the CPU side of kernel launches).
+
     .venv/bin/python scripts/bench_smooth_cost.py [--size 1920x1080] [--frames 16] [--band-px 4 12 40] [--profile]
+    .venv/bin/python scripts/bench_smooth_cost.py --torch cpu --band-px 4 12 [--json out.json]
 """
 
 from __future__ import annotations
@@ -117,6 +123,72 @@ def ab_rows(frames: list, frac: float, band_px: int, rounds: int) -> None:
     )
 
 
+def torch_rows(args, w: int, h: int) -> int:
+    """numpy vs torch path on ``args.torch``, ``args.rounds`` interleaved rounds each: CPU and wall s/frame,
+    the torch path's ratio to numpy, max |diff| of the alphas (torch_path.PARITY_TOLERANCE away from the
+    snap-to-0/1 step)."""
+    import json
+
+    from vmatte.temporal.smooth import TemporalSmoother
+
+    dev = args.torch
+
+    def on_device():
+        sm = TemporalSmoother(device=dev)
+        if dev.startswith("cuda"):  # a stats-free timing: wait for the kernels at each push
+            import torch
+
+            push = sm.push
+
+            def synced(frame):
+                out = push(frame)
+                torch.cuda.synchronize()
+                return out
+
+            sm.push = synced
+        return sm
+
+    rows = []
+    print(
+        f"| band px | band share | numpy CPU s/frame | torch ({dev}) CPU s/frame | ratio | numpy wall | torch wall "
+        "| max abs diff |"
+    )
+    print("|---|---|---|---|---|---|---|---|")
+    for band_px in args.band_px:
+        frames = synthetic_clip(w, h, args.frames, band_px)
+        frac = float(np.mean([(f.trimap == 128).mean() for f in frames]))
+        run(frames[:4], on_device)  # warm-up: torch's first kernels, lazy imports
+        res: dict[str, list] = {"numpy": [], "torch": []}
+        diff = 0.0
+        for _ in range(args.rounds):
+            a = run(frames, TemporalSmoother)
+            b = run(frames, on_device)
+            res["numpy"].append(a[:2])
+            res["torch"].append(b[:2])
+            diff = max(diff, max(float(np.abs(x - y).max()) for x, y in zip(a[2], b[2])))
+        (cn, wn), (ct, wt) = (np.mean(res[k], axis=0) for k in ("numpy", "torch"))
+        print(
+            f"| {band_px:3d} | {100 * frac:4.1f} % | {cn:.3f} | {ct:.3f} | {ct / cn:.2f} | {wn:.3f} | {wt:.3f} "
+            f"| {diff:.2g} |"
+        )
+        rows.append(
+            {
+                "size": f"{w}x{h}",
+                "band_px": band_px,
+                "band_share": frac,
+                "device": dev,
+                "numpy_cpu_s": cn,
+                "torch_cpu_s": ct,
+                "numpy_wall_s": wn,
+                "torch_wall_s": wt,
+                "max_abs_diff": diff,
+            }
+        )
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", default="1920x1080")
@@ -130,11 +202,16 @@ def main(argv: list[str] | None = None) -> int:
         metavar="ROUNDS",
         help="interleave full-frame (A) and band-only (B) steps",
     )
+    ap.add_argument("--torch", metavar="DEVICE", default="", help="also time the torch path on DEVICE")
+    ap.add_argument("--rounds", type=int, default=2, help="with --torch: interleaved rounds of each path")
+    ap.add_argument("--json", default="", help="with --torch: write the rows here")
     args = ap.parse_args(argv)
 
     from vmatte.temporal.smooth import TemporalSmoother
 
     w, h = (int(v) for v in args.size.split("x"))
+    if args.torch:
+        return torch_rows(args, w, h)
     if args.ab:
         print(
             "| band px | band share | CPU s/frame A (full) | B (band) | B/A | wall A | wall B | identical |"

@@ -17,7 +17,8 @@
 #     -d .whl av==18.1.0 pymatting==1.1.16 PyMaxflow==1.3.2   # ~37 MB, under the 64 MiB tree limit
 #
 # The device call: run(command="bash scripts/gpu_check.sh", carry=[".whl"], timeout_s=600).
-# Steps are time-boxed (tests 150 s, benchmarks 230 + 100 s) so a hang in one still returns the others' files.
+# Steps are time-boxed (tests 150 s, benchmarks 230 + 100 s, smoothing torch path 45 s) so a hang in one
+# still returns the others' files.
 set -uo pipefail
 
 ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -73,7 +74,7 @@ if [ "$DRY" = 1 ]; then
   log "DRY_RUN: gpu tests rehearse on the CPU"
   # the whole gpu suite on the CPU takes ~11 min on 2 busy cores: the rehearsal runs the quick ones
   env VMATTE_GPU_TESTS_ON_CPU=1 timeout 600 "$PY" -m pytest -m gpu -q -p no:cacheprovider tests/test_gpu.py \
-    -k "decontamination or crops" 2>&1 | tee "$OUT/gpu_tests.log" | tail -15 | tee -a "$LOG"
+    -k "decontamination or crops or smoothing" 2>&1 | tee "$OUT/gpu_tests.log" | tail -15 | tee -a "$LOG"
 else
   env VMATTE_REQUIRE_GPU=1 timeout 150 "$PY" -m pytest -m gpu -q -p no:cacheprovider -rA --durations=10 -s \
     $TESTS 2>&1 | tee "$OUT/gpu_tests.log" | tail -40 | tee -a "$LOG"
@@ -100,13 +101,19 @@ log "benchmark small done after $(($(date +%s) - T0)) s"
 timeout $BTB "$PY" scripts/benchmark.py "${BENCH[@]}" "${B[@]}" --json "$OUT/bench_base.json" \
   --markdown "$OUT/bench_base.md" 2>&1 | tail -30 | tee -a "$LOG" >/dev/null
 log "benchmark base done after $(($(date +%s) - T0)) s"
+# the temporal smoother's torch path (issue 15): numpy vs torch on the device at 1080p, CPU and wall s/frame and
+# max |diff| (a table in the log and summary.md; no extra file: the device returns 8 at most)
+if [ "$DRY" = 1 ]; then SM=(--torch cpu --size 480x270 --frames 6 --band-px 4 --rounds 1); else
+  SM=(--torch cuda --size 1920x1080 --frames 8 --band-px 4 --rounds 1); fi
+timeout 45 "$PY" scripts/bench_smooth_cost.py "${SM[@]}" 2>&1 | tail -6 | tee /tmp/smooth_torch.md >>"$LOG"
+log "smoothing torch path done after $(($(date +%s) - T0)) s"
 if [ "$DRY" != 1 ]; then # the non-model CPU budget on the GPU host's 16 cores, if time is left
   timeout 60 "$PY" scripts/benchmark.py --device cuda --sizes 1920x1080 --budget-frames 12 \
     --skip naive,engine,e2e,matte,tiling,classic --json "$OUT/bench_budget.json" --markdown "$OUT/bench_budget.md" \
     2>&1 | tail -20 | tee -a "$LOG" >/dev/null
   log "budget done after $(($(date +%s) - T0)) s"
 fi
-cat "$OUT"/bench_*.md >"$OUT/summary.md" 2>/dev/null
+cat "$OUT"/bench_*.md /tmp/smooth_torch.md >"$OUT/summary.md" 2>/dev/null
 grep -E "passed|failed|error" "$OUT/gpu_tests.log" | tail -1 >>"$OUT/summary.md"
 cat "$OUT/summary.md"
 log "total $(($(date +%s) - T0)) s; files in $OUT: $(ls "$OUT" | tr '\n' ' ')"

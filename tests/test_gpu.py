@@ -1,6 +1,6 @@
 """CUDA behaviour that the CPU cannot show: streams overlap, pinned buffers recycle, out-of-memory back-off under a
-memory cap loses no frame, 4K under a 24 GB cap, bf16 against fp32, the torch decontamination and crops on the
-device. All marked ``gpu``: skipped without CUDA unless VMATTE_REQUIRE_GPU=1 (then they fail).
+memory cap loses no frame, 4K under a 24 GB cap, bf16 against fp32, the torch decontamination, crops and the
+temporal smoother's torch path on the device. All marked ``gpu``: skipped without CUDA unless VMATTE_REQUIRE_GPU=1 (then they fail).
 
 Rehearsal on a machine without CUDA: ``VMATTE_GPU_TESTS_ON_CPU=1 pytest -m gpu tests/test_gpu.py`` runs each test
 on the CPU, where the parts that need a GPU (timing overlap, pinned memory, memory caps) are skipped inside the
@@ -214,6 +214,34 @@ def test_torch_decontamination_on_device_matches_cpu():
     cv = fgm.foreground_blur(rgb, a)
     dev = fgm.foreground_blur(rgb, a, device=DEVICE)
     assert float(np.abs(a[..., None] * (cv - dev)).max()) <= fgm.TORCH_TOLERANCE
+
+
+def test_smoothing_torch_path_on_device_matches_numpy():
+    """The smoother's torch path on the device against its numpy path, on a moving edge with a scene cut:
+    PARITY_TOLERANCE with snap_saturated off, and with it on (the default) all but the few band pixels where a
+    sample within float noise of 0 or 1 falls the other side of that step (tests/test_smooth_torch.py)."""
+    from test_smooth_torch import _moving_clip_with_cut
+    from test_temporal_smooth import run
+
+    from vmatte.temporal.smooth import TemporalSmoother
+    from vmatte.temporal.torch_path import PARITY_TOLERANCE
+    from vmatte.temporal.tuning import Tuning
+
+    frames = _moving_clip_with_cut()
+    for tn in (Tuning(snap_saturated=False), Tuning()):
+        a = run(TemporalSmoother(tuning=tn), frames)
+        sm = TemporalSmoother(tuning=tn, device=DEVICE)
+        b = run(sm, frames)
+        assert sm.stats()["device"] == f"torch:{torch.device(DEVICE)}"
+        d = np.concatenate([np.abs(x.alpha - y.alpha)[x.trimap == 128] for x, y in zip(a, b)])
+        print(
+            f"smoothing torch ({DEVICE}) vs numpy, snap {tn.snap_saturated}: max {d.max():.3g}, "
+            f"mean {d.mean():.3g}, > tolerance {(d > PARITY_TOLERANCE).mean():.2%}"
+        )
+        if tn.snap_saturated:
+            assert (d <= PARITY_TOLERANCE).mean() >= 0.99 and d.max() <= 0.1
+        else:
+            assert d.max() <= PARITY_TOLERANCE
 
 
 def test_crops_on_device_match_whole_frames_on_known_pixels(tiny_vitmatte_dir):
