@@ -10,6 +10,9 @@ import numpy as np
 
 from vmatte.frame import TRIMAP_UNKNOWN, Frame
 
+# snap_saturated counts a candidate as saturated within this of 0 or 1: OpenCV's bicubic of a flat 1 region
+# returns 0.99999976 at most points, so an exact test missed most opaque neighbours (far below 1/255)
+SATURATED_EPS = 1e-5
 _REMAP_COLS = 4096  # cv2.remap needs map sides < 32767: gather N points as a (N / 4096, 4096) image
 
 

@@ -22,7 +22,7 @@ Each neighbour pixel's weight is the product of
 
 Frame t itself always has weight 1, so where no neighbour is trusted alpha stays as the engine produced it.
 Then ``alpha_out = alpha_t + strength · (mean - alpha_t)``, where with ``snap_saturated`` the mean is pulled to
-0 (1) at pixels whose candidates mostly sit at exactly 0 (1) (clipped noise there is one-sided).
+0 (1) at pixels whose candidates mostly sit at 0 (1) (within ``SATURATED_EPS``) (clipped noise there is one-sided).
 
 Why a window and not a recursive (IIR) filter: the output depends on at most B + L + 1 raw frames, so memory
 is bounded and a render-farm chunk is exact when it is fed ``warmup_frames`` (= B) frames before its first
@@ -65,7 +65,14 @@ from vmatte.motion.flow import (
 from vmatte.motion.scenecut import SceneCutDetector
 from vmatte.motion.shared import MotionStore
 from vmatte.temporal.config import SmoothConfig
-from vmatte.temporal.sampling import Guide, band_points, sample_points, unknown_band, weighted_median
+from vmatte.temporal.sampling import (
+    SATURATED_EPS,
+    Guide,
+    band_points,
+    sample_points,
+    unknown_band,
+    weighted_median,
+)
 from vmatte.temporal.tuning import Tuning
 
 
@@ -362,7 +369,9 @@ class TemporalSmoother:
         if ys.size == 0 or not neighbours or cfg.strength == 0.0:
             return frame
         if self._device is not None:
-            return self._smooth_torch(entry, neighbours, ys, xs)
+            from vmatte.temporal import torch_path
+
+            return torch_path.smooth_band(self, entry, neighbours, ys, xs)
 
         alpha = frame.alpha
         h, w = alpha.shape
@@ -386,8 +395,10 @@ class TemporalSmoother:
         inv_a = np.float32(0.5) / (
             np.float32(tn.sigma_alpha**2) + (gx * gx + gy * gy) * np.float32(tn.jitter_px**2)
         )
-        w_lo = (a_t <= 0.0).astype(np.float32)  # weight of candidates at exactly 0 / 1 (snap_saturated)
-        w_hi = (a_t >= 1.0).astype(np.float32)
+        # weight of candidates at 0 / 1 (snap_saturated), within SATURATED_EPS
+        lo, hi = np.float32(SATURATED_EPS), np.float32(1.0 - SATURATED_EPS)
+        w_lo = (a_t <= lo).astype(np.float32)
+        w_hi = (a_t >= hi).astype(np.float32)
         c_t0, c_t1, c_t2 = c_t[:, 0].copy(), c_t[:, 1].copy(), c_t[:, 2].copy()
         for nb, x2, y2, inside, fb_err2, fb_mag2 in self._chains(entry, neighbours, xw, yw):
             k = nb.pos - entry.pos
@@ -408,8 +419,8 @@ class TemporalSmoother:
                 num += wgt * a_s
                 den += wgt
                 if tn.snap_saturated:
-                    w_lo += np.where(a_s <= 0.0, wgt, np.float32(0.0))
-                    w_hi += np.where(a_s >= 1.0, wgt, np.float32(0.0))
+                    w_lo += np.where(a_s <= lo, wgt, np.float32(0.0))
+                    w_hi += np.where(a_s >= hi, wgt, np.float32(0.0))
             else:
                 vals.append(a_s)
                 wgts.append(wgt)
@@ -442,129 +453,4 @@ class TemporalSmoother:
         smoothed = a_t + np.float32(cfg.strength) * (est - a_t)
         out = alpha.copy()
         out[ys, xs] = np.clip(smoothed, 0.0, 1.0)
-        return frame.replace(alpha=out)
-
-    # -- torch path (vmatte.temporal.torch_path): the numpy steps above, op for op, on self._device ----------
-    def _planes(self, e: _Entry):
-        """Frame ``e``'s alpha (H*W, 1) float32 and blurred guide (H*W, 3) uint8 on the device (uploaded once)."""
-        from vmatte.temporal.torch_path import Plane, blurred_guide
-
-        if "alpha" not in e.dev:
-            e.dev["alpha"] = Plane.upload(np.asarray(e.frame.alpha, np.float32), self._device)
-            e.dev["guide"] = blurred_guide(e.guide.rgb, self._device)  # the whole frame: cheap on a GPU
-        return e.dev["alpha"], e.dev["guide"]
-
-    def _flow_plane(self, src: _Entry, dst_pos: int):
-        """Flow src → dst_pos (h*w, 2) float32 on the device, uploaded once per pair (dropped by _trim)."""
-        from vmatte.temporal.torch_path import Plane
-
-        plane = src.dev.get(dst_pos)
-        if plane is None:
-            plane = src.dev[dst_pos] = Plane.upload(src.flows[dst_pos], self._device)
-        return plane
-
-    def _chains_torch(self, entry: _Entry, neighbours: list[_Entry], xw, yw):
-        """:meth:`_chains` on the device: same yields, (N,) torch tensors (x, y float32, inside bool)."""
-        import torch
-
-        wh, ww = entry.gray.shape
-        by_pos = {e.pos: e for e in self._entries if e.shot == entry.shot}
-        wanted = {nb.pos for nb in neighbours}
-        for step in (1, -1):
-            last = max(
-                (q for q in wanted if (q - entry.pos) * step > 0), key=lambda q: q * step, default=None
-            )
-            if last is None:
-                continue
-            x, y = xw, yw
-            inside = torch.ones(xw.shape, dtype=torch.bool, device=xw.device)
-            err2 = torch.zeros_like(xw)
-            mag2 = torch.zeros_like(xw)
-            p = entry.pos
-            while p != last:
-                src, dst = by_pos.get(p), by_pos.get(p + step)
-                if src is None or dst is None or dst.pos not in src.flows or src.pos not in dst.flows:
-                    break
-                f = self._flow_plane(src, dst.pos).bilinear(x, y)
-                x = x + f[:, 0]
-                y = y + f[:, 1]
-                inside = inside & (x >= -0.5) & (x <= ww - 0.5) & (y >= -0.5) & (y <= wh - 0.5)
-                g = self._flow_plane(dst, src.pos).bilinear(x, y)
-                e, m = fb_terms(f, g)  # plain + and *: works on tensors as on arrays
-                err2 = err2 + e
-                mag2 = mag2 + m
-                p += step
-                if p in wanted:
-                    yield dst, x, y, inside, err2, mag2
-
-    def _smooth_torch(self, entry: _Entry, neighbours: list[_Entry], ys: np.ndarray, xs: np.ndarray) -> Frame:
-        """:meth:`_smooth` for the "mean" combine on the device; band points ys, xs (N,) int from the CPU, the
-        smoothed values (N,) float32 come back. Constants are float32 values, as in the numpy steps."""
-        import torch
-
-        f32 = np.float32
-        frame = entry.frame
-        tn = self.tuning
-        dev = self._device
-        alpha = frame.alpha
-        h, w = alpha.shape
-        wh, ww = entry.gray.shape
-        sx, sy = ww / w, wh / h
-        # band pixel centres in working px, computed as the numpy path does (then uploaded)
-        xw = torch.from_numpy(((xs.astype(f32) + 0.5) * sx - 0.5).astype(f32)).to(dev)
-        yw = torch.from_numpy(((ys.astype(f32) + 0.5) * sy - 0.5).astype(f32)).to(dev)
-        ty = torch.from_numpy(ys.astype(np.int64)).to(dev)
-        tx = torch.from_numpy(xs.astype(np.int64)).to(dev)
-        a_plane, g_plane = self._planes(entry)
-        a_t = a_plane.at(ty, tx)[:, 0]
-        c_t = g_plane.at(ty, tx).float()
-        gx = 0.5 * (
-            a_plane.at(ty, (tx + 1).clamp(max=w - 1))[:, 0] - a_plane.at(ty, (tx - 1).clamp(min=0))[:, 0]
-        )
-        gy = 0.5 * (
-            a_plane.at((ty + 1).clamp(max=h - 1), tx)[:, 0] - a_plane.at((ty - 1).clamp(min=0), tx)[:, 0]
-        )
-        inv_a = 0.5 / (float(f32(tn.sigma_alpha**2)) + (gx * gx + gy * gy) * float(f32(tn.jitter_px**2)))
-        inv_c = float(f32(1.0 / (2.0 * 3.0 * (tn.sigma_color * 255.0) ** 2)))
-        fb_tol2 = float(f32(tn.fb_tolerance**2))
-        fb_rel = float(f32(FB_RELATIVE))
-        inv_sx, inv_sy = float(f32(1.0 / sx)), float(f32(1.0 / sy))
-        num = a_t.clone()
-        den = torch.ones_like(a_t)
-        w_lo = (a_t <= 0.0).float()
-        w_hi = (a_t >= 1.0).float()
-        c_t0, c_t1, c_t2 = c_t[:, 0], c_t[:, 1], c_t[:, 2]
-        w_sum = torch.zeros((), dtype=torch.float64, device=dev)
-        for nb, x2, y2, inside, fb_err2, fb_mag2 in self._chains_torch(entry, neighbours, xw, yw):
-            k = nb.pos - entry.pos
-            w_time = float(f32(np.exp(-(k * k) / (2.0 * tn.sigma_time**2))))
-            tol2 = fb_tol2 + fb_rel * fb_mag2
-            xf = (x2 + 0.5) * inv_sx - 0.5
-            yf = (y2 + 0.5) * inv_sy - 0.5
-            nb_alpha, nb_guide = self._planes(nb)
-            a_s = nb_alpha.bicubic(xf, yf).clamp(0.0, 1.0)
-            c_s = nb_guide.bilinear(xf, yf)
-            d0, d1, d2 = c_t0 - c_s[:, 0], c_t1 - c_s[:, 1], c_t2 - c_s[:, 2]
-            da = a_s - a_t
-            e_a = da * da * inv_a
-            expo = fb_err2 / (2.0 * tol2) + (d0 * d0 + d1 * d1 + d2 * d2) * inv_c + e_a
-            wgt = torch.exp(-expo) * (inside.float() * w_time)  # 0 or w_time, as np.where
-            num += wgt * a_s
-            den += wgt
-            if tn.snap_saturated:
-                w_lo += torch.where(a_s <= 0.0, wgt, 0.0)
-                w_hi += torch.where(a_s >= 1.0, wgt, 0.0)
-            w_sum += wgt.sum(dtype=torch.float64)
-        est = num / den
-        if tn.snap_saturated:  # see _smooth for why
-            inv_den = 1.0 / den
-            f_lo = ((0.75 - w_lo * inv_den) * 2.0).clamp(0.0, 1.0)
-            f_hi = ((0.75 - w_hi * inv_den) * 2.0).clamp(0.0, 1.0)
-            est = est * f_lo
-            est = 1.0 - (1.0 - est) * f_hi
-        smoothed = (a_t + float(f32(self.cfg.strength)) * (est - a_t)).clamp(0.0, 1.0)
-        self._stats_weight_sum += float(w_sum)
-        self._stats_weight_n += int(ys.size)
-        out = alpha.copy()
-        out[ys, xs] = smoothed.cpu().numpy()
         return frame.replace(alpha=out)

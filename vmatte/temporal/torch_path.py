@@ -15,11 +15,10 @@ kernel. Measured against the numpy path (OpenCV 5.1): bilinear flow and guide sa
 bicubic alpha within 1e-6 (OpenCV 5's cubic weights are not the textbook float32 formula, and no other
 order or FMA variant tried matched them exactly).
 
-Smoothed alpha: within :data:`PARITY_TOLERANCE` except where ``snap_saturated`` tests a neighbour sample for
-being exactly 0 or 1 (a step): a sample within 1e-6 of 0 or 1 can fall on either side in the two paths (OpenCV's
-bicubic of a flat 1 region is below 1, e.g. 0.99999976, at ~60 % of points; this one's may be 1.0), moving the ramp by that
-candidate's weight share. Measured: 0.4 % of band pixels, max 0.016, mean 1.1e-5 on the tests' clips; max 0.054
-on the 1080p clip of scripts/bench_smooth_cost.py.
+Smoothed alpha: within :data:`PARITY_TOLERANCE`, with ``snap_saturated`` on or off. That step counts a sample
+as saturated within ``SATURATED_EPS`` (1e-5) of 0 or 1, far from the samplers' last-bit differences (with an
+exact test, OpenCV's bicubic of a flat 1, 0.99999976, and this one's 1.0 fell on either side: 0.4 % of band
+pixels differed, by up to 0.054). Measured with the tolerance: max 3.0e-7 on the tests' clips.
 
 Images are uploaded flat: (H*W, C) so that one ``index_select`` gathers a tap for every point. Torch is
 imported by this module, which only the torch path imports.
@@ -29,6 +28,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+
+from vmatte.frame import Frame
+from vmatte.motion.flow import FB_RELATIVE, fb_terms
+from vmatte.temporal.sampling import SATURATED_EPS
 
 # max |torch - numpy| of smoothed alpha (in [0, 1]) away from the snap_saturated step (see above), measured
 # 3.6e-7 on the parity tests' clips: bicubic weights (~1e-6 per sample) and exp() differ in the last bits
@@ -148,3 +151,121 @@ def blurred_guide(rgb: np.ndarray, device: torch.device) -> Plane:
     t = F.avg_pool2d(F.pad(t, (1, 1, 1, 1), mode="reflect"), 3, stride=1)
     t = torch.round(t).to(torch.uint8)[0].permute(1, 2, 0)
     return Plane(t.reshape(h * w, 3), h, w)
+
+
+# -- the smoother's per-point steps (TemporalSmoother._smooth), op for op; sm is the TemporalSmoother, entries its _Entry
+
+
+def planes(sm, e):
+    """Frame ``e``'s alpha (H*W, 1) float32 and blurred guide (H*W, 3) uint8 on the device (uploaded once)."""
+    if "alpha" not in e.dev:
+        e.dev["alpha"] = Plane.upload(np.asarray(e.frame.alpha, np.float32), sm._device)
+        e.dev["guide"] = blurred_guide(e.guide.rgb, sm._device)  # the whole frame: cheap on a GPU
+    return e.dev["alpha"], e.dev["guide"]
+
+
+def flow_plane(sm, src, dst_pos: int) -> Plane:
+    """Flow src → dst_pos (h*w, 2) float32 on the device, uploaded once per pair (dropped by _trim)."""
+    plane = src.dev.get(dst_pos)
+    if plane is None:
+        plane = src.dev[dst_pos] = Plane.upload(src.flows[dst_pos], sm._device)
+    return plane
+
+
+def chains(sm, entry, neighbours: list, xw: torch.Tensor, yw: torch.Tensor):
+    """:meth:`TemporalSmoother._chains` on the device: same yields, (N,) torch tensors (x, y float32, inside bool)."""
+    wh, ww = entry.gray.shape
+    by_pos = {e.pos: e for e in sm._entries if e.shot == entry.shot}
+    wanted = {nb.pos for nb in neighbours}
+    for step in (1, -1):
+        last = max((q for q in wanted if (q - entry.pos) * step > 0), key=lambda q: q * step, default=None)
+        if last is None:
+            continue
+        x, y = xw, yw
+        inside = torch.ones(xw.shape, dtype=torch.bool, device=xw.device)
+        err2 = torch.zeros_like(xw)
+        mag2 = torch.zeros_like(xw)
+        p = entry.pos
+        while p != last:
+            src, dst = by_pos.get(p), by_pos.get(p + step)
+            if src is None or dst is None or dst.pos not in src.flows or src.pos not in dst.flows:
+                break
+            f = flow_plane(sm, src, dst.pos).bilinear(x, y)
+            x = x + f[:, 0]
+            y = y + f[:, 1]
+            inside = inside & (x >= -0.5) & (x <= ww - 0.5) & (y >= -0.5) & (y <= wh - 0.5)
+            g = flow_plane(sm, dst, src.pos).bilinear(x, y)
+            e, m = fb_terms(f, g)  # plain + and *: works on tensors as on arrays
+            err2 = err2 + e
+            mag2 = mag2 + m
+            p += step
+            if p in wanted:
+                yield dst, x, y, inside, err2, mag2
+
+
+def smooth_band(sm, entry, neighbours: list, ys: np.ndarray, xs: np.ndarray) -> Frame:
+    """:meth:`TemporalSmoother._smooth` for the "mean" combine on the device; band points ys, xs (N,) int from the CPU, the
+    smoothed values (N,) float32 come back. Constants are float32 values, as in the numpy steps."""
+    f32 = np.float32
+    frame = entry.frame
+    tn = sm.tuning
+    dev = sm._device
+    alpha = frame.alpha
+    h, w = alpha.shape
+    wh, ww = entry.gray.shape
+    sx, sy = ww / w, wh / h
+    # band pixel centres in working px, computed as the numpy path does (then uploaded)
+    xw = torch.from_numpy(((xs.astype(f32) + 0.5) * sx - 0.5).astype(f32)).to(dev)
+    yw = torch.from_numpy(((ys.astype(f32) + 0.5) * sy - 0.5).astype(f32)).to(dev)
+    ty = torch.from_numpy(ys.astype(np.int64)).to(dev)
+    tx = torch.from_numpy(xs.astype(np.int64)).to(dev)
+    a_plane, g_plane = planes(sm, entry)
+    a_t = a_plane.at(ty, tx)[:, 0]
+    c_t = g_plane.at(ty, tx).float()
+    gx = 0.5 * (a_plane.at(ty, (tx + 1).clamp(max=w - 1))[:, 0] - a_plane.at(ty, (tx - 1).clamp(min=0))[:, 0])
+    gy = 0.5 * (a_plane.at((ty + 1).clamp(max=h - 1), tx)[:, 0] - a_plane.at((ty - 1).clamp(min=0), tx)[:, 0])
+    inv_a = 0.5 / (float(f32(tn.sigma_alpha**2)) + (gx * gx + gy * gy) * float(f32(tn.jitter_px**2)))
+    inv_c = float(f32(1.0 / (2.0 * 3.0 * (tn.sigma_color * 255.0) ** 2)))
+    fb_tol2 = float(f32(tn.fb_tolerance**2))
+    fb_rel = float(f32(FB_RELATIVE))
+    inv_sx, inv_sy = float(f32(1.0 / sx)), float(f32(1.0 / sy))
+    num = a_t.clone()
+    den = torch.ones_like(a_t)
+    lo, hi = float(np.float32(SATURATED_EPS)), float(np.float32(1.0 - SATURATED_EPS))
+    w_lo = (a_t <= lo).float()
+    w_hi = (a_t >= hi).float()
+    c_t0, c_t1, c_t2 = c_t[:, 0], c_t[:, 1], c_t[:, 2]
+    w_sum = torch.zeros((), dtype=torch.float64, device=dev)
+    for nb, x2, y2, inside, fb_err2, fb_mag2 in chains(sm, entry, neighbours, xw, yw):
+        k = nb.pos - entry.pos
+        w_time = float(f32(np.exp(-(k * k) / (2.0 * tn.sigma_time**2))))
+        tol2 = fb_tol2 + fb_rel * fb_mag2
+        xf = (x2 + 0.5) * inv_sx - 0.5
+        yf = (y2 + 0.5) * inv_sy - 0.5
+        nb_alpha, nb_guide = planes(sm, nb)
+        a_s = nb_alpha.bicubic(xf, yf).clamp(0.0, 1.0)
+        c_s = nb_guide.bilinear(xf, yf)
+        d0, d1, d2 = c_t0 - c_s[:, 0], c_t1 - c_s[:, 1], c_t2 - c_s[:, 2]
+        da = a_s - a_t
+        e_a = da * da * inv_a
+        expo = fb_err2 / (2.0 * tol2) + (d0 * d0 + d1 * d1 + d2 * d2) * inv_c + e_a
+        wgt = torch.exp(-expo) * (inside.float() * w_time)  # 0 or w_time, as np.where
+        num += wgt * a_s
+        den += wgt
+        if tn.snap_saturated:
+            w_lo += torch.where(a_s <= lo, wgt, 0.0)
+            w_hi += torch.where(a_s >= hi, wgt, 0.0)
+        w_sum += wgt.sum(dtype=torch.float64)
+    est = num / den
+    if tn.snap_saturated:  # see _smooth for why
+        inv_den = 1.0 / den
+        f_lo = ((0.75 - w_lo * inv_den) * 2.0).clamp(0.0, 1.0)
+        f_hi = ((0.75 - w_hi * inv_den) * 2.0).clamp(0.0, 1.0)
+        est = est * f_lo
+        est = 1.0 - (1.0 - est) * f_hi
+    smoothed = (a_t + float(f32(sm.cfg.strength)) * (est - a_t)).clamp(0.0, 1.0)
+    sm._stats_weight_sum += float(w_sum)
+    sm._stats_weight_n += int(ys.size)
+    out = alpha.copy()
+    out[ys, xs] = smoothed.cpu().numpy()
+    return frame.replace(alpha=out)
