@@ -28,6 +28,8 @@ them -> 2.89x; without the inner band limit 2.36x, without its colour backing 2.
 2.50x, but DAVIS parkour 0-20 (keys 0/10/20, classic) then loses J 0.889 -> 0.826 / 0.866 / 0.882.
 With colour backing a definite body only where the chains lean foreground (Tuning.core_flow, same day): mean of
 11 SAD 1.67x, MSE 3.50x, Grad 2.36x, dtSSD 1.40x, coverage 0.447, keyframe IoU 0.982, smoothing -1.8 % dtSSD.
+With the foreground-layer motion gated by coherence (Tuning.layer_radius / layer_coherence, 2026-12-05): SAD
+1.34x, MSE 2.39x, Grad 1.89x, dtSSD 1.27x, coverage 0.449, band 0.54x, keyframe IoU 0.982, smoothing -2.3 %.
 Work files go under /tmp/vmatte-bench/e2e (never the repo). Skips cleanly when the shared data is absent.
 """
 
