@@ -42,7 +42,9 @@ KF = [0, 10, 20]
 # The test scenes are tiny (objects ~20 px across, the size of a DIS patch), where flow smeared across the
 # object boundary dominates; the foreground-layer flow fixes that (off by default: it did not pay on DAVIS).
 CFG = PropagateConfig()
-TUNE = Tuning(layer_radius=0.04, layer_coherence=0.0)  # the foreground-layer flow extended everywhere (a rigid blob)
+TUNE = Tuning(
+    layer_radius=0.04, layer_coherence=0.0
+)  # the foreground-layer flow extended everywhere (a rigid blob)
 
 
 @pytest.fixture(scope="module")

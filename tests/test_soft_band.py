@@ -16,7 +16,9 @@ from vmatte.propagate.tuning import Tuning
 from vmatte.testing import write_masks, write_sequence
 
 KF = [0, 12]
-TUNE = Tuning(layer_radius=0.04, layer_coherence=0.0, soft_band=0.1)  # the soft band is off by default; ungated layer motion as in test_propagate
+TUNE = Tuning(
+    layer_radius=0.04, layer_coherence=0.0, soft_band=0.1
+)  # the soft band is off by default; ungated layer motion as in test_propagate
 
 
 def _matte_in_band(alpha: np.ndarray, tri: np.ndarray) -> np.ndarray:

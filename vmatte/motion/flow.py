@@ -145,7 +145,13 @@ class FlowPair:
         return cv2.copyTo(np.ascontiguousarray(mean, np.float32), use, flow.copy())
 
     def warp_layer(
-        self, p: np.ndarray, r: np.ndarray, flow: np.ndarray, c: np.ndarray, radius: float, coherence: float = 0.0
+        self,
+        p: np.ndarray,
+        r: np.ndarray,
+        flow: np.ndarray,
+        c: np.ndarray,
+        radius: float,
+        coherence: float = 0.0,
     ):
         """Warp probability ``p`` and reliability ``r`` (source grid) along ``flow`` (target grid) with the
         foreground-layer correction of :meth:`layer_flow` (radius <= 0: plain warp). Returns (p, r) float32."""

@@ -59,7 +59,7 @@ from vmatte.motion.scenecut import SceneCutDetector
 from vmatte.motion.shared import FrameMotion, MotionStore
 from vmatte.pipeline.context import propagation_range
 from vmatte.pipeline.threads import AnyEvent, Cancelled, Prefetch
-from vmatte.propagate import feedback
+from vmatte.propagate import feedback, lines
 from vmatte.propagate.blend import Band, Blender
 from vmatte.propagate.chain import Chains, Motion, Span
 from vmatte.propagate.colour import ColourModels, colour_bins
@@ -142,6 +142,10 @@ class Propagator:
         self.results = ResultStore((self.ww, self.wh), (self.width, self.height))
         self.confidence: dict[int, float] = self.results.confidence  # frame → [0, 1] (the report reads it)
         self.cuts: list[int] = []
+        # frame → its thin straight parts followed from the keyframe before it (vmatte.propagate.lines): flat
+        # pixel indices at the search size, that size (h, w), and the line width (px) there
+        self.lines: dict[int, tuple[np.ndarray, tuple[int, int], int]] = {}
+        self.line_px = 0  # line pixels put into trimaps (all frames)
         self.warnings: list[str] = []  # found while propagating (keyframes that contradict each other)
         self.timings = {
             "wait_s": 0.0,
@@ -150,6 +154,7 @@ class Propagator:
             "prepare_s": 0.0,
             "push_s": 0.0,
             "feedback_s": 0.0,
+            "lines_s": 0.0,
         }
         self.prepared = False
         self._flow: FlowPair | None = None
@@ -225,13 +230,18 @@ class Propagator:
         cuts = SceneCutDetector(threshold) if threshold > 0 else None
         self.corrupt = []
 
+        track = None  # the lines of the last keyframe, followed (vmatte.propagate.lines)
+
         def decoded():
+            nonlocal track
             # runs in a worker thread (decode, grey conversion, resize and the cut histogram release the GIL
             # or are cheap), so the next frames are ready while this thread computes flow
             for frame in self.clip.frames(
                 self.lo, self.hi, max_corrupt=self.max_corrupt, corrupt=self.corrupt
             ):
                 cut = cuts.update(frame.rgb_u8()) if cuts is not None else False
+                if self.tune.line_rescue:
+                    track = self._follow_lines(frame, track, cut)
                 yield frame.index, self._gray(frame), cut, self._bins(frame)
 
         def flowed(items):
@@ -279,6 +289,25 @@ class Propagator:
         self.timings["prepare_s"] = time.perf_counter() - t0
         self.prepared = True
 
+    def _follow_lines(self, frame: Frame, track: lines.LineTrack | None, cut: bool) -> lines.LineTrack | None:
+        """One frame of the line tracking in the pass: a keyframe starts a track of its lines (or ends the
+        last one), a scene cut ends it, any other frame's lines are found and kept for push."""
+        t0 = time.perf_counter()
+        t = frame.index
+        if t in self.keyframes:
+            kind, arr = self.keyframes.get(t)
+            mask = arr > 0.5 if kind == "alpha" else arr == 255
+            learnt = lines.learn(lines.shrink(_gray_full(frame)), lines.shrink(mask, is_mask=True))
+            track = lines.LineTrack(*learnt) if learnt is not None else None
+        elif cut:
+            track = None
+        elif track is not None:
+            found = track.step(lines.shrink(_gray_full(frame)))
+            if found.size and self.start <= t <= self.end:
+                self.lines[t] = (found, track.last.shape, track.model.width)
+        self.timings["lines_s"] += time.perf_counter() - t0
+        return track
+
     def _store_keyframe(self, t: int, p_kf: np.ndarray) -> None:
         """Store keyframe t's probability ((wh, ww) float32) with no unknown pixels and confidence 1."""
         self.results.put(t, to_u8(p_kf), np.zeros((self.wh, self.ww), bool), 1.0)
@@ -299,7 +328,13 @@ class Propagator:
             raise KeyError(f"frame {index} is outside the prepared range {self.start}-{self.end}")
         if index in self.keyframes:
             return (*self._keyframe_full(index), 1.0)
-        return (*self.results.full(index), self.confidence[index])
+        tri, mask = self.results.full(index)
+        if index in self.lines:
+            found, shape, width = self.lines[index]
+            tri = lines.apply(tri, found, shape, width)
+            mask = np.where(tri == 255, np.uint8(255), np.where(tri == 0, np.uint8(0), mask))
+            self.line_px += int(found.size)
+        return tri, mask, self.confidence[index]
 
     def _keyframe_full(self, index: int) -> tuple[np.ndarray, np.ndarray]:
         kind, arr = self.keyframes.get(index)
@@ -408,3 +443,8 @@ class Propagator:
             "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
             "compact_bytes": self.results.nbytes,
         }
+
+
+def _gray_full(frame: Frame) -> np.ndarray:
+    """(H, W) uint8 grey of a frame at full resolution (the line search needs the lines' own pixels)."""
+    return cv2.cvtColor(frame.rgb_u8(), cv2.COLOR_RGB2GRAY)
