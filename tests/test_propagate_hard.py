@@ -383,3 +383,36 @@ def test_lines_found_in_a_chunk_equal_a_full_run(tmp_path):
         a, b = full.result(t)[0], chunk.result(t)[0]
         assert np.array_equal(a, b), t
         assert (a[lines[t]] == 255).mean() >= 0.6
+
+
+def test_keyframe_matte_holds_to_the_drawn_mask(tmp_path):
+    """Through a whole run with the classic engine: on a binary keyframe, alpha > 0.5 is the drawn mask
+    exactly, a 2-px line included (the engine alone gives its own edge there); off, it need not be; the
+    frames between keyframes are not held."""
+    from dataclasses import replace
+
+    import vmatte
+    from vmatte.io.config import OutputConfig
+
+    frames, masks = _blob_scene(5, 100, 4.0, 30)
+    line = masks[0].copy()
+    line[int(H * 0.4) : int(H * 0.4) + 2, 130:300] = 255
+    fd, md = _write(tmp_path, frames, {0: line, 4: masks[4]})
+    ious = {}
+    for hold in (True, False):
+        out = tmp_path / f"out{hold}"
+        cfg = vmatte.RunConfig(
+            input=str(fd),
+            masks=str(md),
+            outputs=(OutputConfig(path=str(out) + "/", format="png", bit_depth=16, content="alpha"),),
+        )
+        cfg = replace(cfg, propagate=replace(cfg.propagate, hold_keyframes=hold))
+        cfg = replace(cfg, engine=replace(cfg.engine, name="classic"))
+        vmatte.run(cfg)
+        files = sorted(out.glob("*.png"))
+        alpha = [cv2.imread(str(f), cv2.IMREAD_UNCHANGED).astype(np.float32) / 65535.0 for f in files]
+        if alpha[0].ndim == 3:
+            alpha = [a[..., -1] for a in alpha]
+        ious[hold] = [_iou(alpha[k] > 0.5, m) for k, m in ((0, line), (4, masks[4]))]
+    assert ious[True] == [1.0, 1.0], ious
+    assert min(ious[False]) < 1.0, ious  # the engine's own edge differs somewhere (else this tests nothing)

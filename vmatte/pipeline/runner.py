@@ -32,6 +32,7 @@ from vmatte.pipeline.libnotes import LibraryNotes, capture_warnings
 from vmatte.pipeline.prepare import Prepared, prepare, report_path_problem
 from vmatte.pipeline.report import Report, message_event
 from vmatte.pipeline.threads import AnyEvent, Cancelled, cpu_thread_limit, run_in_thread
+from vmatte.propagate.trimap import hold_mask
 
 ProgressFn = Callable[[dict[str, Any]], None]
 
@@ -41,13 +42,16 @@ __all__ = ["EngineSlot", "render", "reported", "run"]
 class _Chain:
     """Main-thread stages with per-stage timers. Kept small: the stages do the work."""
 
-    def __init__(self, propagator, engine, smoother, emit: Callable[[Frame], None], report: Report) -> None:
+    def __init__(
+        self, propagator, engine, smoother, emit: Callable[[Frame], None], report: Report, hold: bool = True
+    ) -> None:
         self.propagator = propagator
         self.engine = engine
         self.smoother = smoother
         self.emit = emit
         self.times = report.times
         self.cpu = report.cpu
+        self.hold = hold
 
     def push(self, frame: Frame) -> None:
         t, c = time.perf_counter(), time.thread_time()
@@ -79,7 +83,17 @@ class _Chain:
             self.times.smooth += time.perf_counter() - t
             self.cpu.smooth += time.thread_time() - c
             for f in out:
-                self.emit(f)
+                self.emit(self._hold(f))
+
+    def _hold(self, f: Frame) -> Frame:
+        """A keyframe drawn as a binary mask comes out agreeing with it (alpha > 0.5 exactly on the mask,
+        propagate.trimap.hold_mask); trimap and soft keyframes, and every other frame, pass unchanged."""
+        if (
+            not (f.keyframe and self.hold and f.alpha is not None)
+            or self.propagator.keyframes.kind(f.index) != "binary"
+        ):
+            return f
+        return f.replace(alpha=hold_mask(f.alpha, self.propagator.result(f.index)[1]))
 
     def _matte(self, call, frame) -> None:
         t, c = time.perf_counter(), time.thread_time()
@@ -88,6 +102,7 @@ class _Chain:
         self.times.engine_cpu += time.thread_time() - c
         self.cpu.engine += time.thread_time() - c
         for f in matted:
+            f = self._hold(f)
             t, c = time.perf_counter(), time.thread_time()
             self.propagator.observe(f)  # alpha feedback for the next trimaps
             self.times.propagate += time.perf_counter() - t
@@ -100,7 +115,7 @@ class _Chain:
             self.times.smooth += time.perf_counter() - t
             self.cpu.smooth += time.thread_time() - c
             for g in out:
-                self.emit(g)
+                self.emit(self._hold(g))  # smoothing moves a keyframe's edge too: held again
 
 
 def run(
@@ -275,7 +290,7 @@ def _render(
             prep.clip,
             context,
             rng,
-            lambda emit: _Chain(propagator, engine, smoother, emit, report),
+            lambda emit: _Chain(propagator, engine, smoother, emit, report, config.propagate.hold_keyframes),
             outputs,
             overwrite=overwrite,
             pipeline=config.pipeline,

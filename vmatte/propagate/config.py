@@ -42,6 +42,9 @@ class PropagateConfig:
         with PyMaxflow) where the flow is unreliable, so the decided edge follows image edges (0 = off).
     keep_thin: at binary keyframes, parts of the mask (and gaps in it) narrower than the band keep the drawn
         label instead of vanishing into the band (kite lines, a forearm seen edge-on).
+    hold_keyframes: at keyframes drawn as binary masks the matte's alpha > 0.5 reproduces the mask exactly: the
+        engine's soft edge is kept where it agrees and moved just across 0.5 where it does not (trimap and
+        soft keyframes are used as given either way).
     """
 
     # keys a config file may still carry from earlier versions: now constants (vmatte.propagate.tuning)
@@ -60,6 +63,7 @@ class PropagateConfig:
     propagator_device: str = "auto"
     graph_cut: float = 2.0
     keep_thin: bool = True
+    hold_keyframes: bool = True
 
     def __post_init__(self) -> None:
         if not (0 < self.band_min <= self.band <= self.band_max < 0.5):
