@@ -52,6 +52,7 @@ class _Chain:
         self.times = report.times
         self.cpu = report.cpu
         self.hold = hold
+        self._held: tuple[int, Any] | None = None  # (keyframe, its drawn mask): held twice, read once
 
     def push(self, frame: Frame) -> None:
         t, c = time.perf_counter(), time.thread_time()
@@ -93,7 +94,9 @@ class _Chain:
             or self.propagator.keyframes.kind(f.index) != "binary"
         ):
             return f
-        return f.replace(alpha=hold_mask(f.alpha, self.propagator.result(f.index)[1]))
+        if self._held is None or self._held[0] != f.index:
+            self._held = (f.index, self.propagator.keyframes.get(f.index)[1])  # binary: uint8 {0, 255}
+        return f.replace(alpha=hold_mask(f.alpha, self._held[1]))
 
     def _matte(self, call, frame) -> None:
         t, c = time.perf_counter(), time.thread_time()

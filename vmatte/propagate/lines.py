@@ -24,8 +24,8 @@ mattes the line's edge), and the unknown band beyond that, up to ``1.5 x width``
 the subject's definite body, background: a one-pixel seed in an unknown slab otherwise spreads into a smear of
 foreground (kite-surf, classic engine: alpha > 0.5 10-20 px around each line; ``vmatte run`` J 0.673 without
 the clearing, 0.730 with it; reaching 3 x width gave the same J but more hard error next to lines not found,
-0.074 against 0.064). Sizes are full-resolution px
-at 480p. Larger frames are searched at 480p (:func:`shrink`; the found lines are scaled back by
+0.074 against 0.064). Sizes are px at the search size
+(short side 480 px, smaller frames as they are). Larger frames are searched at 480p (:func:`shrink`; the found lines are scaled back by
 :func:`apply`): the oriented filters cost ~5x per frame at 1080p and the lines are no thinner there relative
 to the picture. Measured on kite-surf (854x480): learning 0.075 CPU s per keyframe, following 0.014 CPU s per
 frame.
@@ -64,14 +64,6 @@ def shrink(img: np.ndarray, is_mask: bool = False) -> np.ndarray:
     if is_mask:
         return cv2.resize(img.astype(np.float32), size, interpolation=cv2.INTER_AREA) >= 0.3
     return cv2.resize(img, size, interpolation=cv2.INTER_AREA)
-
-
-def _scale(short_side: int) -> float:
-    return max(1.0, short_side / 480.0)
-
-
-def _odd(x: float) -> int:
-    return max(3, round(x) | 1)
 
 
 @dataclass(frozen=True)
@@ -123,13 +115,12 @@ def _orientation(mask: np.ndarray) -> np.ndarray:
 
 def learn(gray: np.ndarray, mask: np.ndarray) -> tuple[LineModel, np.ndarray] | None:
     """The line model of a keyframe and its line pixels ((H, W) bool): ``gray`` (H, W) uint8, ``mask`` (H, W)
-    bool. None where the mask has too few thin pixels in a dominant direction (most subjects, hair)."""
-    s = _scale(min(mask.shape))
-    width, length = _odd(WIDTH_PX * s), _odd(LENGTH_PX * s)
+    bool, both at the search size (:func:`shrink`). None where the mask has too few thin pixels in a dominant direction (most subjects, hair)."""
+    width, length = WIDTH_PX, LENGTH_PX  # images here are at most the search size (shrink)
     m8 = mask.astype(np.uint8)
     el = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (width, width))
     thin = mask & (cv2.morphologyEx(m8, cv2.MORPH_OPEN, el) == 0)
-    if thin.sum() < MIN_LINE_PX * s:
+    if thin.sum() < MIN_LINE_PX:
         return None
     bright, dark = _ridge(gray, 1, width), _ridge(gray, -1, width)
     polarity = 1 if np.median(bright[thin]) >= np.median(dark[thin]) else -1
@@ -138,7 +129,7 @@ def learn(gray: np.ndarray, mask: np.ndarray) -> tuple[LineModel, np.ndarray] | 
     hist = np.bincount(orient[thin], minlength=N_ORIENT) / thin.sum()
     orients = tuple(int(o) for o in np.nonzero(hist >= MIN_SHARE)[0])
     on = thin & np.isin(orient, orients)
-    if on.sum() < MIN_LINE_PX * s:
+    if on.sum() < MIN_LINE_PX:
         return None
     resp = np.max([cv2.filter2D(ridge, -1, _kernel(o, length)) for o in orients], axis=0)
     model = LineModel(
@@ -186,12 +177,12 @@ def find(model: LineModel, gray: np.ndarray, region: np.ndarray) -> np.ndarray:
 
 
 class LineTrack:
-    """The lines of one keyframe followed forward, one frame at a time (full resolution)."""
+    """The lines of one keyframe followed forward, one frame at a time (at the search size, :func:`shrink`)."""
 
     def __init__(self, model: LineModel, lines: np.ndarray) -> None:
         self.model = model
         self.last = lines  # (H, W) bool: where the lines were last found
-        r = _odd(2 * STEP_PX * _scale(min(lines.shape)) + 1)
+        r = 2 * STEP_PX + 1
         self._disk = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (r, r))
 
     def step(self, gray: np.ndarray) -> np.ndarray:

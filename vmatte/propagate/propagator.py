@@ -145,7 +145,6 @@ class Propagator:
         # frame → its thin straight parts followed from the keyframe before it (vmatte.propagate.lines): flat
         # pixel indices at the search size, that size (h, w), and the line width (px) there
         self.lines: dict[int, tuple[np.ndarray, tuple[int, int], int]] = {}
-        self.line_px = 0  # line pixels put into trimaps (all frames)
         self.warnings: list[str] = []  # found while propagating (keyframes that contradict each other)
         self.timings = {
             "wait_s": 0.0,
@@ -291,7 +290,7 @@ class Propagator:
 
     def _follow_lines(self, frame: Frame, track: lines.LineTrack | None, cut: bool) -> lines.LineTrack | None:
         """One frame of the line tracking in the pass: a keyframe starts a track of its lines (or ends the
-        last one), a scene cut ends it, any other frame's lines are found and kept for push."""
+        last one), a scene cut ends it, any other frame's lines are found and kept for :meth:`result`."""
         t0 = time.perf_counter()
         t = frame.index
         if t in self.keyframes:
@@ -333,7 +332,6 @@ class Propagator:
             found, shape, width = self.lines[index]
             tri = lines.apply(tri, found, shape, width)
             mask = np.where(tri == 255, np.uint8(255), np.where(tri == 0, np.uint8(0), mask))
-            self.line_px += int(found.size)
         return tri, mask, self.confidence[index]
 
     def _keyframe_full(self, index: int) -> tuple[np.ndarray, np.ndarray]:

@@ -288,8 +288,12 @@ class TemporalSmoother:
             return np.zeros((*a.gray.shape, 2), np.float32)
         return self._dis.calc(a.gray, b.gray, None)
 
-    def _chains(self, entry: _Entry, neighbours: list[_Entry], xw: np.ndarray, yw: np.ndarray):
+    def _chains(self, entry: _Entry, neighbours: list[_Entry], xw, yw, sample=None):
         """Yield ``(nb, x, y, inside, fb_err2, fb_mag2)`` for each neighbour reachable by consecutive flows.
+
+        ``sample(src, dst_pos, x, y)``: the flow src → dst_pos at points (N,) → (N, 2); default the numpy
+        sampler on the CPU. The torch path passes its own, with (N,) tensors for xw, yw: the steps here are
+        plain arithmetic on either kind of array.
 
         Flow chaining: the band points (xw, yw) of frame t (working px) are carried t → t±1 → … → s, each
         step adding the consecutive flow sampled bilinearly at the displaced position, so s is reached with
@@ -302,6 +306,11 @@ class TemporalSmoother:
         could in a single composed backward flow. ``fb_mag2`` accumulates ``|f|² + |b|²`` of the steps for
         the motion-dependent part of the tolerance.
         """
+        if sample is None:
+
+            def sample(src: _Entry, q: int, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+                return sample_points(src.flows[q], x, y)
+
         wh, ww = entry.gray.shape
         by_pos = {e.pos: e for e in self._entries if e.shot == entry.shot}
         wanted = {nb.pos for nb in neighbours}
@@ -312,19 +321,19 @@ class TemporalSmoother:
             if last is None:
                 continue
             x, y = xw, yw
-            inside = np.ones(xw.shape, bool)
-            err2 = np.zeros_like(xw)
-            mag2 = np.zeros_like(xw)
+            inside = xw == xw  # all True (the points are finite), an array of xw's kind
+            err2 = xw * 0
+            mag2 = xw * 0
             p = entry.pos
             while p != last:
                 src, dst = by_pos.get(p), by_pos.get(p + step)
                 if src is None or dst is None or dst.pos not in src.flows or src.pos not in dst.flows:
                     break
-                f = sample_points(src.flows[dst.pos], x, y)
+                f = sample(src, dst.pos, x, y)
                 x = x + f[:, 0]
                 y = y + f[:, 1]
                 inside = inside & (x >= -0.5) & (x <= ww - 0.5) & (y >= -0.5) & (y <= wh - 0.5)
-                g = sample_points(dst.flows[src.pos], x, y)  # this step's backward flow at its landing point
+                g = sample(dst, src.pos, x, y)  # this step's backward flow at its landing point
                 e, m = fb_terms(f, g)
                 err2 = err2 + e
                 mag2 = mag2 + m

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from vmatte.frame import Frame
-from vmatte.motion.flow import FB_RELATIVE, fb_terms
+from vmatte.motion.flow import FB_RELATIVE
 from vmatte.temporal.sampling import SATURATED_EPS
 
 # max |torch - numpy| of smoothed alpha (in [0, 1]) away from the snap_saturated step (see above), measured
@@ -173,34 +173,9 @@ def flow_plane(sm, src, dst_pos: int) -> Plane:
 
 
 def chains(sm, entry, neighbours: list, xw: torch.Tensor, yw: torch.Tensor):
-    """:meth:`TemporalSmoother._chains` on the device: same yields, (N,) torch tensors (x, y float32, inside bool)."""
-    wh, ww = entry.gray.shape
-    by_pos = {e.pos: e for e in sm._entries if e.shot == entry.shot}
-    wanted = {nb.pos for nb in neighbours}
-    for step in (1, -1):
-        last = max((q for q in wanted if (q - entry.pos) * step > 0), key=lambda q: q * step, default=None)
-        if last is None:
-            continue
-        x, y = xw, yw
-        inside = torch.ones(xw.shape, dtype=torch.bool, device=xw.device)
-        err2 = torch.zeros_like(xw)
-        mag2 = torch.zeros_like(xw)
-        p = entry.pos
-        while p != last:
-            src, dst = by_pos.get(p), by_pos.get(p + step)
-            if src is None or dst is None or dst.pos not in src.flows or src.pos not in dst.flows:
-                break
-            f = flow_plane(sm, src, dst.pos).bilinear(x, y)
-            x = x + f[:, 0]
-            y = y + f[:, 1]
-            inside = inside & (x >= -0.5) & (x <= ww - 0.5) & (y >= -0.5) & (y <= wh - 0.5)
-            g = flow_plane(sm, dst, src.pos).bilinear(x, y)
-            e, m = fb_terms(f, g)  # plain + and *: works on tensors as on arrays
-            err2 = err2 + e
-            mag2 = mag2 + m
-            p += step
-            if p in wanted:
-                yield dst, x, y, inside, err2, mag2
+    """:meth:`TemporalSmoother._chains` on the device: same yields, (N,) torch tensors (x, y float32, inside
+    bool), the flows sampled from their uploaded planes."""
+    return sm._chains(entry, neighbours, xw, yw, lambda src, q, x, y: flow_plane(sm, src, q).bilinear(x, y))
 
 
 def smooth_band(sm, entry, neighbours: list, ys: np.ndarray, xs: np.ndarray) -> Frame:
