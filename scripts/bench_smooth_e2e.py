@@ -54,6 +54,7 @@ sys.path.insert(0, str(HERE.parent))
 import bench_flicker as B  # noqa: E402  (shared clip construction)
 
 KEY_EVERY = 24
+GROW_BAND = None  # --grow-band; None = EngineConfig's default
 METRICS = ("dtSSD", "SAD", "MSE", "Grad")
 RATIOS = ("SAD", "MSE", "Grad", "dtSSD")
 
@@ -112,25 +113,24 @@ def build_clip(fg, bg_dir: Path, frames: int, scale: float, work: Path, oracle_p
 
 @contextlib.contextmanager
 def recording_trimaps(folder: Path):
-    """Save every trimap the chain's propagator hands to the engine (after alpha feedback) as PNGs."""
+    """Save every trimap the engine matted on (propagated, after alpha feedback and the engine's band growth)
+    as PNGs: what reaches the smoother."""
     import cv2
 
-    from vmatte.propagate.propagator import Propagator
+    from vmatte.temporal.smooth import TemporalSmoother
 
     folder.mkdir(parents=True, exist_ok=True)
-    orig = Propagator.push
+    orig = TemporalSmoother.push
 
     def push(self, frame):
-        out = orig(self, frame)
-        for f in out:
-            cv2.imwrite(str(folder / f"{f.index:05d}.png"), f.trimap)
-        return out
+        cv2.imwrite(str(folder / f"{frame.index:05d}.png"), frame.trimap)
+        return orig(self, frame)
 
-    Propagator.push = push
+    TemporalSmoother.push = push
     try:
         yield
     finally:
-        Propagator.push = orig
+        TemporalSmoother.push = orig
 
 
 def cpu_s() -> float:
@@ -151,7 +151,7 @@ def run_chain(work: Path, smooth: bool) -> dict:
         outputs=(
             OutputConfig(path=str(out_dir / "%05d.png"), content="alpha", format="png", start_number=0),
         ),
-        engine=EngineConfig(name="classic"),
+        engine=EngineConfig(name="classic", **({} if GROW_BAND is None else {"grow_band": GROW_BAND})),
         smooth=SmoothConfig(enabled=smooth),
         overwrite=True,
         progress="none",
@@ -234,11 +234,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--scale", type=float, default=0.5, help="scale of the 854x480 composites (default 0.5)")
     ap.add_argument("--oracle-px", type=int, default=3, help="dilation of the oracle's unknown band (px)")
+    ap.add_argument(
+        "--grow-band", type=int, default=None, help="[engine] grow_band (default: the shipped one)"
+    )
     ap.add_argument("--no-raw", action="store_true", help="skip the smoothing-off run (faster iteration)")
     ap.add_argument("--messddt", action="store_true", help="also score MESSDdt (slower: GT flow per frame)")
     ap.add_argument("--json", default="/tmp/vmatte-bench/bench_smooth_e2e.json")
     ap.add_argument("--work", default="/tmp/vmatte-bench/e2e")
     args = ap.parse_args(argv)
+    global GROW_BAND
+    GROW_BAND = args.grow_band
 
     if not B.DIM.is_dir() or not B.DAVIS.is_dir():
         print(f"bench_smooth_e2e: shared data not found under {B.SHARED} (set VMATTE_SHARED); skipping")

@@ -257,9 +257,11 @@ def test_library_prints_and_warnings_become_one_counted_line(tmp_path, clip_path
     import vmatte.engine.classic as C
 
     real = C.solve_band
+    calls = []
 
     def chatty(rgb, trimap, margin=4):
         # pymatting's block, exactly as ichol prints it, and a Python warning from a library
+        calls.append(1)  # once per solve: the 12 frames, and again where the band was widened (grow_band)
         print("PERFORMANCE WARNING:")
         print(
             "Thresholded incomplete Cholesky decomposition failed due to insufficient positive-definiteness "
@@ -291,9 +293,11 @@ def test_library_prints_and_warnings_become_one_counted_line(tmp_path, clip_path
     assert r.code == 0, r
     assert "Thresholded" not in out.getvalue()
     perf = [ln for ln in r.lines if "PERFORMANCE WARNING" in ln]
-    assert len(perf) == 1 and "12 times" in perf[0] and "the matte is the same" in perf[0], r
+    n = f"{len(calls)} times"
+    assert len(calls) >= 12
+    assert len(perf) == 1 and n in perf[0] and "the matte is the same" in perf[0], r
     dep = [ln for ln in r.lines if "something deprecated" in ln]
-    assert len(dep) == 1 and "DeprecationWarning" in dep[0] and "12 times" in dep[0], r
+    assert len(dep) == 1 and "DeprecationWarning" in dep[0] and n in dep[0], r
     assert not any(ln.startswith(("discard_threshold", "shift", "Try decreasing")) for ln in r.lines)
     assert sum("PERFORMANCE WARNING" in w for w in json.loads(rep.read_text())["warnings"]) == 1
 

@@ -62,6 +62,9 @@ def load_engine(
 
     engine = _load(cfg, warn, on_info)
     engine.load_warnings = tuple(said)  # type: ignore[attr-defined]
+    from vmatte.engine import band
+
+    engine.grow_steps = band.steps_for(engine.name) if cfg.grow_band == "auto" else cfg.grow_band
     # torch may have loaded just now, inside a run's thread plan: its pool is sized for the engine's device
     cap_torch(str(getattr(engine, "device", "cpu")))
     return engine

@@ -69,6 +69,9 @@ class BatchingEngine:
     name = "base"
     batch_size: int = 1
     max_in_flight: int = 1
+    # widen the band where the matte is cut off by it and matte again, up to this many times per frame
+    # (vmatte.engine.band; [engine] grow_band sets it at load; 0 = the band as propagated)
+    grow_steps: int = 0
     load_warnings: tuple[str, ...] = ()
     library_notes: Any = None
 
@@ -79,6 +82,7 @@ class BatchingEngine:
         self._inflight: deque[tuple[Any, list[Frame]]] = deque()
         self.frames_matted = 0
         self.frames_trivial = 0
+        self.frames_regrown = 0  # frame re-mattes on a widened band (grow_steps)
 
     # -- engine protocol ----------------------------------------------------------------------------------
     def push(self, frame: Frame) -> list[Frame]:
@@ -103,7 +107,12 @@ class BatchingEngine:
         self._inflight.clear()
 
     def describe(self) -> dict[str, Any]:
-        return {"engine": self.name, "batch_size": self.batch_size}
+        return {
+            "engine": self.name,
+            "batch_size": self.batch_size,
+            "grow_band": self.grow_steps,
+            "frames_regrown": self.frames_regrown,
+        }
 
     def plan(self, width: int, height: int) -> int:
         return self.batch_size
@@ -136,16 +145,48 @@ class BatchingEngine:
                 self.frames_trivial += 1
                 continue
             alphas = self._collect(handle)
-            bad = [f.index for f, a in zip(frames, alphas) if not np.isfinite(a).all()]
-            if bad:
-                raise NumericsError(
-                    f"{self.name} engine produced NaN/Inf alpha on frame(s) {bad[:10]}",
-                    hint="try --precision fp32; nothing was written for these frames",
-                )
+            self._check_finite(frames, alphas)
+            if self.grow_steps:
+                frames, alphas = self._grow(frames, alphas)
             for f, a in zip(frames, alphas):
                 out.append(f.replace(alpha=clamp_to_trimap(a, f.trimap)))
             self.frames_matted += len(frames)
         return out
+
+    def _check_finite(self, frames: list[Frame], alphas: list[np.ndarray]) -> None:
+        bad = [f.index for f, a in zip(frames, alphas) if not np.isfinite(a).all()]
+        if bad:
+            raise NumericsError(
+                f"{self.name} engine produced NaN/Inf alpha on frame(s) {bad[:10]}",
+                hint="try --precision fp32; nothing was written for these frames",
+            )
+
+    def _grow(self, frames: list[Frame], alphas: list[np.ndarray]) -> tuple[list[Frame], list[np.ndarray]]:
+        """Widen each frame's band where its matte is cut off (vmatte.engine.band) and matte those frames
+        again, up to ``grow_steps`` times; frames come back with the band they were matted on. Keyframes keep
+        theirs: the user drew it (a trimap keyframe is used as given; a binary one is held to its mask)."""
+        from vmatte.engine import band
+
+        frames, alphas = list(frames), list(alphas)
+        for _ in range(self.grow_steps):
+            redo = []
+            for i, (f, a) in enumerate(zip(frames, alphas)):
+                if f.keyframe:
+                    continue
+                h, w = f.trimap.shape
+                wider = band.widen(f.trimap, a, band.step_px(w, h))
+                if wider is not None:
+                    frames[i] = f.replace(trimap=wider)
+                    redo.append(i)
+            if not redo:
+                break
+            again = [frames[i] for i in redo]
+            new = self._collect(self._launch(again))
+            self._check_finite(again, new)
+            for i, a in zip(redo, new):
+                alphas[i] = a
+            self.frames_regrown += len(redo)
+        return frames, alphas
 
 
 class FakeEngine(BatchingEngine):

@@ -29,6 +29,11 @@ class EngineConfig:
     crop_threshold: vitmatte mattes a frame on a crop around its unknown band (plus 64 px of context,
         vmatte.engine.vitmatte.CROP_MARGIN) when that crop covers at most this fraction of the frame, several
         crops batched; whole frames otherwise. 0 = always whole frames.
+    grow_band: where the matte reaches the edge of the unknown band (hair, fur, blur wider than the band),
+        widen the band there by 1.25 % of the short side and matte the frame again, at most this many times
+        ("auto": 1 with the classic engine, 0 with ViTMatte, not measured without its weights; 0 = never;
+        vmatte.engine.band; keyframes keep their band). Costs an engine pass per step on the frames that
+        need it.
 
     The attention kernel is not an option: fused SDPA on CUDA, transformers' eager attention on CPU (same
     result; see ``vmatte.engine.vitmatte.VitMatteEngine``).
@@ -48,6 +53,7 @@ class EngineConfig:
     hub_probe_timeout_s: float = 3.0
     memory_budget_gb: float = 0.0
     crop_threshold: float = 0.6
+    grow_band: int | Literal["auto"] = "auto"
 
     def __post_init__(self) -> None:
         if self.batch_size < 0:
@@ -58,5 +64,7 @@ class EngineConfig:
             raise ValueError(f"tile must be 0 (automatic) or >= 64 px, got {self.tile}")
         if self.hub_probe_timeout_s < 0 or self.memory_budget_gb < 0:
             raise ValueError("hub_probe_timeout_s and memory_budget_gb must be >= 0")
+        if self.grow_band != "auto" and not (isinstance(self.grow_band, int) and 0 <= self.grow_band <= 8):
+            raise ValueError(f'grow_band must be "auto" or an integer in [0, 8], got {self.grow_band!r}')
         if not 0.0 <= self.crop_threshold <= 1.0:
             raise ValueError(f"crop_threshold must be in [0, 1], got {self.crop_threshold}")

@@ -286,6 +286,7 @@ def _render(
 
             smoother = TemporalSmoother(config.smooth, config.flow, device=_smooth_device(config, engine))
         report.engine = dict(engine.describe())
+        regrown = getattr(engine, "frames_regrown", 0)  # the engine may serve many runs: count this one's
         info = prep.info
         engine.plan(info.width, info.height)  # an automatic batch size is known only once the frame size is
         depth = queue_depth(int(engine.batch_size or 1))
@@ -302,6 +303,8 @@ def _render(
             cancel=cancel,
             on_progress=emit_progress,
         )
+        if "frames_regrown" in report.engine:  # re-mattes on a widened band ([engine] grow_band)
+            report.engine["frames_regrown"] = engine.frames_regrown - regrown
     finally:
         propagator.close()  # the alpha feedback's flow helper thread
         slot.release(report)

@@ -52,25 +52,25 @@ def mask_to_trimap(mask: np.ndarray, radius_px: float, keep_thin: bool = False) 
         m = (mask > 0).astype(np.uint8)
         k = max(1, int(np.ceil(radius_px)))
         ring = np.ones((3, 3), np.uint8)
-        near_wide, thin = {}, {}
+        wide, thin = {}, {}
         # d is inside - outside distance: each part's own distance to the other is its positive side
         for name, part, depth in (("fg", m, np.maximum(d, 0.0)), ("bg", 1 - m, np.maximum(-d, 0.0))):
-            near_wide[name] = _near_wide(depth, k)
-            thin[name] = (part > 0) & ~near_wide[name]
+            wide[name] = near_wide(depth, k)
+            thin[name] = (part > 0) & ~wide[name]
         out[thin["fg"]] = TRIMAP_FG
         out[thin["bg"]] = TRIMAP_BG
         band &= ~(thin["fg"] | thin["bg"])
         # beside a thin part the other label is the user's word too: only a 1-px ring stays unknown (a full
         # band around a kite line was matted into a line three times as wide)
         for name, other, label in (("fg", m == 0, TRIMAP_BG), ("bg", m > 0, TRIMAP_FG)):
-            side = band & other & ~near_wide[name] & ~(cv2.dilate(thin[name].astype(np.uint8), ring) > 0)
+            side = band & other & ~wide[name] & ~(cv2.dilate(thin[name].astype(np.uint8), ring) > 0)
             out[side] = label
             band &= ~side
     out[band] = TRIMAP_UNKNOWN
     return out
 
 
-def _near_wide(depth: np.ndarray, k: int) -> np.ndarray:
+def near_wide(depth: np.ndarray, k: int) -> np.ndarray:
     """(H, W) bool: within 2k px of a disk of radius k that fits inside a part whose distance to the other
     part is ``depth`` (float32 px, 0 outside it): the opening of the part by that disk, dilated by it once
     more, i.e. what is not thin. Distance transforms instead of elliptic morphology, whose cost grows with the
