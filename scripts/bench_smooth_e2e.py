@@ -30,6 +30,10 @@ With colour backing a definite body only where the chains lean foreground (Tunin
 11 SAD 1.67x, MSE 3.50x, Grad 2.36x, dtSSD 1.40x, coverage 0.447, keyframe IoU 0.982, smoothing -1.8 % dtSSD.
 With the foreground-layer motion gated by coherence (Tuning.layer_radius / layer_coherence, 2026-12-05): SAD
 1.34x, MSE 2.39x, Grad 1.89x, dtSSD 1.27x, coverage 0.449, band 0.54x, keyframe IoU 0.982, smoothing -2.3 %.
+With the band widened where the matte reaches its edge (engine.band, grow_band 1, the classic default): SAD
+1.23x, MSE 2.08x, Grad 1.66x, dtSSD 1.22x, coverage 0.561, band 0.64x, keyframe IoU 1.000, smoothing -2.8 %;
+grow_band 2: 1.23x / 2.07x / 1.65x / 1.23x, coverage 0.571. Transparent foregrounds (dim1/3/4/7/9) stay at
+0.35-0.43 coverage: their soft region is an area, not an edge.
 Work files go under /tmp/vmatte-bench/e2e (never the repo). Skips cleanly when the shared data is absent.
 """
 
