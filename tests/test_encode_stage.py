@@ -83,13 +83,13 @@ def _run(tmp: Path, clip: Path, masks: Path, workers: int, monkeypatch) -> dict[
     )
     import vmatte.io.compose as compose
 
-    estimate, where = compose.estimate_foreground, set()
+    estimate, where = compose.decontaminate, set()
 
-    def spy(rgb, alpha):
+    def spy(frame):
         where.add(threading.current_thread().name.split("_")[0])
-        return estimate(rgb, alpha)
+        return estimate(frame)
 
-    monkeypatch.setattr(compose, "estimate_foreground", spy)
+    monkeypatch.setattr(compose, "decontaminate", spy)
     from vmatte.io.writers.video import VideoWriter
 
     prepare, prepared = VideoWriter.prepare, []

@@ -90,3 +90,31 @@ def test_box_torch_matches_cv2_blur_any_radius():
         ref = cv2.blur(x, (2 * r + 1, 2 * r + 1), borderType=cv2.BORDER_REPLICATE)
         got = fgm._box_torch(torch.from_numpy(x)[None, None], r)[0, 0].numpy()
         assert np.abs(ref - got).max() <= 1e-5, r
+
+
+@pytest.mark.parametrize("deep_rgb", [False, True])
+@pytest.mark.parametrize("depth", [8, 16])
+def test_writers_convert_only_the_solved_tiles_with_the_same_pixels(deep_rgb, depth):
+    """A decontaminated frame carries the tiles it solved (Frame.foreground_boxes); the writers' integer path
+    takes the colour from rgb elsewhere and must give exactly the pixels of the full float path."""
+    from vmatte.config import OutputConfig
+    from vmatte.frame import Frame
+    from vmatte.io.compose import decontaminate
+    from vmatte.io.writers.common import PixelSource, quantize
+
+    rgb, alpha, _ = _ring(240, 320)
+    ints = np.round(rgb * (65535 if deep_rgb else 255)).astype(np.uint16 if deep_rgb else np.uint8)
+    frame = decontaminate(Frame(index=0, pts=0, time_base=None, rgb=ints, alpha=alpha))
+    assert frame.foreground_boxes  # the soft ring was solved on tiles
+    inside = np.zeros(alpha.shape, bool)
+    for y0, y1, x0, x1 in frame.foreground_boxes:
+        inside[y0:y1, x0:x1] = True
+    assert np.array_equal(frame.foreground[~inside], frame.rgb_float()[~inside])
+    assert not np.array_equal(frame.foreground[inside], frame.rgb_float()[inside])  # decontamination did work
+    pixels = PixelSource(OutputConfig(path="x.mov", content="rgba"))
+    fast = pixels.render_int(frame, depth)
+    slow = quantize(pixels.render(frame), depth)
+    assert fast.dtype == slow.dtype and np.array_equal(fast, slow)
+    # without the boxes the writer cannot know where the colour differs: the float path
+    plain = frame.replace(foreground_boxes=None)
+    assert np.array_equal(pixels.render_int(plain, depth), slow)

@@ -41,12 +41,15 @@ def test_moved_keys_name_their_new_place(tmp_path, old):
 # -- one motion estimate per frame pair --------------------------------------------------------------------
 
 
-def _chain(clip, kf, flow_cfg, smoothers, cut_from=None):
+def _chain(clip, kf, flow_cfg, smoothers, cut_from=None, archive_bytes=None):
     """The runner's main pass with an engine batch of 1: push → matte (the scene's alpha, plus deterministic
-    noise) → observe → smooth. Each smoother gets the frames as a (smoother, strip motion?) pair."""
+    noise) → observe → smooth. Each smoother gets the frames as a (smoother, strip motion?) pair.
+    archive_bytes: cap the RAM and disk of the store's archive of pre-pass flows (None: the default)."""
     from vmatte.propagate import Propagator
 
     prop = Propagator(clip, kf, PropagateConfig(), flow=flow_cfg)
+    if archive_bytes is not None:
+        prop.motion._archive.budget = prop.motion._archive.disk_limit = archive_bytes
     prop.prepare()
     outs = [[] for _ in smoothers]
     carried = []
@@ -91,15 +94,40 @@ def test_smoother_reuses_the_feedback_flows_and_results_do_not_change(rigid):
     assert len(a) == len(b) == 21
     for x, y in zip(a, b):
         assert np.array_equal(x.alpha, y.alpha), x.index  # bit-identical to computing the flows itself
-    # feedback ran on the 18 frames that are not keyframes, each with the previous frame's matte (lag 1):
-    # the smoother found those 18 pairs in the store and computed only the pairs ending at keyframes 10, 20
-    assert shared.stats()["flows_reused"] == 36 and shared.stats()["flows_computed"] == 4
+    # the propagation pass computed the 20 adjacent pairs and archived them: feedback and the smoother took
+    # every pair from the store, and the main pass ran no DIS at all (it ran 2 per pair before the archive)
+    assert prop.motion.archived == 40
+    assert shared.stats()["flows_reused"] == 40 and shared.stats()["flows_computed"] == 0
     assert alone.stats()["flows_computed"] == 40 and alone.stats()["flows_reused"] == 0
     assert other.stats()["flows_reused"] == 0
-    assert prop.motion.dis_calls == 40  # main pass: 2 DIS per frame pair instead of 4
+    assert prop.motion.dis_calls == 0
     # bounded: greys and pairs for the longest feedback lag (8: 11 and 9), whatever the clip length
     assert len(prop.motion._grays) <= 11 and len(prop.motion._pairs) <= 9
     assert all(m.cut is False for m in carried)
+
+
+def test_flows_from_the_archive_or_computed_again_give_the_same_matte(rigid):
+    """The pre-pass archives its flows within a disk limit; pairs past it are computed again by the main pass,
+    with the same numbers (DIS is deterministic), so the room left on the disk never changes a result (a farm
+    chunk's pass also covers other frames than a whole run's)."""
+    from vmatte.io.decode import open_clip
+    from vmatte.io.masks import load_keyframes
+    from vmatte.temporal.config import SmoothConfig
+    from vmatte.temporal.smooth import TemporalSmoother
+
+    clip = open_clip(rigid[0])
+    kf = load_keyframes(rigid[1], clip.info)
+    flow = FlowConfig(work_size=128)
+    pair_bytes = 2 * 128 * 77 * 2 * 4  # two float32 flows of a 128x77 working frame
+    runs = {}
+    for cap in (None, 7 * pair_bytes, 0):
+        sm = TemporalSmoother(SmoothConfig(), flow)
+        prop, (out,), _ = _chain(clip, kf, flow, [(sm, False)], archive_bytes=cap)
+        runs[cap] = (prop.motion.archived, prop.motion.dis_calls, [f.alpha for f in out])
+    # (flows archived, DIS run by the main pass): all 20 pairs; 7 in RAM + 7 on disk; none
+    assert [runs[c][:2] for c in (None, 7 * pair_bytes, 0)] == [(40, 0), (28, 12), (0, 40)]
+    for cap in (7 * pair_bytes, 0):
+        assert all(np.array_equal(x, y) for x, y in zip(runs[None][2], runs[cap][2]))
 
 
 def test_one_scene_cut_decision_travels_with_the_frame(tmp_path):

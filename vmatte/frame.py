@@ -38,6 +38,9 @@ class Frame:
         confidence: propagation confidence in [0, 1] for this frame's trimap (1 at keyframes), or None.
         motion: a :class:`~vmatte.motion.shared.FrameMotion` (this frame's scene-cut decision and the run's
             shared flow store, attached by propagation so that smoothing reuses both), or None.
+        foreground_boxes: (y0, y1, x0, x1) boxes outside which ``foreground`` equals :meth:`rgb_float` (what
+            decontamination on the soft band's tiles guarantees), so writers convert only those boxes; None
+            when it may differ anywhere.
     """
 
     index: int
@@ -50,6 +53,7 @@ class Frame:
     keyframe: bool = False
     confidence: float | None = None
     motion: object | None = None
+    foreground_boxes: tuple[tuple[int, int, int, int], ...] | None = None
 
     def __post_init__(self) -> None:
         rgb = self.rgb

@@ -181,6 +181,7 @@ def main(args: argparse.Namespace) -> int:
             last[0] = now
             print(f"propagate: {done}/{n} frames", file=sys.stderr, flush=True)
 
+    prop.keep_flows = False  # results only: no main pass will ask for the pass's flows
     prop.prepare(on_progress=progress)
     for w in prop.warnings:
         print(f"vmatte: warning: {w}", file=sys.stderr)

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from vmatte.errors import ConfigError, InputError, say
+from vmatte.frame import Frame
 from vmatte.io.config import OutputConfig
 
 # pixels this far outside the soft band still enter the foreground solve, so F is anchored by solid pixels
@@ -73,6 +74,16 @@ def estimate_foreground(rgb: np.ndarray, alpha: np.ndarray) -> np.ndarray:
     from vmatte.io.foreground import foreground_ml
 
     return foreground_ml(rgb, alpha)
+
+
+def decontaminate(frame: Frame) -> Frame:
+    """``frame`` (with alpha) with ``foreground`` from :func:`estimate_foreground` and ``foreground_boxes``,
+    the band tiles it solved (elsewhere the foreground is the frame's own colour, which writers then take
+    from ``rgb`` as is)."""
+    from vmatte.io.foreground import foreground_ml_boxes
+
+    fg, boxes = foreground_ml_boxes(frame.rgb_float(), frame.alpha)
+    return frame.replace(foreground=fg, foreground_boxes=boxes)
 
 
 def premultiply(color: np.ndarray, alpha: np.ndarray) -> np.ndarray:

@@ -99,6 +99,17 @@ def foreground_ml(
     margin: int | None = None,
 ) -> np.ndarray:
     """Multilevel foreground estimate on the band's tile runs; ``rgb`` elsewhere. (H, W, 3) float32."""
+    return foreground_ml_boxes(rgb, alpha, soft, tile, margin)[0]
+
+
+def foreground_ml_boxes(
+    rgb: np.ndarray,
+    alpha: np.ndarray,
+    soft: np.ndarray | None = None,
+    tile: int | None = None,
+    margin: int | None = None,
+) -> tuple[np.ndarray, tuple[tuple[int, int, int, int], ...]]:
+    """:func:`foreground_ml` and the (y0, y1, x0, x1) cores it solved: outside them the result is ``rgb``."""
     from pymatting import estimate_foreground_ml
 
     _one_numba_thread()
@@ -114,7 +125,7 @@ def foreground_ml(
         solid = alpha[y0:y1, x0:x1] >= SOFT_HI  # the observed colour *is* the foreground there
         core[solid] = rgb[y0:y1, x0:x1][solid]
         out[y0:y1, x0:x1] = core
-    return out
+    return out, tuple(core for core, _ in regions)
 
 
 def _one_numba_thread() -> None:

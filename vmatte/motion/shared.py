@@ -13,8 +13,14 @@ the full frame).
 
 The store is per run and bounded: a few grey frames and adjacent pairs (enough for the longest feedback lag),
 least recently used first out, so memory does not grow with clip length (at 640x360: a grey ≈ 0.23 MB, a pair
-≈ 3.7 MB). A miss only recomputes. The propagation pre-pass does not feed it: it runs over the whole range before the first frame
-is matted, so sharing its flows would mean keeping them for the whole clip.
+≈ 3.7 MB). A miss only recomputes.
+
+The propagation pre-pass computes every adjacent pair of its range before the first frame is matted; it hands
+them to the store's archive (:meth:`MotionStore.keep`: in RAM up to 64 MB, then in an anonymous temporary file
+up to ``ARCHIVE_DISK_BYTES``), and the main pass takes each pair from there instead of running DIS again (two
+DIS flows per frame: ~0.04 CPU s of the ~0.3 around the model at 1080p, issue 15). The flows are kept as
+computed (float32): DIS is deterministic, so a pair the archive had no room for, computed again here, is the
+same pair, and the disk's room never changes a result.
 
 It travels on the frame: the propagator attaches a :class:`FrameMotion` (this frame's scene-cut decision and
 the run's store) to every frame it pushes, so the runner wires nothing and a smoother fed frames without one
@@ -32,24 +38,33 @@ import numpy as np
 from vmatte.motion.config import FlowConfig
 from vmatte.motion.flow import FlowPair, to_gray, work_shape
 
+# disk the archive of pre-pass flows may use (3.7 MB a frame pair at 640x360: ~290 pairs past the 17 in RAM);
+# pairs past it are computed again by the main pass, with the same result
+ARCHIVE_DISK_BYTES = 1 << 30
+
 
 class MotionStore:
     """Working-resolution grey frames and DIS flows of frame pairs for one run, computed once, bounded.
 
     cfg: the run's :class:`~vmatte.motion.config.FlowConfig` (a consumer shares only under an equal one).
     grays / pairs: how many grey frames / adjacent frame pairs are kept (least recently used first out).
+    archive: where :meth:`keep` puts the pre-pass's adjacent pairs (an object with ``put(key, *arrays) ->
+        bool``, ``pop(key)``, ``__contains__`` and ``clear()``, such as
+        :class:`~vmatte.propagate.store.Scratch`); None: nothing is kept from the pre-pass.
     Thread-safe (one lock; the stages of the main pass run on one thread, so it is never contended there).
     """
 
-    def __init__(self, cfg: FlowConfig, grays: int = 8, pairs: int = 4) -> None:
+    def __init__(self, cfg: FlowConfig, grays: int = 8, pairs: int = 4, archive=None) -> None:
         self.cfg = cfg
+        self._archive = archive
         self._max_grays, self._max_pairs = grays, pairs
         self._grays: OrderedDict[int, np.ndarray] = OrderedDict()
         self._pairs: OrderedDict[tuple[int, int], tuple[np.ndarray, np.ndarray]] = OrderedDict()
         self._flow: FlowPair | None = None
         self._lock = threading.Lock()
         self.dis_calls = 0  # DIS runs made by the store
-        self.reused = 0  # flows handed out that an earlier request had computed
+        self.reused = 0  # flows handed out that an earlier request (or the pre-pass) had computed
+        self.archived = 0  # flows the pre-pass kept (two per adjacent pair)
 
     def shape(self, width: int, height: int) -> tuple[int, int]:
         """(ww, wh) working resolution of a width x height frame."""
@@ -84,9 +99,19 @@ class MotionStore:
                 self._grays.popitem(last=False)
         return g
 
+    def keep(self, ia: int, ab: np.ndarray, ba: np.ndarray) -> None:
+        """The pre-pass's flows of frames ia → ia + 1 (``ab`` on ia, ``ba`` on ia + 1, float32 (h, w, 2)),
+        archived for the main pass; silently not kept when there is no archive or no room left."""
+        if self._archive is None:
+            return
+        with self._lock:
+            if self._archive.put(ia, ab, ba):
+                self.archived += 2
+
     def flows(self, ia: int, ga: np.ndarray, ib: int, gb: np.ndarray) -> tuple[np.ndarray, np.ndarray, bool]:
         """Frames ia, ib (grey ``ga``, ``gb`` at the working resolution) → (flow a→b on a, flow b→a on b,
-        reused). Pairs of adjacent frames (|ia - ib| = 1) are kept; others (feedback from an older matte) are
+        reused), float32 (wh, ww, 2) px. Pairs of adjacent frames (|ia - ib| = 1) come
+        from the pre-pass's archive when it has them, and are kept; others (feedback from an older matte) are
         never asked for twice and are not."""
         with self._lock:
             hit = self._pairs.get((ia, ib))
@@ -99,15 +124,23 @@ class MotionStore:
                 self._pairs.move_to_end((ib, ia))
                 self.reused += 2
                 return hit[1], hit[0], True
-            pair = self._pair_for(ga.shape[1], ga.shape[0])
-            # DIS under the lock: a second caller for the same pair waits for it instead of computing it again
-            ab, ba = pair.flows(ga, gb)
-            self.dis_calls += 2
+            lo = min(ia, ib)
+            if abs(ia - ib) == 1 and self._archive is not None and lo in self._archive:
+                fwd, back = self._archive.pop(lo)  # lo → lo + 1 and back
+                ab, ba = (fwd, back) if ia == lo else (back, fwd)
+                reused = True
+                self.reused += 2
+            else:
+                pair = self._pair_for(ga.shape[1], ga.shape[0])
+                # DIS under the lock: a second caller for the same pair waits for it instead of computing it again
+                ab, ba = pair.flows(ga, gb)
+                reused = False
+                self.dis_calls += 2
             if abs(ia - ib) == 1:
                 self._pairs[(ia, ib)] = (ab, ba)
                 while len(self._pairs) > self._max_pairs:
                     self._pairs.popitem(last=False)
-            return ab, ba, False
+            return ab, ba, reused
 
     def flows_between(
         self, ia: int, ga: np.ndarray, ib: int, gb: np.ndarray
@@ -137,10 +170,12 @@ class MotionStore:
         return ab, ba
 
     def close(self) -> None:
-        """End the flow helper thread (a later request starts it again); cached data stays."""
+        """End the flow helper thread (a later request starts it again); cached data stays, the archive goes."""
         with self._lock:
             if self._flow is not None:
                 self._flow.close()
+            if self._archive is not None:
+                self._archive.clear()
 
 
 @dataclass(frozen=True, eq=False)

@@ -69,14 +69,14 @@ class _Output:
         self._lock = threading.Lock()  # report sums from several threads
         self.fg_fn = None
         if needs_fg:
-            from vmatte.io.compose import estimate_foreground
+            from vmatte.io.compose import decontaminate
 
-            self.fg_fn = estimate_foreground
+            self.fg_fn = decontaminate
 
     def prepare(self, frame: Frame) -> tuple[Frame, list]:
         t, c = time.perf_counter(), time.thread_time()
         if self.fg_fn is not None and frame.alpha is not None:
-            frame = frame.replace(foreground=self.fg_fn(frame.rgb_float(), frame.alpha))
+            frame = self.fg_fn(frame)
         c1 = time.thread_time()
         ready = [w.prepare(frame) if self.pooled and hasattr(w, "prepare") else None for w in self.writers]
         with self._lock:

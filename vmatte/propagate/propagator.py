@@ -56,7 +56,7 @@ from vmatte.motion.config import FlowConfig
 from vmatte.motion.flow import FlowPair, to_gray, work_shape
 from vmatte.motion.keypoint import KeypointMotion
 from vmatte.motion.scenecut import SceneCutDetector
-from vmatte.motion.shared import FrameMotion, MotionStore
+from vmatte.motion.shared import ARCHIVE_DISK_BYTES, FrameMotion, MotionStore
 from vmatte.pipeline.context import propagation_range
 from vmatte.pipeline.threads import AnyEvent, Cancelled, Prefetch
 from vmatte.propagate import feedback, lines
@@ -161,7 +161,15 @@ class Propagator:
         # (feedback composes the adjacent pairs up to max_feedback_lag frames back: keep that many, at most
         # 16 (~60 MB at 640x360); a longer lag falls back to one direct pair)
         lag = min(self.cfg.max_feedback_lag, 16)
-        self.motion = MotionStore(self.flow_cfg, grays=max(8, lag + 3), pairs=max(4, lag + 1))
+        # the pre-pass's flows are archived for the main pass (MotionStore.keep): DIS runs once per frame pair;
+        # a caller that never pushes (vmatte propagate) sets keep_flows False before prepare()
+        self.keep_flows = True
+        self.motion = MotionStore(
+            self.flow_cfg,
+            grays=max(8, lag + 3),
+            pairs=max(4, lag + 1),
+            archive=Scratch(disk_limit=ARCHIVE_DISK_BYTES),
+        )
         self.cuts_decided = False  # the pass decided every frame's scene cut (see push)
         self._fb: Observed | None = None  # latest observed alpha for feedback
         self.feedback_pixels = 0
@@ -245,19 +253,22 @@ class Propagator:
 
         def flowed(items):
             # runs in a second worker thread: DIS and the consistency maps (OpenCV releases the GIL)
-            prev = None
+            prev, t_prev = None, None
             for t, gray, cut, bins in items:
                 pair = None
                 if prev is not None:
                     tf = time.perf_counter()
                     pair = flow.compute(prev, gray)
+                    # the main pass asks for adjacent pairs (a corrupt frame leaves a gap)
+                    if self.keep_flows and t == t_prev + 1:
+                        self.motion.keep(t_prev, pair[0], pair[1])
                     if cut:
                         self.cuts.append(t)
                         pair[2][:] = 0
                         pair[3][:] = 0
                     self.timings["flow_s"] += time.perf_counter() - tf
                 yield t, gray, bins, pair
-                prev = gray
+                prev, t_prev = gray, t
 
         stop = AnyEvent(self.cancel)
         try:

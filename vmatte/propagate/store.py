@@ -115,20 +115,28 @@ class Scratch:
     1.9 MB at a 640x360 working size (probability, reliability, grey, flow, consistency, colour bins): the
     default 64 MB keeps ~35 frames in RAM; the rest goes through the page cache (~1 ms per frame)."""
 
-    def __init__(self, budget: int = 64 << 20) -> None:
+    def __init__(self, budget: int = 64 << 20, disk_limit: int | None = None) -> None:
         self.budget = budget
+        self.disk_limit = disk_limit  # bytes the file may reach (None: no limit)
         self.ram: dict[int, tuple[np.ndarray, ...]] = {}
         self.disk: dict[int, list[tuple[int, tuple, str]]] = {}
         self.used = 0
         self.file = None
         self.end = 0
 
-    def put(self, key: int, *arrays: np.ndarray) -> None:
+    def __contains__(self, key: int) -> bool:
+        return key in self.ram or key in self.disk
+
+    def put(self, key: int, *arrays: np.ndarray) -> bool:
+        """Keep ``arrays`` under ``key``; False (nothing kept) when RAM is full and the file would pass
+        ``disk_limit``. The file only grows (``pop`` frees RAM, not disk) until :meth:`clear`."""
         size = sum(a.nbytes for a in arrays)
         if self.used + size <= self.budget:
             self.ram[key] = arrays
             self.used += size
-            return
+            return True
+        if self.disk_limit is not None and self.end + size > self.disk_limit:
+            return False
         if self.file is None:
             self.file = tempfile.TemporaryFile(prefix="vmatte-prop-")  # noqa: SIM115 - closed in clear()
         metas = []
@@ -138,6 +146,7 @@ class Scratch:
             metas.append((self.end, a.shape, a.dtype.str))
             self.end += a.nbytes
         self.disk[key] = metas
+        return True
 
     def pop(self, key: int) -> tuple[np.ndarray, ...]:
         if key in self.ram:
