@@ -34,6 +34,11 @@ With the band widened where the matte reaches its edge (engine.band, grow_band 1
 1.23x, MSE 2.08x, Grad 1.66x, dtSSD 1.22x, coverage 0.561, band 0.64x, keyframe IoU 1.000, smoothing -2.8 %;
 grow_band 2: 1.23x / 2.07x / 1.65x / 1.23x, coverage 0.571. Transparent foregrounds (dim1/3/4/7/9) stay at
 0.35-0.43 coverage: their soft region is an area, not an edge.
+With the subject's edge keeping the consistency of its own motion (propagate Tuning.layer_trust, 2026-12-06):
+SAD 0.89x, MSE 1.14x, Grad 1.15x, dtSSD 1.04x, coverage 0.531, band 0.46x, keyframe IoU 1.000, smoothing
+-3.4 %; chain 61 s wall. On the breakdance clips the dancer beside the composite had made the subject's edge
+"unreliable", colour took over there and pulled her light clothes into the mask (dim0 SAD 1.74 -> 1.08x,
+dim6 1.80 -> 0.88x, dim3 1.87 -> 1.72x).
 Work files go under /tmp/vmatte-bench/e2e (never the repo). Skips cleanly when the shared data is absent.
 """
 

@@ -95,6 +95,18 @@ class FlowPair:
     def layer_flow(
         self, p_est: np.ndarray, flow: np.ndarray, c: np.ndarray, radius: float, coherence: float = 0.0
     ) -> np.ndarray:
+        """:meth:`layer_motion`'s flow alone."""
+        return self.layer_motion(p_est, flow, c, radius, coherence, trust=False)[0]
+
+    def layer_motion(
+        self,
+        p_est: np.ndarray,
+        flow: np.ndarray,
+        c: np.ndarray,
+        radius: float,
+        coherence: float = 0.0,
+        trust: bool = True,
+    ) -> tuple[np.ndarray, np.ndarray]:
         """The foreground's own motion, extended past its boundary (float32 (H, W, 2) px).
 
         DIS flow is smooth across motion boundaries, so at the edge of a moving object it blends the object's
@@ -111,13 +123,18 @@ class FlowPair:
 
         The convolution runs at 1/4 size: its Gaussian is wide (sigma 2 x radius), so nothing is lost and
         it costs a sixteenth. (A Gaussian variant of :func:`subject_motion`, for propagation: it weights by
-        consistency and needs no definite trimap.)"""
+        consistency and needs no definite trimap.)
+
+        Returns (flow, consistency): the consistency (H, W) float32 goes with the returned flow. With ``trust``,
+        where the layer's motion replaced the raw flow it is the consistency of the interior that motion
+        averages: the label there is carried by the subject's motion, so a background that moves unlike it,
+        or is occluded, does not make it unreliable. Elsewhere, and without ``trust``, it is ``c``."""
         m = (p_est > 0.5).astype(np.uint8)
         k = max(1.0, float(radius))
         # erosion by a disk of radius k: a distance transform, not an elliptic kernel whose cost grows with k²
         interior = (cv2.distanceTransform(m, cv2.DIST_L2, 5) > k).astype(np.uint8)
         if cv2.countNonZero(interior) < 16:
-            return flow
+            return flow, c
         h, w = m.shape
         f = 4 if min(h, w) >= 64 and k >= 4 else 1
         wgt = cv2.multiply(interior, c, dtype=cv2.CV_32F)
@@ -140,9 +157,22 @@ class FlowPair:
         if f > 1:
             mean = cv2.resize(mean, (w, h), interpolation=cv2.INTER_LINEAR)
             ok = cv2.resize(ok.view(np.uint8), (w, h), interpolation=cv2.INTER_NEAREST).view(bool)
+        c_layer = None
+        if trust:
+            # the interior's mean consistency under the same Gaussian (OpenCV resizes at most 4 planes)
+            cover = interior.astype(np.float32)
+            if f > 1:
+                cover = cv2.resize(cover, (max(1, w // f), max(1, h // f)), interpolation=cv2.INTER_AREA)
+            cover = cv2.GaussianBlur(cover, (0, 0), 2.0 * k / f)
+            c_layer = den / np.maximum(cover, 1e-6)
+            if f > 1:
+                c_layer = cv2.resize(c_layer, (w, h), interpolation=cv2.INTER_LINEAR)
         # copy where extended, in place (np.where on (h, w, 2) planes costs several times more)
         use = (ok & (interior == 0)).view(np.uint8)
-        return cv2.copyTo(np.ascontiguousarray(mean, np.float32), use, flow.copy())
+        out = cv2.copyTo(np.ascontiguousarray(mean, np.float32), use, flow.copy())
+        if c_layer is None:
+            return out, c
+        return out, cv2.copyTo(np.ascontiguousarray(c_layer, np.float32), use, c.astype(np.float32, copy=True))
 
     def warp_layer(
         self,
@@ -152,14 +182,16 @@ class FlowPair:
         c: np.ndarray,
         radius: float,
         coherence: float = 0.0,
-    ):
+        trust: bool = False,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Warp probability ``p`` and reliability ``r`` (source grid) along ``flow`` (target grid) with the
-        foreground-layer correction of :meth:`layer_flow` (radius <= 0: plain warp). Returns (p, r) float32."""
+        foreground-layer correction of :meth:`layer_motion` (radius <= 0: plain warp). Returns (p, r, c')
+        float32: c' is the consistency that goes with the flow used (``c`` unless ``trust``)."""
         p1 = self.warp(p, flow)
         if radius > 0:
-            flow = self.layer_flow(p1, flow, c, radius, coherence)
+            flow, c = self.layer_motion(p1, flow, c, radius, coherence, trust)
             p1 = self.warp(p, flow)
-        return p1, self.warp(r, flow)
+        return p1, self.warp(r, flow), c
 
     def flows(self, a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Gray uint8 frames a, b → (flow a→b on a, flow b→a on b)."""

@@ -81,8 +81,15 @@ class Warps(Protocol):
     def warp(self, img: np.ndarray, flow: np.ndarray) -> np.ndarray: ...
 
     def warp_layer(
-        self, p: np.ndarray, r: np.ndarray, flow: np.ndarray, c: np.ndarray, radius: float, coherence: float
-    ) -> tuple[np.ndarray, np.ndarray]: ...
+        self,
+        p: np.ndarray,
+        r: np.ndarray,
+        flow: np.ndarray,
+        c: np.ndarray,
+        radius: float,
+        coherence: float,
+        trust: bool,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 
 
 @dataclass(frozen=True)
@@ -90,7 +97,8 @@ class Motion:
     """How a chain carries its state one frame: ``flow`` (warp, warp_layer), the foreground-layer
     radius in work px (0 = plain warps), the keypoint fallback (None = off) with its trigger in grey
     levels, the ghost release's motion tolerance in work px (0 = off, see :func:`release_ghost`) and the
-    foreground layer's coherence limit in work px (see FlowPair.layer_flow; 0 = extend everywhere)."""
+    foreground layer's coherence limit in work px (see FlowPair.layer_motion; 0 = extend everywhere) and
+    whether a label so carried keeps that motion's consistency (``layer_trust``, see Tuning)."""
 
     flow: Warps
     layer_px: float
@@ -98,13 +106,17 @@ class Motion:
     keypoint_fail: float
     ghost_px: float = 0.0
     layer_coherence: float = 0.0
+    layer_trust: bool = False
 
     def step(self, p, r, to_src, c, g_src, g_dst) -> tuple[np.ndarray, np.ndarray]:
         """(p, r) on the source frame's grid → on the destination's: ``to_src`` the flow dst→src on dst's grid,
         ``c`` its consistency, ``g_src`` / ``g_dst`` the grey frames (g_src None: no keypoint fallback)."""
         p0, r0 = p, r
-        p, r = self.flow.warp_layer(p, r, to_src, c, self.layer_px, self.layer_coherence)
-        r = r * c * _DECAY
+        # c_used: where the subject's own motion carried the label past its edge, that motion's consistency
+        p, r, c_used = self.flow.warp_layer(
+            p, r, to_src, c, self.layer_px, self.layer_coherence, self.layer_trust
+        )
+        r = r * c_used * _DECAY
         if self.keypoints is not None and g_src is not None:
             g_fl = self.flow.warp(g_src, to_src)
             p, r = carry(self.keypoints, g_src, g_dst, p0, r0, p, r, g_fl, self.keypoint_fail)

@@ -212,6 +212,7 @@ class Propagator:
                 tune.keypoint_motion,
                 tune.ghost_motion * min(self.ww, self.wh),
                 tune.layer_coherence,
+                tune.layer_trust,
             ),
             self._kf_prob,
             colours,
