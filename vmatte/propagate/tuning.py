@@ -48,7 +48,8 @@ class Tuning:
         2026-12-06: composites over DAVIS (bench_smooth_e2e, 11 clips, means of ratios to the oracle) SAD
         1.23 -> 0.89x, MSE 2.08 -> 1.14x, Grad 1.66 -> 1.15x, dtSSD 1.22 -> 1.04x, coverage 0.561 -> 0.531
         (the band 0.64 -> 0.46x the oracle's); DAVIS every-10 IoU 0.831 =, hard 0.028 =, recall 0.901 =,
-        unknown 1.84 -> 1.82, worst decile 0.691 =; ``vmatte run`` J on 6 DAVIS clips 0.8313 =.
+        unknown 1.84 -> 1.82, worst decile 0.691 =; every-20 IoU 0.786 -> 0.785, unknown 2.10 -> 2.08, worst
+        decile 0.630 -> 0.626; first frame only IoU 0.525 -> 0.526; ``vmatte run`` J on 6 DAVIS clips 0.8313 =.
     band_from_disagreement: widen the band where the forward and backward probabilities differ (off).
     unknown_disagreement: mark unknown every pixel where the two directions disagree, even beyond band_max (off).
     soft_band: with alpha feedback, pixels where the latest matte carried to this frame is fractional become
