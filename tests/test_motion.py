@@ -160,7 +160,8 @@ def test_one_scene_cut_decision_travels_with_the_frame(tmp_path):
     ):  # propagation stops at the cut: no keyframe in the new shot, nothing is known there
         tri, _, conf = prop.result(t)
         assert np.all(tri == 128) and conf == 0.0
-    assert prop.result(5)[2] > 0.5  # ... but not before it
+    # ... but not before it (one direction alone: at most blend.UNVERIFIED_AGREEMENT)
+    assert prop.result(5)[2] > 0.3
     assert set(prop.suggestions()) & {6, 7, 8, 9}  # the new shot wants a keyframe
     assert [m.cut for m in carried] == [t == 6 for t in range(10)]
     assert carried_sm.stats()["scene_cuts"] == own_sm.stats()["scene_cuts"] == 1

@@ -104,6 +104,19 @@ def test_background_of_subject_colour_stays_background(tmp_path):
         assert (mask[far] > 0).mean() < 0.002, t
 
 
+def test_one_direction_is_less_sure_than_two_that_agree(tmp_path):
+    """Past the last keyframe only the forward chain speaks and nothing can confirm it: those frames get a
+    lower confidence than frames between two keyframes whose directions agree, even where they are closer
+    to a keyframe, and the first keyframe suggestion falls there (blend.UNVERIFIED_AGREEMENT). With full
+    agreement counted for one direction, frame 9 (one step past keyframe 8) outranked every frame between."""
+    frames, masks = _blob_scene(13, 80, 6.0, 30)
+    prop = _run(tmp_path, frames, masks, [0, 8])
+    between = [prop.confidence[t] for t in range(1, 8)]
+    after = [prop.confidence[t] for t in range(9, 13)]
+    assert max(after) < min(between), (between, after)
+    assert prop.suggestions(1)[0] > 8
+
+
 def test_keyframe_keeps_a_two_pixel_line():
     """mask_to_trimap(keep_thin=True): a 2-px line narrower than the band stays foreground, a 2-px gap stays
     background; wide parts still get the band."""

@@ -19,6 +19,13 @@ from vmatte.propagate.trimap import guided_filter, signed_distance, thin_ridges
 from vmatte.propagate.tuning import Tuning
 
 
+# per-frame confidence: the agreement counted where only one direction carries weight. DAVIS (9 clips), Spearman
+# correlation of confidence with frame IoU, mean over clips: keys every 10 0.303 (1.0) -> 0.452, every 20
+# 0.352 -> 0.406; libby's first suggested keyframe becomes 47, its worst frame (the dog behind a post after the
+# last keyframe), instead of 25
+UNVERIFIED_AGREEMENT = 0.5
+
+
 @dataclass(frozen=True)
 class Direction:
     """One chain's evidence at a frame: probability ``p`` and reliability ``r`` ((wh, ww) float32 in [0, 1]) and
@@ -32,7 +39,8 @@ class Direction:
 @dataclass(frozen=True)
 class Blended:
     """A frame's result: probability (wh, ww) float32 in [0, 1] (mask = p >= 0.5), unknown (wh, ww) bool and
-    confidence in [0, 1] (reliability x agreement of the directions near the boundary)."""
+    confidence in [0, 1] (reliability x agreement of the directions near the boundary; UNVERIFIED_AGREEMENT
+    where one direction alone speaks)."""
 
     p: np.ndarray
     unknown: np.ndarray
@@ -159,7 +167,9 @@ class Blender:
         if (tw_f == 0 and tw_b == 0) or not (has_f | has_b).any():
             unknown[:] = True  # no evidence at all (a shot without a keyframe)
         # per-frame confidence: reliability x agreement over the zone where the trimap matters
-        agree = 1.0 - gap
+        # a pixel only one direction reaches (before the first / after the last keyframe, or where one chain
+        # lost it) has no second opinion: its agreement is unverified, not perfect
+        agree = np.where(both, 1.0 - gap, np.float32(UNVERIFIED_AGREEMENT))
         score = rel * agree
         roi = near
         conf = float(score[roi].mean()) if roi.any() else float(score.mean())
