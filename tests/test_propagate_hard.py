@@ -395,7 +395,7 @@ def test_layer_motion_carries_the_interior_consistency():
     c = np.where(subject, 0.9, 0.1).astype(np.float32)  # the background beside it is inconsistent
     pair = FlowPair("medium", w, h)
     try:
-        flow, c_used = pair.layer_motion(subject.astype(np.float32), raw, c, 6.0, coherence=0.15)
+        flow, c_used = pair.layer_motion(subject.astype(np.float32), raw, c, 6.0, coherence=0.15, trust=True)
         ring = (np.abs(xx - 160) < 104) & (np.abs(yy - 60) < 44) & ~subject
         assert np.allclose(flow[ring], (3.0, 0.0), atol=0.05)
         assert np.allclose(c_used[ring], 0.9, atol=0.02)

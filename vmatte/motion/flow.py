@@ -96,7 +96,7 @@ class FlowPair:
         self, p_est: np.ndarray, flow: np.ndarray, c: np.ndarray, radius: float, coherence: float = 0.0
     ) -> np.ndarray:
         """:meth:`layer_motion`'s flow alone."""
-        return self.layer_motion(p_est, flow, c, radius, coherence, trust=False)[0]
+        return self.layer_motion(p_est, flow, c, radius, coherence)[0]
 
     def layer_motion(
         self,
@@ -105,7 +105,7 @@ class FlowPair:
         c: np.ndarray,
         radius: float,
         coherence: float = 0.0,
-        trust: bool = True,
+        trust: bool = False,
     ) -> tuple[np.ndarray, np.ndarray]:
         """The foreground's own motion, extended past its boundary (float32 (H, W, 2) px).
 
@@ -172,7 +172,9 @@ class FlowPair:
         out = cv2.copyTo(np.ascontiguousarray(mean, np.float32), use, flow.copy())
         if c_layer is None:
             return out, c
-        return out, cv2.copyTo(np.ascontiguousarray(c_layer, np.float32), use, c.astype(np.float32, copy=True))
+        return out, cv2.copyTo(
+            np.ascontiguousarray(c_layer, np.float32), use, c.astype(np.float32, copy=True)
+        )
 
     def warp_layer(
         self,

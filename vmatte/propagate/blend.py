@@ -18,7 +18,6 @@ from vmatte.propagate.segment import graph_cut, logit
 from vmatte.propagate.trimap import guided_filter, signed_distance, thin_ridges
 from vmatte.propagate.tuning import Tuning
 
-
 # per-frame confidence: the agreement counted where only one direction carries weight. DAVIS (9 clips), Spearman
 # correlation of confidence with frame IoU, mean over clips: keys every 10 0.303 (1.0) -> 0.452, every 20
 # 0.352 -> 0.406; libby's first suggested keyframe becomes 47, its worst frame (the dog behind a post after the
