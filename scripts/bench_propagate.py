@@ -13,6 +13,10 @@ Metrics (per clip: IoU is the mean over scored frames, the others are ratios of 
 - unk: unknown area / GT FG area.
 - worst10: mean IoU over the worst decile of scored frames (at least one frame): fast-motion failures that
   the clip mean averages away.
+- lost_thin / lost_body / extra: where each frame's IoU is lost, as shares of its union (mean over scored
+  frames; IoU + the three = 1): GT pixels of parts narrower than THIN_PX (kite and paraglider lines, spokes:
+  what a 7-px disk does not fit in, at 480p) outside the mask, other GT pixels outside the mask, and mask
+  pixels outside GT. Says whether a clip's loss is its lines or its subject.
 - fps: frames per second of the whole method run (decode + flow + blend + full-res output), wall clock.
 - conf_iou_spearman (vmatte): Spearman correlation of the per-frame confidence with frame IoU; the mean over
   clips is printed under the table (2026-12-06: every 10 0.303 -> 0.452, every 20 0.352 -> 0.406 when frames
@@ -48,6 +52,7 @@ from vmatte.propagate.tuning import Tuning
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis2016-eorvos"
 K3 = np.ones((3, 3), np.uint8)
+THIN_PX = 7  # at 480p (vmatte.propagate.lines.WIDTH_PX): GT parts this narrow count as thin in lost_thin
 
 
 def score(tri: np.ndarray, mask: np.ndarray, gt: np.ndarray, acc: dict) -> None:
@@ -56,9 +61,18 @@ def score(tri: np.ndarray, mask: np.ndarray, gt: np.ndarray, acc: dict) -> None:
     inter = np.count_nonzero(m & g)
     union = np.count_nonzero(m | g)
     acc["iou"].append(inter / union if union else 1.0)
+    k = max(3, round(THIN_PX * min(g.shape) / 480)) | 1
+    g8 = g.view(np.uint8)
+    thin = g & (
+        cv2.morphologyEx(g8, cv2.MORPH_OPEN, cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))) == 0
+    )
+    lost = g & ~m
+    u = max(union, 1)
+    acc["lost_thin"].append(np.count_nonzero(lost & thin) / u)
+    acc["lost_body"].append(np.count_nonzero(lost & ~thin) / u)
+    acc["extra"].append(np.count_nonzero(m & ~g) / u)
     acc["fg"] += np.count_nonzero(g)
     acc["hard"] += np.count_nonzero((tri == 255) & ~g) + np.count_nonzero((tri == 0) & g)
-    g8 = g.astype(np.uint8)
     edge = (cv2.dilate(g8, K3) ^ cv2.erode(g8, K3)) > 0
     acc["edge"] += np.count_nonzero(edge)
     acc["edge_in"] += np.count_nonzero(edge & (tri == 128))
@@ -66,7 +80,19 @@ def score(tri: np.ndarray, mask: np.ndarray, gt: np.ndarray, acc: dict) -> None:
 
 
 def new_acc() -> dict:
-    return {"iou": [], "fg": 0, "hard": 0, "edge": 0, "edge_in": 0, "unk": 0, "frames": 0, "time": 0.0}
+    return {
+        "iou": [],
+        "lost_thin": [],
+        "lost_body": [],
+        "extra": [],
+        "fg": 0,
+        "hard": 0,
+        "edge": 0,
+        "edge_in": 0,
+        "unk": 0,
+        "frames": 0,
+        "time": 0.0,
+    }
 
 
 def finish(acc: dict) -> dict:
@@ -77,6 +103,9 @@ def finish(acc: dict) -> dict:
         "iou": float(np.mean(acc["iou"])) if acc["iou"] else float("nan"),
         "worst10": float(worst.mean()) if len(ious) else float("nan"),
         "hard": acc["hard"] / fg,
+        **{
+            k: float(np.mean(acc[k])) if acc[k] else float("nan") for k in ("lost_thin", "lost_body", "extra")
+        },
         "recall": acc["edge_in"] / max(acc["edge"], 1),
         "unk": acc["unk"] / fg,
         "fps": acc["frames"] / max(acc["time"], 1e-9),
@@ -279,7 +308,7 @@ def main() -> int:
         "load_1min": os.getloadavg()[0],
         "runs": {},
     }
-    cols = ("iou", "hard", "recall", "unk", "worst10", "fps")
+    cols = ("iou", "hard", "recall", "unk", "worst10", "fps", "lost_thin", "lost_body", "extra")
     try:
         for every in args.every:
             label = "first-frame" if every == 0 else f"every-{every}"
@@ -290,7 +319,7 @@ def main() -> int:
                     f"  {label:12s} {name:20s} "
                     + "  ".join(
                         f"{m}: iou {r['iou']:.3f} hard {r['hard']:.3f} rec {r['recall']:.3f} unk {r['unk']:.2f}"
-                        f" w10 {r['worst10']:.3f}"
+                        f" w10 {r['worst10']:.3f} lost thin/body/extra {r['lost_thin']:.3f}/{r['lost_body']:.3f}/{r['extra']:.3f}"
                         for m, r in per[name].items()
                     ),
                     flush=True,
@@ -312,12 +341,13 @@ def main() -> int:
             print(f"\n{label} (mean over {len(clips)} clips, load avg {os.getloadavg()[0]:.1f})")
             print(
                 f"{'method':10s} {'IoU':>6s} {'hard':>6s} {'recall':>7s} {'unk':>6s} {'worst10':>7s} {'fps':>7s}"
+                "  IoU lost to: thin / body / extra"
             )
             for m in args.methods:
                 r = mean[m]
                 print(
                     f"{m:10s} {r['iou']:6.3f} {r['hard']:6.3f} {r['recall']:7.3f} {r['unk']:6.2f} {r['worst10']:7.3f}"
-                    f" {r['fps']:7.1f}"
+                    f" {r['fps']:7.1f}  {r['lost_thin']:.3f} / {r['lost_body']:.3f} / {r['extra']:.3f}"
                 )
             if "vmatte" in args.methods:
                 # does the per-frame confidence (and so the keyframe suggestions) rank frames by quality?
