@@ -172,6 +172,43 @@ def test_size_mismatch_names_both_sizes_and_the_fix(tmp_path):
     one_line_error(tmp_path, "000412.bmp", "80x40", n=500)
 
 
+@pytest.mark.parametrize("kind, value", [("binary", 255), ("trimap", 128), ("alpha", 77)])
+@pytest.mark.parametrize("ext", ["png", "bmp"])
+def test_mask_of_the_picture_without_the_codecs_padding_rows(tmp_path, kind, value, ext):
+    # a 64x40 picture stored as 64x48 (coded size, no crop signalled: MatAnyone's test-sample2.mp4 is 1920x1080
+    # stored as 1920x1088): the mask drawn on the picture is read with background in the padding rows
+    mask = np.zeros((40, W), np.uint8)
+    mask[10:30, 20:40] = 255
+    mask[0:10, 20:40] = value  # the second level makes it a trimap / alpha where it is not 255
+    if kind == "binary":
+        mask[0:10, 20:40] = 255
+    cv2.imwrite(str(tmp_path / f"000003.{ext}"), mask)
+    kf = load_keyframes(tmp_path, info())
+    assert kf.kind(3) == kind
+    got_kind, arr = kf.get(3)
+    assert got_kind == kind
+    assert arr.shape == (H, W)
+    assert not arr[40:].any()  # background in every kind (0)
+    assert (arr[10:30, 20:40] == (1.0 if kind == "alpha" else 255)).all()
+    assert (kf.probability(3)[:40] > 0).sum() == (mask > 0).sum()
+    assert any("extra 8 rows at the bottom" in w and "codec padding" in w for w in kf.warnings), kf.warnings
+
+
+@pytest.mark.parametrize(
+    "mask_wh, clip_wh",
+    [
+        ((64, 40), (64, 44)),  # the clip is not a coded size (44 is not a multiple of 8)
+        ((64, 24), (64, 48)),  # too many rows missing for alignment
+        ((64, 56), (64, 48)),  # mask larger than the clip
+        ((56, 48), (64, 40)),  # one side short, the other long
+    ],
+)
+def test_other_size_mismatches_stay_errors(tmp_path, mask_wh, clip_wh):
+    cv2.imwrite(str(tmp_path / "000001.png"), np.full(mask_wh[::-1], 255, np.uint8))
+    with pytest.raises(MaskError, match="export masks at clip resolution"):
+        load_keyframes(tmp_path, info(*clip_wh))
+
+
 def test_corrupt_file(tmp_path):
     (tmp_path / "000002.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
     one_line_error(tmp_path, "000002.png", "cannot read")

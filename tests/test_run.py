@@ -143,6 +143,30 @@ def test_wrong_size_mask_names_file(tmp_path, clip_path):
     assert not out.exists()
 
 
+def test_masks_of_the_picture_run_on_a_clip_with_codec_padding(tmp_path, clip_path, scene):
+    # masks drawn on a 160x88 picture that the clip stores as 160x96 (coded size, no crop signalled): the run
+    # goes through at clip size, the keyframe's matte holds the mask, the padding rows are background
+    masks = tmp_path / "masks"
+    masks.mkdir()
+    for t in (0, 8):
+        cv2.imwrite(str(masks / f"{t:06d}.png"), scene.mask(t)[:88])
+    out = tmp_path / "a"
+    cfg = vmatte.RunConfig(
+        input=str(clip_path),
+        masks=str(masks),
+        outputs=(OutputConfig(path=str(out / "%05d.png"), content="alpha", format="png", start_number=0),),
+        engine=vmatte.config.EngineConfig(name="classic"),
+        progress="none",
+    )
+    rep = vmatte.run(cfg)
+    assert rep.frames_written == 12
+    key = cv2.imread(str(out / "00000.png"), cv2.IMREAD_UNCHANGED)
+    assert key.shape == (96, 160)
+    assert np.array_equal(key[:88] > 127, scene.mask(0)[:88] > 0)
+    assert not key[88:].any()
+    assert any("codec padding" in w for w in rep.warnings), rep.warnings
+
+
 def test_unreadable_clip_names_file(tmp_path, masks_dir):
     bad = tmp_path / "notes.mp4"
     bad.write_text("this is not a video\n")

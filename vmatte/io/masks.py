@@ -80,7 +80,8 @@ class KeyframeInfo:
     """What validation learnt about one keyframe file (no pixels kept).
 
     index: 0-based clip frame number. kind: binary / trimap / alpha. fg_fraction: share of pixels with
-    mask value >= 0.5 (0 = all black, 1 = all white). bit_depth: 8, 16 or 32 (float).
+    mask value >= 0.5 (0 = all black, 1 = all white). bit_depth: 8, 16 or 32 (float). pad: (columns, rows)
+    of background added at the right and bottom to reach the clip size (see :func:`codec_padding`).
     """
 
     index: int
@@ -88,6 +89,7 @@ class KeyframeInfo:
     kind: MaskKind
     fg_fraction: float
     bit_depth: int
+    pad: tuple[int, int] = (0, 0)
 
 
 @dataclass
@@ -132,8 +134,11 @@ class Keyframes:
         - ``alpha``: float32 in [0, 1].
         """
         info = self.items[index]
-        value = _read_mask_value(info.path)
-        return info.kind, _as_kind(value, info.kind)
+        arr = _as_kind(_read_mask_value(info.path), info.kind)
+        dx, dy = info.pad
+        if dx or dy:  # the clip's codec padding: background (0 in every kind)
+            arr = np.pad(arr, ((0, dy), (0, dx)))
+        return info.kind, arr
 
     def probability(self, index: int) -> np.ndarray:
         """(H, W) float32 in [0, 1]: the keyframe as a foreground probability (trimap unknown = 0.5)."""
@@ -309,6 +314,23 @@ def _size_hint(w: int, h: int, info) -> str:
     return "export masks at clip resolution"
 
 
+# coded frame sizes are multiples of 8 or 16 (H.264 macroblocks); a stream that does not signal the crop
+# back to the picture size decodes with up to 15 extra rows / columns at the bottom / right
+_ALIGN, _MAX_PAD = 8, 15
+
+
+def codec_padding(w: int, h: int, info) -> tuple[int, int] | None:
+    """(columns, rows) a ``w`` x ``h`` mask lacks at the right and bottom of the clip when the clip's frames
+    are the picture plus the codec's alignment padding (e.g. a 1920x1080 picture stored as 1920x1088 without
+    crop information: MatAnyone's own test-sample2.mp4). None when the sizes differ in any other way."""
+    dx, dy = int(info.width) - w, int(info.height) - h
+    if (dx, dy) == (0, 0) or not (0 <= dx <= _MAX_PAD and 0 <= dy <= _MAX_PAD):
+        return None
+    if (dx and info.width % _ALIGN) or (dy and info.height % _ALIGN):
+        return None
+    return dx, dy
+
+
 def load_keyframes(folder: str | os.PathLike, info) -> Keyframes:
     """Validate and classify the keyframe masks in ``folder`` for a clip described by ``info`` (a ClipInfo:
     ``width``, ``height``, ``frame_count`` are used). Raises :class:`MaskError` (one line) on the first
@@ -366,7 +388,12 @@ def load_keyframes(folder: str | os.PathLike, info) -> Keyframes:
     items: dict[int, KeyframeInfo] = {}
     for n, path in sorted(by_frame.items()):
         head = _png_header(path) if path.lower().endswith(".png") else None
-        if head and "width" in head and (head["width"], head["height"]) != (info.width, info.height):
+        if (
+            head
+            and "width" in head
+            and (head["width"], head["height"]) != (info.width, info.height)
+            and codec_padding(head["width"], head["height"], info) is None
+        ):
             # cheap check from the header before decoding anything
             raise MaskError(
                 f"{path} is {head['width']}x{head['height']} but the clip is {info.width}x{info.height}",
@@ -374,10 +401,23 @@ def load_keyframes(folder: str | os.PathLike, info) -> Keyframes:
             )
         value = _read_mask_value(path)
         h, w = value.shape[:2]
+        pad = (0, 0)
         if (w, h) != (info.width, info.height):
-            raise MaskError(
-                f"{path} is {w}x{h} but the clip is {info.width}x{info.height}",
-                hint=_size_hint(w, h, info),
+            found = codec_padding(w, h, info)
+            if found is None:
+                raise MaskError(
+                    f"{path} is {w}x{h} but the clip is {info.width}x{info.height}",
+                    hint=_size_hint(w, h, info),
+                )
+            pad = found
+            extra = [
+                f"{n} {what}"
+                for n, what in ((pad[1], "rows at the bottom"), (pad[0], "columns at the right"))
+                if n
+            ]
+            warnings.append(
+                f"{path} is {w}x{h} and the clip {info.width}x{info.height}: the clip's extra {' and '.join(extra)} "
+                "read as codec padding, the mask as background there"
             )
         kind, fg = _classify(value)
         if (
@@ -393,7 +433,7 @@ def load_keyframes(folder: str | os.PathLike, info) -> Keyframes:
                 "near black or white, the rest compression noise): read as binary; save masks as PNG"
             )
         depth = 32 if value.dtype == np.float32 else 8 * value.dtype.itemsize
-        items[n] = KeyframeInfo(index=n, path=path, kind=kind, fg_fraction=fg, bit_depth=depth)
+        items[n] = KeyframeInfo(index=n, path=path, kind=kind, fg_fraction=fg, bit_depth=depth, pad=pad)
         if fg == 0.0 and kind != "trimap":
             warnings.append(f"{path}: mask is all black (object absent on frame {n})")
         elif fg == 1.0:
