@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 
 from vmatte.engine import EngineConfig, load_engine
-from vmatte.engine.classic import band_boxes, solve_band
+from vmatte.engine.classic import band_boxes, closed_form, solve_band
 from vmatte.frame import Frame
+from vmatte.pipeline.libnotes import LibraryNotes
 from vmatte.testing import Scene
 
 
@@ -54,6 +55,46 @@ def test_band_boxes_cover_every_unknown_pixel_and_merge_close_pieces():
         covered[y0:y1, x0:x1] = True
     assert covered[m].all()
     assert covered.sum() < m.size / 3  # boxes hug the band
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # pymatting's cg divides 0 by 0 before it gives up
+def test_band_coupled_to_one_label_only_is_solved_not_raised():
+    # unknown pixels next to background only, foreground 4 px off in the same box (outside the Laplacian's
+    # 2-px reach): pymatting's conjugate gradient raises on this system (right-hand side 0), which stopped a
+    # DAVIS run (a 1-px line of foreground among unknown pieces); the answer is background, and it is counted
+    rgb = np.random.default_rng(0).random((40, 40, 3))
+    tri = np.zeros((40, 40), np.uint8)
+    tri[10:13, 10:13] = 128
+    tri[10:13, 16:19] = 255
+    t = tri.astype(np.float64) / 255.0
+    t[tri == 128] = 0.5
+    from pymatting import estimate_alpha_cf
+
+    with pytest.raises(ValueError, match="did not converge"):  # the test can fail: the case does provoke it
+        estimate_alpha_cf(rgb, t)
+    notes = LibraryNotes()
+    alpha = solve_band(rgb, tri, notes=notes)
+    assert np.all(alpha[tri == 128] == 0) and np.all(alpha[tri == 255] == 1)
+    assert len(taken := notes.take()) == 1 and "did not converge" in taken[0] and "1 time" in taken[0]
+
+
+def test_direct_solve_matches_pymatting_where_both_work(soft_frame, monkeypatch):
+    frame, _ = soft_frame
+    img = frame.rgb.astype(np.float64) / 255.0
+    t = frame.trimap.astype(np.float64) / 255.0
+    t[frame.trimap == 128] = 0.5
+    cg = closed_form(img, t)
+    import pymatting
+
+    def give_up(*a, **k):
+        raise ValueError("Conjugate gradient descent did not converge within 10000 iterations")
+
+    monkeypatch.setattr(pymatting, "estimate_alpha_cf", give_up)
+    notes = LibraryNotes()
+    direct = closed_form(img, t, notes)
+    assert notes.take()  # it did take the direct path
+    band = frame.trimap == 128
+    assert float(np.abs(direct[band] - cg[band]).max()) < 1e-3
 
 
 def test_solve_band_without_known_pixels_is_neutral():

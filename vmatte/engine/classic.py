@@ -39,11 +39,46 @@ def band_boxes(unknown: np.ndarray, margin: int) -> list[tuple[int, int, int, in
     return boxes
 
 
-def solve_band(rgb: np.ndarray, trimap: np.ndarray, margin: int = 4) -> np.ndarray:
-    """Closed-form alpha for one frame: rgb (H, W, 3) float64 in [0, 1], trimap (H, W) uint8 {0, 128, 255} →
-    (H, W) float32 alpha in [0, 1] (known pixels copied from the trimap)."""
+# pymatting's message when its conjugate gradient gives up (LibraryNotes counts it; libnotes explains it)
+CG_FAILED = "Conjugate gradient descent did not converge within 10000 iterations"
+
+
+def closed_form(img: np.ndarray, t: np.ndarray, notes: LibraryNotes | None = None) -> np.ndarray:
+    """pymatting's closed-form alpha of one box: img (h, w, 3) float64 in [0, 1], t (h, w) float64 trimap in
+    {0, 0.5, 1} → (h, w) float64 alpha in [0, 1].
+
+    pymatting's conjugate gradient raises where it does not converge, and it cannot converge where the box's
+    unknown pixels are coupled (within 2 px) to one label only while the other lies further off in the box:
+    the right-hand side is 0 and its first step divides 0 by 0 (a 1-px line of foreground with unknown
+    beside it, DAVIS paragliding-launch, stopped a whole run). Those boxes are solved again directly (the
+    same system, pymatting's Laplacian, scipy's sparse LU): the exact answer, slower, counted in ``notes``."""
     from pymatting import estimate_alpha_cf
 
+    try:
+        return estimate_alpha_cf(img, t)
+    except ValueError as e:
+        if "did not converge" not in str(e):
+            raise
+    if notes is not None:
+        notes.add("pymatting", CG_FAILED)
+    import scipy.sparse.linalg as sla
+    from pymatting import cf_laplacian, trimap_split
+
+    is_fg, _is_bg, is_known, is_unknown = trimap_split(t)
+    lap = cf_laplacian(img, is_known=is_known)
+    rows = lap[is_unknown]
+    rhs = -rows[:, is_known].dot(is_fg[is_known].astype(np.float64))
+    x = t.ravel().copy()
+    x[is_unknown] = sla.spsolve(rows[:, is_unknown].tocsc(), rhs)
+    return np.clip(x, 0.0, 1.0).reshape(t.shape)
+
+
+def solve_band(
+    rgb: np.ndarray, trimap: np.ndarray, margin: int = 4, notes: LibraryNotes | None = None
+) -> np.ndarray:
+    """Closed-form alpha for one frame: rgb (H, W, 3) float64 in [0, 1], trimap (H, W) uint8 {0, 128, 255} →
+    (H, W) float32 alpha in [0, 1] (known pixels copied from the trimap). ``notes`` counts the boxes pymatting's
+    solver gave up on (:func:`closed_form`)."""
     alpha = (trimap == TRIMAP_FG).astype(np.float32)
     unknown = trimap == TRIMAP_UNKNOWN
     for y0, y1, x0, x1 in band_boxes(unknown, margin):
@@ -61,7 +96,7 @@ def solve_band(rgb: np.ndarray, trimap: np.ndarray, margin: int = 4) -> np.ndarr
         t = tri.astype(np.float64) / 255.0
         t[tri == TRIMAP_UNKNOWN] = 0.5  # pymatting's unknown is any value strictly between 0 and 1
         img = np.ascontiguousarray(rgb[y0:y1, x0:x1], dtype=np.float64)
-        a = estimate_alpha_cf(img, t)
+        a = closed_form(img, t, notes)
         region = unknown[y0:y1, x0:x1]
         alpha[y0:y1, x0:x1][region] = a[region]
     return alpha
@@ -116,7 +151,10 @@ class ClassicEngine(BatchingEngine):
         # pymatting prints a 6-line PERFORMANCE WARNING to stdout when its preconditioner retries: counted
         # here, reported once by the runner (vmatte.pipeline.libnotes)
         with capture_prints(self.library_notes, "pymatting"):
-            return [solve_band(f.rgb_float().astype(np.float64), f.trimap, self.margin) for f in frames]
+            return [
+                solve_band(f.rgb_float().astype(np.float64), f.trimap, self.margin, self.library_notes)
+                for f in frames
+            ]
 
     def _collect(self, handle: Any) -> list[np.ndarray]:
         return handle

@@ -22,6 +22,9 @@ _EXPLAIN = {
         "pymatting retried its preconditioner with a larger diagonal shift: slower on those frames, "
         "the matte is the same"
     ),
+    "Conjugate gradient descent did not converge": (
+        "vmatte solved those band pieces again directly (sparse LU): the same matte, slower"
+    ),
 }
 
 
