@@ -461,6 +461,34 @@ def test_thin_line_is_found_again_between_keyframes(tmp_path):
     )  # measured 1 (next to where the line crosses the rail); 5679 without the angle test
 
 
+def test_a_line_segment_is_carried_along_itself_to_where_the_line_ends_and_no_further():
+    """The search across a segment cannot see a line slide along itself: its ends are carried outward while the
+    ridge goes on and stands out from its sides, and stop where the line ends, over texture as much as on
+    flat ground; a flat keyframe gives no segments at all."""
+    from vmatte.propagate import lines
+
+    rng = np.random.default_rng(0)
+    texture = cv2.GaussianBlur(rng.integers(60, 200, (120, 400)).astype(np.uint8), (0, 0), 1.2)
+    # right after the line's end, a field of bright 1-px stripes across it: a ridge as strong as the line's on
+    # its axis, but as strong beside it
+    stripes = np.full((120, 400), 100, np.uint8)
+    stripes[:, 252::2] = 255
+    for bg in (np.full((120, 400), 100, np.uint8), texture, stripes):
+        img = bg.copy()
+        cv2.line(img, (50, 60), (250, 60), 255, 1)  # the line: x 50-250
+        ridge = lines._ridge(img, 1, lines.RIDGE_PX)
+        seg = np.array([100, 60, 200, 60], np.float32)
+        level = float(ridge[60, 100:200].mean())
+        for _ in range(8):  # a frame at a time: at most STEP_PX per end per frame
+            seg = lines._extend(ridge, seg, level)
+        assert 46 <= seg[0] <= 54 and 246 <= seg[2] <= 254, seg
+        assert abs(seg[1] - 60) < 0.5 and abs(seg[3] - 60) < 0.5
+    flat = np.full((120, 400), 100, np.uint8)
+    mask = np.zeros((120, 400), bool)
+    mask[60, 50:250] = True
+    assert lines.learn(flat, mask) is None
+
+
 def test_lines_found_in_a_chunk_equal_a_full_run(tmp_path):
     """A farm chunk (frames 6-11) finds the same lines as the whole run: the pass follows them from the
     keyframe before the chunk, and ``vmatte propagate``'s trimaps (result) carry them as ``run``'s do."""

@@ -39,7 +39,7 @@ class Tuning:
         0.878 -> 0.870), at 0.1 px the composites kept less (SAD 2.03x on dim0/3/6/8 against 1.98x at 0.15).
     line_rescue: between keyframes, the thin straight parts of the keyframe before (kite lines, spokes) are
         followed in the frames themselves and made foreground (vmatte.propagate.lines). DAVIS, keys every 10,
-        ``vmatte run`` classic: kite-surf J 0.695 -> 0.730 (pixel-wise search), 0.786 since 2026-12-06 (whole
+        ``vmatte run`` classic: kite-surf J 0.695 -> 0.730 (pixel-wise search), 0.782 since 2026-12-06 (whole
         segments searched and carried along, see the module); clips whose masks have no such parts unchanged.
     layer_trust: where the foreground layer's motion carried a chain's label past the subject's edge, the
         chain keeps the consistency of the interior motion it averaged instead of the raw flow's at that pixel
