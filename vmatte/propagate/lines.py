@@ -183,13 +183,15 @@ _FINE = np.arange(-0.5, 0.51, 0.25, dtype=np.float32)  # px: around the best coa
 
 
 def _moved(seg: np.ndarray, d1: float, d2: float) -> np.ndarray:
+    """The segment (4,) float32 with end 1 moved ``d1`` px and end 2 ``d2`` px along its normal."""
     nx, ny = _normal(seg)
     return seg + np.array([d1 * nx, d1 * ny, d2 * nx, d2 * ny], np.float32)
 
 
 def _extend(ridge: np.ndarray, seg: np.ndarray, level: float) -> np.ndarray:
-    """The segment with each end carried outward along it while the ridge there keeps half the keyframe's
-    ``level`` (2-px steps, at most STEP_PX): lines slide along themselves, which the search across them cannot
+    """The segment (4,) float32 with each end carried outward along it, in 2-px steps up to STEP_PX, while the
+    ridge there keeps half the keyframe's ``level`` and twice the ridge 3 px to either side (texture as strong
+    as the line is as strong beside it): lines slide along themselves, which the search across them cannot
     see, and a line's end moves with what holds it (a kite line's with the surfer's hands)."""
     x1, y1, x2, y2 = (float(v) for v in seg)
     length = max(float(np.hypot(x2 - x1, y2 - y1)), 1e-6)
