@@ -249,6 +249,54 @@ def test_colour_alone_does_not_make_a_definite_body():
     assert not results[TUNING.core_flow][deep_body].any()  # the chains' body stays decided
 
 
+def test_one_reliable_direction_is_not_outvoted_by_colour():
+    """Where one direction's flow failed (a dancer crossing beside the subject) and the other's holds, the
+    colour models weigh against the reliable one, not against their mean: a background region of the
+    subject's colour that the reliable direction calls background stays out (colour_rel_max). With the mean,
+    0.9 and 0 averaged to 0.45, and colour (weight 0.55) pulled the region into the mask."""
+    from dataclasses import replace
+
+    from vmatte.propagate.blend import Band, Blender, Direction
+    from vmatte.propagate.colour import ColourModel
+    from vmatte.propagate.tuning import TUNING
+
+    ww, wh = 160, 100
+    yy, xx = np.mgrid[0:wh, 0:ww]
+    body = (xx - 55) ** 2 + (yy - 50) ** 2 <= 30**2
+    beside = (xx >= 90) & (xx < 100) & (yy >= 30) & (yy < 70)  # background of the subject's colour, 5 px off
+    p_f = np.where(body | beside, 1.0, 0.0).astype(
+        np.float32
+    )  # the failed direction carried the body over it
+    p_b = body.astype(np.float32)  # the reliable one: background there
+    r_f = np.where(body, 0.9, 0.0).astype(np.float32)
+    r_b = np.full((wh, ww), 0.9, np.float32)
+
+    class AllForeground:  # the colour models: every pixel looks like the subject
+        def prob(self, model, bins, sel):
+            return np.full(int(sel.sum()), 0.95, np.float32)
+
+    cfg = PropagateConfig(graph_cut=0.0, snap=False)
+    model = ColourModel(lut=None, local=None, accuracy=0.9)
+    band = Band(2.0, 8.0, 0.025 * wh)
+    inside = beside & (xx >= 93) & (xx < 97) & (yy >= 35) & (yy < 65)
+    out = {}
+    for on in (False, True):
+        # a colour zone wide enough to reach the region
+        tune = replace(TUNING, colour_rel_max=on, color_zone=0.45)
+        blender = Blender(cfg, tune, (ww, wh), band, AllForeground())
+        b = blender.blend(
+            np.zeros((wh, ww), np.uint8),
+            Direction(p_f, r_f, 1.0),
+            Direction(p_b, r_b, 1.0),
+            np.zeros((wh, ww), np.uint16),
+            model,
+        )
+        out[on] = b.p
+    assert (out[False][inside] >= 0.5).all()  # the test can fail: the mean let colour pull it in
+    assert (out[True][inside] < 0.5).all()
+    assert (out[True][(xx - 55) ** 2 + (yy - 50) ** 2 <= 20**2] >= 0.5).all()  # the body is still the body
+
+
 def _sliding_box_scene(n: int, v_bg: float, v_fg: float):
     """A faintly textured light box moving right at ``v_fg`` px/frame over a textured background that slides
     left at ``v_bg``: the two motions meet at the box's edge, where DIS blends them. (frames, masks)"""

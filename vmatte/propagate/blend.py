@@ -97,8 +97,13 @@ class Blender:
             lam = cfg.color_model * float(np.clip((model.accuracy - 0.5) / 0.4, 0.0, 1.0))
             zone = self._zone(p, rel)
             if lam > 0 and zone.any():
-                # colour speaks only where the flow is unreliable, and only as much as it separated the keyframe
-                wgt = lam * (1.0 - rel[zone])
+                # colour speaks only where the flow is unreliable, and only as much as it separated the keyframe;
+                # one reliable direction is enough (Tuning.colour_rel_max)
+                if tune.colour_rel_max:
+                    rel_c = np.maximum(rf if fwd is not None else zero, rb if bwd is not None else zero)
+                    wgt = lam * (1.0 - rel_c[zone])
+                else:
+                    wgt = lam * (1.0 - rel[zone])
                 pc = np.full_like(p, np.nan)  # NaN: outside the zone, no colour evidence
                 pc[zone] = self.colours.prob(model, bins, zone)
                 p = p.astype(np.float32, copy=True)

@@ -51,6 +51,16 @@ class Tuning:
         (the band 0.64 -> 0.46x the oracle's); DAVIS every-10 IoU 0.831 =, hard 0.028 =, recall 0.901 =,
         unknown 1.84 -> 1.82, worst decile 0.691 =; every-20 IoU 0.786 -> 0.785, unknown 2.10 -> 2.08, worst
         decile 0.630 -> 0.626; first frame only IoU 0.525 -> 0.526; ``vmatte run`` J on 6 DAVIS clips 0.8313 =.
+    colour_rel_max: the colour models' weight is lam x (1 - the more reliable direction's reliability), not
+        lam x (1 - the directions' mean): where one direction's flow failed (a dancer crossing beside the
+        subject, an occlusion) and the other's holds, a mean of 0.9 and 0 made colour outvote the reliable
+        direction and pull background of the subject's colour into the mask. 2026-12-06: composites over
+        DAVIS (bench_smooth_e2e, 11 clips, means of ratios to the oracle) SAD 0.89 -> 0.86x, MSE 1.14 ->
+        1.06x, Grad 1.15 -> 1.10x, dtSSD 1.04 -> 1.01x (dim0 SAD 1.08 -> 1.01, dim3 1.72 -> 1.67); DAVIS
+        every-10 IoU 0.833 -> 0.835, hard 0.028 -> 0.029, recall 0.902 -> 0.898, unknown 1.77 -> 1.70,
+        worst decile 0.692 -> 0.693; every-20 IoU 0.787 -> 0.790, hard 0.043 -> 0.044, recall 0.875 ->
+        0.872, unknown 2.03 -> 1.94; ``vmatte run`` J on 6 DAVIS clips 0.8363 -> 0.8367 (dance-twirl
+        0.874 -> 0.878).
     band_from_disagreement: widen the band where the forward and backward probabilities differ (off).
     unknown_disagreement: mark unknown every pixel where the two directions disagree, even beyond band_max (off).
     soft_band: with alpha feedback, pixels where the latest matte carried to this frame is fractional become
@@ -103,6 +113,7 @@ class Tuning:
     ghost_motion: float = 0.006
     line_rescue: bool = True
     layer_trust: bool = True
+    colour_rel_max: bool = True
 
     def __post_init__(self) -> None:
         if not (0.5 < self.sure < 1.0):
