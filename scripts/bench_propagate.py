@@ -47,12 +47,13 @@ from vmatte.io.masks import load_keyframes
 from vmatte.motion.config import FlowConfig
 from vmatte.motion.flow import FlowPair
 from vmatte.propagate import PropagateConfig, Propagator
+from vmatte.propagate.lines import WIDTH_PX
 from vmatte.propagate.trimap import mask_to_trimap
 from vmatte.propagate.tuning import Tuning
 
 DEFAULT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "davis2016-eorvos"
 K3 = np.ones((3, 3), np.uint8)
-THIN_PX = 7  # at 480p (vmatte.propagate.lines.WIDTH_PX): GT parts this narrow count as thin in lost_thin
+THIN_PX = WIDTH_PX  # at 480p: GT parts this narrow count as thin in lost_thin (what the line search handles)
 
 
 def score(tri: np.ndarray, mask: np.ndarray, gt: np.ndarray, acc: dict) -> None:

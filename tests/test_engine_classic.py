@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from vmatte.engine import EngineConfig, load_engine
-from vmatte.engine.classic import band_boxes, closed_form, solve_band
+from vmatte.engine.classic import CG_FAILED, band_boxes, closed_form, solve_band
 from vmatte.frame import Frame
 from vmatte.pipeline.libnotes import LibraryNotes
 from vmatte.testing import Scene
@@ -87,7 +87,7 @@ def test_direct_solve_matches_pymatting_where_both_work(soft_frame, monkeypatch)
     import pymatting
 
     def give_up(*a, **k):
-        raise ValueError("Conjugate gradient descent did not converge within 10000 iterations")
+        raise ValueError(CG_FAILED)
 
     monkeypatch.setattr(pymatting, "estimate_alpha_cf", give_up)
     notes = LibraryNotes()

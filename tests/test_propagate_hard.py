@@ -209,14 +209,37 @@ def test_the_pass_threads_import_nothing_for_the_first_time():
     assert r.stdout.strip() == "[]"
 
 
+def _blend_where_all_looks_like_the_subject(fwd, bwd, **tune):
+    """Blend two directions (blend.Direction, (wh, ww)) with colour models that call every pixel the subject
+    (P 0.95, keyframe accuracy 0.9) and a colour zone wide enough to reach the tests' regions (color_zone
+    0.45); no graph cut, no snapping. ``tune``: Tuning overrides. Returns blend.Blended."""
+    from dataclasses import replace
+
+    from vmatte.propagate.blend import Band, Blender
+    from vmatte.propagate.colour import ColourModel
+    from vmatte.propagate.tuning import TUNING
+
+    class AllForeground:
+        def prob(self, model, bins, sel):
+            return np.full(int(sel.sum()), 0.95, np.float32)
+
+    wh, ww = fwd.p.shape
+    blender = Blender(
+        PropagateConfig(graph_cut=0.0, snap=False),
+        replace(TUNING, color_zone=0.45, **tune),
+        (ww, wh),
+        Band(2.0, 8.0, 0.025 * wh),
+        AllForeground(),
+    )
+    model = ColourModel(lut=None, local=None, accuracy=0.9)
+    return blender.blend(np.zeros((wh, ww), np.uint8), fwd, bwd, np.zeros((wh, ww), np.uint16), model)
+
+
 def test_colour_alone_does_not_make_a_definite_body():
     """Where the flow is unreliable the colour models pull a region of the subject's colour into the mask;
     the inner band limit may make that definite only where the chains themselves lean foreground (core_flow):
     an attached region the chains call background stays unknown, the chains' own body is still decided."""
-    from dataclasses import replace
-
-    from vmatte.propagate.blend import Band, Blender, Direction
-    from vmatte.propagate.colour import ColourModel
+    from vmatte.propagate.blend import Direction
     from vmatte.propagate.tuning import TUNING
 
     ww, wh = 160, 100
@@ -225,23 +248,13 @@ def test_colour_alone_does_not_make_a_definite_body():
     other = (xx >= 80) & (xx < 140) & (yy >= 20) & (yy < 80) & ~body  # attached, of the subject's colour
     p = np.where(body, 1.0, 0.2 * other).astype(np.float32)
     r = np.full((wh, ww), 0.2, np.float32)  # the flow failed: nothing is reliable (rel < 0.3)
-
-    class AllForeground:  # the colour models: every pixel looks like the subject
-        def prob(self, model, bins, sel):
-            return np.full(int(sel.sum()), 0.95, np.float32)
-
-    cfg = PropagateConfig(graph_cut=0.0, snap=False)
-    model = ColourModel(lut=None, local=None, accuracy=0.9)
-    band = Band(2.0, 8.0, 0.025 * wh)
     deep_other = other & (xx >= 100) & (xx < 125) & (yy >= 35) & (yy < 65)
     deep_body = (xx - 55) ** 2 + (yy - 50) ** 2 <= 15**2
     results = {}
     for core_flow in (0.0, TUNING.core_flow):
-        # a colour zone wide enough to reach the whole attached region
-        tune = replace(TUNING, core_flow=core_flow, color_zone=0.45)
-        blender = Blender(cfg, tune, (ww, wh), band, AllForeground())
-        fwd, bwd = Direction(p, r, 1.0), Direction(p, r, 1.0)
-        b = blender.blend(np.zeros((wh, ww), np.uint8), fwd, bwd, np.zeros((wh, ww), np.uint16), model)
+        b = _blend_where_all_looks_like_the_subject(
+            Direction(p, r, 1.0), Direction(p, r, 1.0), core_flow=core_flow
+        )
         assert (b.p[deep_other] >= 0.5).all()  # colour pulled the region into the mask either way
         results[core_flow] = b.unknown
     assert not results[0.0][deep_other].any()  # colour alone: definite foreground (the leak)
@@ -254,44 +267,19 @@ def test_one_reliable_direction_is_not_outvoted_by_colour():
     colour models weigh against the reliable one, not against their mean: a background region of the
     subject's colour that the reliable direction calls background stays out (colour_rel_max). With the mean,
     0.9 and 0 averaged to 0.45, and colour (weight 0.55) pulled the region into the mask."""
-    from dataclasses import replace
-
-    from vmatte.propagate.blend import Band, Blender, Direction
-    from vmatte.propagate.colour import ColourModel
-    from vmatte.propagate.tuning import TUNING
+    from vmatte.propagate.blend import Direction
 
     ww, wh = 160, 100
     yy, xx = np.mgrid[0:wh, 0:ww]
     body = (xx - 55) ** 2 + (yy - 50) ** 2 <= 30**2
     beside = (xx >= 90) & (xx < 100) & (yy >= 30) & (yy < 70)  # background of the subject's colour, 5 px off
-    p_f = np.where(body | beside, 1.0, 0.0).astype(
-        np.float32
-    )  # the failed direction carried the body over it
-    p_b = body.astype(np.float32)  # the reliable one: background there
-    r_f = np.where(body, 0.9, 0.0).astype(np.float32)
-    r_b = np.full((wh, ww), 0.9, np.float32)
-
-    class AllForeground:  # the colour models: every pixel looks like the subject
-        def prob(self, model, bins, sel):
-            return np.full(int(sel.sum()), 0.95, np.float32)
-
-    cfg = PropagateConfig(graph_cut=0.0, snap=False)
-    model = ColourModel(lut=None, local=None, accuracy=0.9)
-    band = Band(2.0, 8.0, 0.025 * wh)
+    # the failed direction carried the body over it; the reliable one says background there
+    fwd = Direction(
+        np.where(body | beside, 1.0, 0.0).astype(np.float32), np.where(body, 0.9, 0.0).astype(np.float32), 1.0
+    )
+    bwd = Direction(body.astype(np.float32), np.full((wh, ww), 0.9, np.float32), 1.0)
     inside = beside & (xx >= 93) & (xx < 97) & (yy >= 35) & (yy < 65)
-    out = {}
-    for on in (False, True):
-        # a colour zone wide enough to reach the region
-        tune = replace(TUNING, colour_rel_max=on, color_zone=0.45)
-        blender = Blender(cfg, tune, (ww, wh), band, AllForeground())
-        b = blender.blend(
-            np.zeros((wh, ww), np.uint8),
-            Direction(p_f, r_f, 1.0),
-            Direction(p_b, r_b, 1.0),
-            np.zeros((wh, ww), np.uint16),
-            model,
-        )
-        out[on] = b.p
+    out = {on: _blend_where_all_looks_like_the_subject(fwd, bwd, colour_rel_max=on).p for on in (False, True)}
     assert (out[False][inside] >= 0.5).all()  # the test can fail: the mean let colour pull it in
     assert (out[True][inside] < 0.5).all()
     assert (out[True][(xx - 55) ** 2 + (yy - 50) ** 2 <= 20**2] >= 0.5).all()  # the body is still the body

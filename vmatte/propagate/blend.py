@@ -100,8 +100,7 @@ class Blender:
                 # colour speaks only where the flow is unreliable, and only as much as it separated the keyframe;
                 # one reliable direction is enough (Tuning.colour_rel_max)
                 if tune.colour_rel_max:
-                    rel_c = np.maximum(rf if fwd is not None else zero, rb if bwd is not None else zero)
-                    wgt = lam * (1.0 - rel_c[zone])
+                    wgt = lam * (1.0 - np.maximum(rf, rb)[zone])  # an absent direction's r is zero
                 else:
                     wgt = lam * (1.0 - rel[zone])
                 pc = np.full_like(p, np.nan)  # NaN: outside the zone, no colour evidence

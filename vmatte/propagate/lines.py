@@ -121,9 +121,13 @@ def _orientation(mask: np.ndarray) -> np.ndarray:
     return np.round(_angle(mask.astype(np.float32)) / np.pi * N_ORIENT).astype(np.int64) % N_ORIENT
 
 
-def _draw(seg: np.ndarray, shape: tuple[int, int], thickness: int = 1) -> np.ndarray:
-    """(H, W) uint8 {0, 1}: the segment (x1, y1, x2, y2) drawn ``thickness`` px wide."""
-    out = np.zeros(shape, np.uint8)
+def _draw(
+    seg: np.ndarray, shape: tuple[int, int], thickness: int = 1, out: np.ndarray | None = None
+) -> np.ndarray:
+    """(H, W) uint8 {0, 1}: the segment (x1, y1, x2, y2) drawn ``thickness`` px wide, on ``out`` when given
+    (a frame's found lines: no frame-sized array per segment)."""
+    if out is None:
+        out = np.zeros(shape, np.uint8)
     x1, y1, x2, y2 = (round(float(v)) for v in seg)
     cv2.line(out, (x1, y1), (x2, y2), 1, thickness)
     return out
@@ -204,7 +208,7 @@ def _extend(ridge: np.ndarray, seg: np.ndarray, level: float) -> np.ndarray:
         py = ends[e][1] + sign * uy * steps
         ok = (px >= 0) & (px <= w - 1) & (py >= 0) & (py <= h - 1)
         # on the line, and beside it (3 px either side): the ridge must go on and stand out from its sides
-        nx, ny = -uy, ux
+        nx, ny = _normal(seg)
         xs = np.stack([px, px + 3 * nx, px - 3 * nx]).astype(np.float32)
         ys = np.stack([py, py + 3 * ny, py - 3 * ny]).astype(np.float32)
         v = cv2.remap(ridge, xs, ys, cv2.INTER_LINEAR)
@@ -246,7 +250,7 @@ class LineTrack:
 
     def __init__(self, model: LineModel, lines: np.ndarray) -> None:
         self.model = model
-        self.last = lines  # (H, W) bool: where the lines were last found
+        self.shape = lines.shape  # (h, w): the search size the found pixels index
         self._at = [np.array([s.x1, s.y1, s.x2, s.y2], np.float32) for s in model.segments]
 
     def step(self, gray: np.ndarray) -> np.ndarray:
@@ -264,9 +268,7 @@ class LineTrack:
             f1, f2 = np.unravel_index(int(np.argmax(fine)), fine.shape)
             moved = _moved(self._at[i], float(_COARSE[j1] + _FINE[f1]), float(_COARSE[j2] + _FINE[f2]))
             self._at[i] = _extend(ridge, moved, seg.level)
-            found |= _draw(self._at[i], gray.shape)
-        if found.any():
-            self.last = found > 0
+            _draw(self._at[i], gray.shape, out=found)
         return np.flatnonzero(found)
 
 

@@ -315,7 +315,7 @@ class Propagator:
         elif track is not None:
             found = track.step(lines.shrink(_gray_full(frame)))
             if found.size and self.start <= t <= self.end:
-                self.lines[t] = (found, track.last.shape, track.model.width)
+                self.lines[t] = (found, track.shape, track.model.width)
         self.timings["lines_s"] += time.perf_counter() - t0
         return track
 
