@@ -39,6 +39,16 @@ SAD 0.89x, MSE 1.14x, Grad 1.15x, dtSSD 1.04x, coverage 0.531, band 0.46x, keyfr
 -3.4 %; chain 61 s wall. On the breakdance clips the dancer beside the composite had made the subject's edge
 "unreliable", colour took over there and pulled her light clothes into the mask (dim0 SAD 1.74 -> 1.08x,
 dim6 1.80 -> 0.88x, dim3 1.87 -> 1.72x).
+Where the error lies (2026-12-06, same run as colour_rel_max above): the band holds 0.528 of the GT-fractional
+pixels but 0.691 of their soft mass (min(α, 1 - α)); of vmatte's SAD 32 % sits on soft pixels the band made
+definite, 1 % on wrong definite labels and 67 % inside the band. On the hair edges (dim0/5/6, gt05) the band
+forces 4-13 % and the engine's own error dominates; on the transparent and fur foregrounds (dim1/2/3/4/7/9)
+it forces 41-76 %. Widening the band does not pay with this engine: the recorded trimaps dilated by k px and
+solved again offline (7 frames a clip, no grow_band), k = 0 / 3 / 6 / 12: coverage 0.54 / 0.71 / 0.79 / 0.87,
+SAD 0.88 / 0.98 / 1.17 / 1.65x the oracle (dim0 1.08 -> 1.52x at k = 3: closed-form matting gives wrong alpha
+on definite pixels put in the band); snapping alpha within 0.15 of 0 or 1 after it recovers only 0.03-0.1x.
+pymatting's other solvers on the recorded trimaps (4 frames a clip), SAD relative to closed-form: KNN 1.18x,
+shared matting 1.20x, large-kernel 2.27x, so closed-form stays the classic engine.
 Work files go under /tmp/vmatte-bench/e2e (never the repo). Skips cleanly when the shared data is absent.
 """
 
@@ -199,13 +209,21 @@ def run_oracle(work: Path) -> dict:
 
 
 def band_stats(work: Path) -> dict:
-    """Soft-pixel coverage, band area vs the oracle's and keyframe reproduction IoU, from the files."""
+    """Soft-pixel coverage, band area vs the oracle's, keyframe reproduction IoU, and where vmatte's error
+    lies (smoothing on), from the files.
+
+    ``soft_mass_coverage`` weighs each GT-fractional pixel by min(α, 1 - α), the least error a definite label
+    forces on it: a band that misses only α = 1/255 fringes loses little. ``sad_split``: shares of vmatte's SAD
+    on GT-fractional pixels the band made definite ("forced": no engine can fix them), on GT-definite pixels
+    given the wrong definite label ("wrong_label") and inside the band ("band": the engine's own error)."""
     import cv2
 
     def read(sub, name):
         return cv2.imread(str(work / sub / name), cv2.IMREAD_GRAYSCALE)
 
     soft_n = soft_in = soft_n_mid = soft_in_mid = 0
+    mass = mass_in = 0.0
+    err_forced = err_wrong = err_all = 0.0
     area_vm = area_or = 0
     inter = union = 0
     for f in sorted((work / "gt").glob("*.png")):
@@ -216,6 +234,14 @@ def band_stats(work: Path) -> dict:
         hit = int((soft & vm).sum())
         soft_n += int(soft.sum())
         soft_in += hit
+        g = gt.astype(np.float32) / 255.0
+        least = np.minimum(g, 1.0 - g)
+        mass += float(least[soft].sum())
+        mass_in += float(least[soft & vm].sum())
+        err = np.abs(read("out_smooth", f.name).astype(np.float32) / 255.0 - g)
+        err_all += float(err.sum())
+        err_forced += float(err[soft & ~vm].sum())
+        err_wrong += float(err[~soft & ~vm].sum())
         if t % KEY_EVERY:
             soft_n_mid += int(soft.sum())
             soft_in_mid += hit
@@ -231,6 +257,12 @@ def band_stats(work: Path) -> dict:
         "coverage_between_keys": soft_in_mid / max(soft_n_mid, 1),
         "band_area_vs_oracle": area_vm / max(area_or, 1),
         "keyframe_iou": inter / max(union, 1),
+        "soft_mass_coverage": mass_in / max(mass, 1e-9),
+        "sad_split": {
+            "forced": err_forced / max(err_all, 1e-9),
+            "wrong_label": err_wrong / max(err_all, 1e-9),
+            "band": 1.0 - (err_forced + err_wrong) / max(err_all, 1e-9),
+        },
     }
 
 
@@ -356,6 +388,24 @@ def main(argv: list[str] | None = None) -> int:
             *means.values(),
         )
     )
+    print(
+        "\nWhere vmatte's error lies (smoothing on): soft mass = GT-fractional pixels inside the band weighed by"
+        " min(α, 1 - α); SAD shares on soft pixels the band made definite (forced), on definite pixels with the"
+        " wrong label, and inside the band (the engine's)\n"
+    )
+    print("| clip | cover | soft mass | SAD forced | SAD wrong label | SAD in band |")
+    print("|---|---|---|---|---|---|")
+    for r in rows:
+        sp = r["sad_split"]
+        print(
+            f"| {r['clip']} | {r['coverage']:.3f} | {r['soft_mass_coverage']:.3f} | {sp['forced']:.2f} "
+            f"| {sp['wrong_label']:.2f} | {sp['band']:.2f} |"
+        )
+    split = {k: mean(lambda r, k=k: r["sad_split"][k]) for k in ("forced", "wrong_label", "band")}
+    print(
+        f"| **mean of {len(rows)}** | {means['coverage']:.3f} | {mean(lambda r: r['soft_mass_coverage']):.3f} "
+        f"| {split['forced']:.2f} | {split['wrong_label']:.2f} | {split['band']:.2f} |"
+    )
     metrics = (*METRICS, "MESSDdt") if args.messddt else METRICS
     summary = {m: change(m) for m in metrics}
     summary.update({f"{m}_unknown": change(m, "_unknown") for m in metrics})
@@ -385,6 +435,10 @@ def main(argv: list[str] | None = None) -> int:
                 "mean_change_pct": summary,
                 "mean_ratio_to_oracle": m_rt,
                 "means": means,
+                "error_split_means": {
+                    "soft_mass_coverage": mean(lambda r: r["soft_mass_coverage"]),
+                    **{f"sad_{k}": v for k, v in split.items()},
+                },
                 "targets": targets,
             },
             indent=2,
