@@ -47,6 +47,10 @@ it forces 41-76 %. Widening the band does not pay with this engine: the recorded
 solved again offline (7 frames a clip, no grow_band), k = 0 / 3 / 6 / 12: coverage 0.54 / 0.71 / 0.79 / 0.87,
 SAD 0.88 / 0.98 / 1.17 / 1.65x the oracle (dim0 1.08 -> 1.52x at k = 3: closed-form matting gives wrong alpha
 on definite pixels put in the band); snapping alpha within 0.15 of 0 or 1 after it recovers only 0.03-0.1x.
+Only an exact soft zone pays (4 frames a clip): the band plus exactly the GT-fractional pixels 0.88 -> 0.79x,
+plus the oracle's band (those pixels dilated 3 px) 1.09x; the band plus the pixels whose colour is ambiguous
+under the keyframes' local colour models (0.15 < P < 0.85 within 12 px of the band, joined to it) coverage 0.54
+-> 0.60 at 1.01x the SAD, band area 1.32x.
 pymatting's other solvers on the recorded trimaps (4 frames a clip), SAD relative to closed-form: KNN 1.18x,
 shared matting 1.20x, large-kernel 2.27x, so closed-form stays the classic engine.
 Work files go under /tmp/vmatte-bench/e2e (never the repo). Skips cleanly when the shared data is absent.
