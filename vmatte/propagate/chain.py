@@ -20,7 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from vmatte.motion.keypoint import KeypointMotion, carry
-from vmatte.propagate.blend import Blender, Direction
+from vmatte.propagate.blend import Blended, Blender, Direction
 from vmatte.propagate.colour import ColourModels
 from vmatte.propagate.store import ResultStore, Scratch, to_u8
 
@@ -162,12 +162,17 @@ def release_ghost(
     return np.where(ghost, 0.0, p).astype(np.float32), np.where(ghost, _GHOST_R, r).astype(np.float32)
 
 
+# what a blend hook receives: (frame, grey (wh, ww) uint8, forward or None, backward or None, the blend)
+BlendHook = Callable[[int, np.ndarray, Direction | None, Direction | None, Blended], None]
+
+
 class Chains:
     """One pre-pass's chains. Results go to ``store``; per-keyframe checks may add to ``warnings``.
 
     keyframe_prob: keyframe → its (wh, ww) float32 probability; cuts: scene cuts found so far (frames
     after a cut); timings: the propagator's timing dict (``wait_s``, ``blend_s`` are added to);
-    check_cancel: raises when the pass is cancelled."""
+    check_cancel: raises when the pass is cancelled; on_blend: called with each stored frame's blend inputs
+    and result (a debugging view, ``scripts/debug_blend.py``; None in production)."""
 
     def __init__(
         self,
@@ -181,8 +186,10 @@ class Chains:
         warnings: list[str],
         timings: dict[str, float],
         check_cancel: Callable[[], None],
+        on_blend: BlendHook | None = None,
     ) -> None:
         self.span, self.motion, self.keyframe_prob = span, motion, keyframe_prob
+        self.on_blend = on_blend
         self.colours, self.blender, self.store = colours, blender, store
         self.cuts, self.warnings, self.timings, self.check_cancel = cuts, warnings, timings, check_cancel
         self.next_kf: dict[int, int | None] = {}  # frame → the first keyframe at or after it
@@ -254,6 +261,8 @@ class Chains:
 
     def _store(self, t, gray, fwd, bwd, bins, model) -> None:
         b = self.blender.blend(gray, fwd, bwd, bins, model)
+        if self.on_blend is not None:
+            self.on_blend(t, gray, fwd, bwd, b)
         self.store.put(t, to_u8(b.p), b.unknown, b.confidence)
 
     def _backward(self, pending: list[int], scratch: Scratch, p_kf, a: int | None, b: int, g_kf) -> None:

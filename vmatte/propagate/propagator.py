@@ -164,6 +164,8 @@ class Propagator:
         # the pre-pass's flows are archived for the main pass (MotionStore.keep): DIS runs once per frame pair;
         # a caller that never pushes (vmatte propagate) sets keep_flows False before prepare()
         self.keep_flows = True
+        # debugging view of each stored frame's blend (chain.BlendHook; scripts/debug_blend.py), set before prepare()
+        self.on_blend = None
         self.motion = MotionStore(
             self.flow_cfg,
             grays=max(8, lag + 3),
@@ -222,6 +224,7 @@ class Propagator:
             self.warnings,
             self.timings,
             self._check_cancel,
+            self.on_blend,
         )
 
     # ---- the cheap pass ------------------------------------------------------------------------------------
