@@ -3,24 +3,17 @@ variants that change only the pool asked for, for the duration of one measuremen
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_budget.py"
+from script_helpers import load_script
 
 
 @pytest.fixture(scope="module")
 def bb():
-    spec = importlib.util.spec_from_file_location("bench_budget_under_test", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("bench_budget")
 
 
 def _burn(seconds: float) -> None:

@@ -3,24 +3,17 @@ matte's SAD into error the band forced, wrong definite labels and error inside t
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
-
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "bench_smooth_e2e.py"
+from script_helpers import load_script
 
 
 @pytest.fixture(scope="module")
 def be():
-    spec = importlib.util.spec_from_file_location("bench_smooth_e2e_under_test", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script("bench_smooth_e2e")
 
 
 def _write(work: Path, sub: str, name: str, img: np.ndarray) -> None:

@@ -4,22 +4,20 @@ changes nothing."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
 import cv2
 import numpy as np
 import pytest
+from script_helpers import load_script
 
 from vmatte.io.decode import open_clip
 from vmatte.io.masks import load_keyframes
+from vmatte.motion.config import FlowConfig
+from vmatte.motion.flow import work_shape
 from vmatte.propagate import Propagator
 from vmatte.testing import Scene, write_masks, write_sequence
 
 SCENE = Scene(width=96, height=64, frames=9, speed=2.0)
 KF = [0, 8]
-SCRIPT = Path(__file__).resolve().parents[1] / "scripts" / "debug_blend.py"
 
 
 @pytest.fixture(scope="module")
@@ -57,18 +55,13 @@ def test_blend_hook_sees_every_in_between_frame_once_and_changes_nothing(clip_an
 
 def test_debug_blend_script_writes_one_panel_row_pair_per_frame(clip_and_keys, tmp_path, capsys):
     seq, kdir = clip_and_keys
-    spec = importlib.util.spec_from_file_location("debug_blend_under_test", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = mod
-    spec.loader.exec_module(mod)
+    mod = load_script("debug_blend")
     out = tmp_path / "blend.png"
     assert mod.main([str(seq), "--masks", str(kdir), "--frames", "0,3,5", "--out", str(out)]) == 0
     img = cv2.imread(str(out))
-    probe = open_clip(seq)
-    prop = Propagator(probe, load_keyframes(kdir, probe.info))
-    prop.close()
+    ww, wh = work_shape(SCENE.width, SCENE.height, FlowConfig().work_size)
     # two frames (3 and 5; keyframe 0 is left out, and said so), each two rows of four working-size panels
-    assert img.shape[:2] == (2 * 2 * prop.wh, 4 * prop.ww)
+    assert img.shape[:2] == (2 * 2 * wh, 4 * ww)
     assert "[0] are keyframes" in capsys.readouterr().out
     # only keyframes asked: nothing to show, exit 2 and no file
     other = tmp_path / "none.png"
