@@ -45,3 +45,50 @@ def test_band_stats_splits_the_error_by_where_it_lies(tmp_path, be):
     assert split["wrong_label"] == pytest.approx(err_wrong / total, rel=1e-5)
     assert split["band"] == pytest.approx(err_band / total, rel=1e-5)
     assert s["band_area_vs_oracle"] == pytest.approx(1 / 4)
+
+
+def test_real_clip_keeps_keyframes_sparse_and_the_edge_soft(tmp_path, be, monkeypatch):
+    """A 12-frame stand-in for a DAVIS clip (a square moving 3 px a frame): masks are written on frames 0 and 10
+    only, the ground truth is the binary mask scaled like the frames (an area average, so its edge is fractional
+    where the square's edge falls between pixels), and a second build with the same options reuses the files."""
+    jpg, ann = tmp_path / "JPEGImages" / "480p" / "sq", tmp_path / "Annotations" / "480p" / "sq"
+    jpg.mkdir(parents=True)
+    ann.mkdir(parents=True)
+    for t in range(12):
+        img = np.full((48, 64, 3), 40, np.uint8)
+        mask = np.zeros((48, 64), np.uint8)
+        mask[10:31, 5 + 3 * t : 26 + 3 * t] = 255
+        img[mask > 0] = 200
+        assert cv2.imwrite(str(jpg / f"{t:05d}.jpg"), img)
+        assert cv2.imwrite(str(ann / f"{t:05d}.png"), mask)
+    monkeypatch.setattr(be.B, "DAVIS", tmp_path / "JPEGImages" / "480p")
+    work = tmp_path / "work"
+    info = be.build_real_clip("sq", 12, 0.5, work)
+    assert info == {"frames": 12}
+    assert sorted(p.name for p in (work / "masks").iterdir()) == ["000000.png", "000010.png"]
+    assert len(list((work / "in").iterdir())) == len(list((work / "gt").iterdir())) == 12
+    gt = cv2.imread(str(work / "gt" / "00001.png"), cv2.IMREAD_GRAYSCALE)
+    assert gt.shape == (24, 32)
+    # rows 10..30 at half size: rows 5..14 full, row 15 half covered (source rows 30 in, 31 out)
+    assert gt[10, 10] == 255 and gt[2, 10] == 0 and 0 < gt[15, 10] < 255
+    key = cv2.imread(str(work / "masks" / "000010.png"), cv2.IMREAD_GRAYSCALE)
+    assert set(np.unique(key)) <= {0, 255}  # the keyframe is binary, as an artist draws it
+    stamp = (work / "stamp").stat().st_mtime_ns
+    be.build_real_clip("sq", 12, 0.5, work)
+    assert (work / "stamp").stat().st_mtime_ns == stamp
+
+
+def test_set_reaches_the_smoother_the_runner_builds(be):
+    """--set changes the constants of every smoother the chain builds (the runner passes none), and only inside
+    the run; a key the smoother does not have is refused before anything runs."""
+    from vmatte.config import SmoothConfig
+    from vmatte.temporal.smooth import TemporalSmoother
+
+    overrides = be.parse_sets(["sigma_alpha=0.3", "combine=median", "snap_saturated=false"])
+    assert overrides == {"sigma_alpha": 0.3, "combine": "median", "snap_saturated": False}
+    with be.smoother_tuning(overrides):
+        sm = TemporalSmoother(SmoothConfig(), device=None)
+        assert (sm.tuning.sigma_alpha, sm.tuning.combine, sm.tuning.snap_saturated) == (0.3, "median", False)
+    assert TemporalSmoother(SmoothConfig()).tuning.sigma_alpha != 0.3
+    with pytest.raises(SystemExit, match="sigma_bogus"):
+        be.parse_sets(["sigma_bogus=1"])
