@@ -56,7 +56,10 @@ SAD 0.89x, MSE 1.14x, Grad 1.15x, dtSSD 1.04x, coverage 0.531, band 0.46x, keyfr
 -3.4 %; chain 61 s wall. On the breakdance clips the dancer beside the composite had made the subject's edge
 "unreliable", colour took over there and pulled her light clothes into the mask (dim0 SAD 1.74 -> 1.08x,
 dim6 1.80 -> 0.88x, dim3 1.87 -> 1.72x).
-Where the error lies (2026-12-06, same run as colour_rel_max above): the band holds 0.528 of the GT-fractional
+With colour weighed against how well the flow held, not the chain's age (propagate Tuning.colour_undecayed,
+2026-12-06): SAD 0.86 -> 0.81x, MSE 1.06 -> 0.89x, Grad 1.10 -> 1.02x, dtSSD 1.01 -> 0.97x, coverage 0.528 ->
+0.523, band 0.45 -> 0.44x, keyframe IoU 1.000, smoothing -3.8 %; error split: soft mass 0.687, SAD forced 34 % / wrong label 0 % / in band 66 %.
+Where the error lies (2026-12-06, before colour_undecayed, with propagate Tuning.colour_rel_max): the band holds 0.528 of the GT-fractional
 pixels but 0.691 of their soft mass (min(α, 1 - α)); of vmatte's SAD 32 % sits on soft pixels the band made
 definite, 1 % on wrong definite labels and 67 % inside the band. On the hair edges (dim0/5/6, gt05) the band
 forces 4-13 % and the engine's own error dominates; on the transparent and fur foregrounds (dim1/2/3/4/7/9)

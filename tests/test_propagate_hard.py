@@ -285,6 +285,34 @@ def test_one_reliable_direction_is_not_outvoted_by_colour():
     assert (out[True][(xx - 55) ** 2 + (yy - 50) ** 2 <= 20**2] >= 0.5).all()  # the body is still the body
 
 
+def test_colour_does_not_relabel_what_an_old_chain_tracked_well():
+    """Long after the only keyframe a chain's reliability has decayed (2 % a step: 0.98**60 = 0.30) though its flow
+    held at every step. A background region of the subject's colour beside the subject stays background: colour
+    weighs against how well the flow held, not against the chain's age (colour_undecayed). Where the flow did fail
+    (the same reliability with no decay in it) colour still takes over."""
+    from vmatte.propagate.blend import Direction
+
+    ww, wh = 160, 100
+    yy, xx = np.mgrid[0:wh, 0:ww]
+    body = (xx - 55) ** 2 + (yy - 50) ** 2 <= 30**2
+    beside = (xx >= 90) & (xx < 100) & (yy >= 30) & (yy < 70)  # background of the subject's colour, 5 px off
+    aged = 0.98**60
+    r = np.full((wh, ww), aged, np.float32)
+
+    def p_after(decay: float, **tune) -> np.ndarray:
+        fwd = Direction(body.astype(np.float32), r, 1.0, decay)
+        return _blend_where_all_looks_like_the_subject(fwd, None, **tune).p
+
+    inside = beside & (xx >= 93) & (xx < 97) & (yy >= 35) & (yy < 65)
+    assert (
+        p_after(aged, colour_undecayed=False)[inside] >= 0.5
+    ).all()  # the test can fail: the age let colour in
+    held = p_after(aged)
+    assert (held[inside] < 0.5).all()
+    assert (held[(xx - 55) ** 2 + (yy - 50) ** 2 <= 20**2] >= 0.5).all()  # the body is still the body
+    assert (p_after(1.0)[inside] >= 0.5).all()  # flow that failed: colour decides, as before
+
+
 def _sliding_box_scene(n: int, v_bg: float, v_fg: float):
     """A faintly textured light box moving right at ``v_fg`` px/frame over a textured background that slides
     left at ``v_bg``: the two motions meet at the box's edge, where DIS blends them. (frames, masks)"""

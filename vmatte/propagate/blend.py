@@ -27,12 +27,14 @@ UNVERIFIED_AGREEMENT = 0.5
 
 @dataclass(frozen=True)
 class Direction:
-    """One chain's evidence at a frame: probability ``p`` and reliability ``r`` ((wh, ww) float32 in [0, 1]) and
-    its temporal weight (> 0; linear in the distance to the other keyframe)."""
+    """One chain's evidence at a frame: probability ``p`` and reliability ``r`` ((wh, ww) float32 in [0, 1]), its
+    temporal weight (> 0; linear in the distance to the other keyframe) and the distance decay folded into ``r``
+    (in (0, 1]; 1 at the keyframe): ``r / decay`` is how well the flow held along the chain."""
 
     p: np.ndarray
     r: np.ndarray
     weight: float
+    decay: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -100,7 +102,13 @@ class Blender:
                 # colour speaks only where the flow is unreliable, and only as much as it separated the keyframe;
                 # one reliable direction is enough (Tuning.colour_rel_max)
                 if tune.colour_rel_max:
-                    wgt = lam * (1.0 - np.maximum(rf, rb)[zone])  # an absent direction's r is zero
+                    if tune.colour_undecayed:
+                        # how well the flow held, not how far the chain came: a chain's age is no reason for
+                        # colour to relabel a background it tracked consistently (Tuning.colour_undecayed)
+                        held = np.maximum(self._held(fwd), self._held(bwd))
+                        wgt = lam * (1.0 - held[zone])
+                    else:
+                        wgt = lam * (1.0 - np.maximum(rf, rb)[zone])  # an absent direction's r is zero
                 else:
                     wgt = lam * (1.0 - rel[zone])
                 pc = np.full_like(p, np.nan)  # NaN: outside the zone, no colour evidence
@@ -162,8 +170,13 @@ class Blender:
                 # ... where the chains lean that way too (core_flow): see Tuning
                 backed |= (np.nan_to_num(pc, nan=0.0) > 0.6) & (p_chain >= tune.core_flow)
             unknown &= ~((d > self._inner_reach(d)) & backed)
-            # two reliable directions that contradict each other (keyframes that disagree) stay unknown
-            unknown |= near & both & (rf > 0.5) & (rb > 0.5) & (gap > 0.5)
+            # two reliable directions that contradict each other (keyframes that disagree) stay unknown near the
+            # boundary, and deep inside the mask too where neither outweighs the other 3:1 (half way between the
+            # keyframes: once colour no longer hazes an old chain, colour_undecayed, such a region can be a solid
+            # part of the mask); next to a keyframe its own direction decides
+            contradict = both & (rf > 0.5) & (rb > 0.5) & (gap > 0.5)
+            balanced = 3.0 * np.minimum(wf, wb) >= np.maximum(wf, wb)
+            unknown |= contradict & (near | balanced)
         if tune.unknown_disagreement:
             # a limb one direction sees and the other does not can sit beyond band_max: keep all of it unknown
             unknown |= gap > 0.5
@@ -177,6 +190,13 @@ class Blender:
         roi = near
         conf = float(score[roi].mean()) if roi.any() else float(score.mean())
         return Blended(p, unknown, conf)
+
+    def _held(self, d: Direction | None) -> np.ndarray | float:
+        """How well the flow held along a direction's chain, (wh, ww) float32 in [0, 1]: its reliability
+        without the distance decay (0 for an absent direction)."""
+        if d is None:
+            return 0.0
+        return d.r if d.decay >= 1.0 else np.minimum(d.r * np.float32(1.0 / d.decay), np.float32(1.0))
 
     def _inner_reach(self, d: np.ndarray) -> np.ndarray:
         """How far (px, (wh, ww) float32) the unknown band may reach into the mask given its signed distance

@@ -249,7 +249,7 @@ class Chains:
                     pending.append(t)
                 elif span.stores(t):
                     tb = time.perf_counter()
-                    fwd = Direction(pf, rf, 1.0) if pf is not None else None
+                    fwd = Direction(pf, rf, 1.0, _DECAY ** (t - prev_kf)) if pf is not None else None
                     self._store(t, gray, fwd, None, bins, self.colours.between(prev_kf, None, 1.0, 0.0))
                     self.timings["blend_s"] += time.perf_counter() - tb
                 if on_progress is not None:
@@ -278,16 +278,21 @@ class Chains:
             pb, rb = self.motion.step(pb, rb, rec.to_next.astype(np.float32), c, g_next, rec.gray)
             g_next = rec.gray
             if self.span.stores(t):
-                bwd = Direction(pb, rb, 1.0)
+                bwd = Direction(pb, rb, 1.0, _DECAY ** (b - t))
                 if a is None:
                     model = self.colours.between(None, b, 0.0, 1.0)
                     self._store(t, rec.gray, None, bwd, rec.bins, model)
                 else:
                     # linear temporal weights: the closer keyframe counts more (next to B, B wins 9:1 at gap 10)
                     tf_, tb_ = float(b - t), float(t - a)
-                    fwd = Direction(rec.p.astype(np.float32) / 255.0, rec.r.astype(np.float32) / 255.0, tf_)
+                    fwd = Direction(
+                        rec.p.astype(np.float32) / 255.0,
+                        rec.r.astype(np.float32) / 255.0,
+                        tf_,
+                        _DECAY ** (t - a),
+                    )
                     model = self.colours.between(a, b, tf_, tb_)
-                    self._store(t, rec.gray, fwd, Direction(pb, rb, tb_), rec.bins, model)
+                    self._store(t, rec.gray, fwd, Direction(pb, rb, tb_, _DECAY ** (b - t)), rec.bins, model)
             self.timings["blend_s"] += time.perf_counter() - tb
 
     def _check_agreement(self, a: int | None, b: int, pf, p_kf: np.ndarray) -> None:

@@ -89,6 +89,18 @@ class Tuning:
         unknown 1.570 -> 1.545, recall 0.975 = (0.003: 0.869 / 0.0054 / 0.779 / 1.56). Judo with one keyframe
         (issue 14): part of the wall the arms uncover is cleared; the poster and bicycle still leak (their
         chain is lost while the blurred arms still pass, and the flow there follows the arms).
+        colour_undecayed: the colour models' weight follows how well the flow held (the product of its
+        consistencies), not the chain's reliability, which also decays by 2 % a step however well the flow
+        holds (chain._DECAY, for the boundary's drift, which the band's width answers). With one keyframe
+        the decayed reliability sank to 0.3 by frame 60 over a static background, and colour took over a
+        clip's well-tracked background: MatAnyone test-sample2 (one mask, 108 frames) grew islands of a
+        dark jacket beside the subject's face from frame ~50. 2026-12-06: composites over DAVIS
+        (bench_smooth_e2e, 11 clips, keys every 24, means of ratios to the oracle) SAD 0.86 -> 0.81x, MSE
+        1.06 -> 0.89x, Grad 1.10 -> 1.02x, dtSSD 1.01 -> 0.97x, coverage 0.528 -> 0.523; DAVIS first frame
+        only IoU 0.526 -> 0.532, hard 0.201 -> 0.200, unknown 4.67 -> 4.59, worst decile 0.320 -> 0.332;
+        every-10 IoU 0.835 -> 0.834, hard 0.029 -> 0.030, recall 0.898 -> 0.897; every-20 IoU 0.790 =, hard
+        0.044 -> 0.045, recall 0.872 -> 0.869, unknown 1.94 -> 1.91 (with blend's rule that keyframes which
+        contradict each other stay unknown half way between them however deep in the mask).
     """
 
     sure: float = 0.9
@@ -114,6 +126,7 @@ class Tuning:
     line_rescue: bool = True
     layer_trust: bool = True
     colour_rel_max: bool = True
+    colour_undecayed: bool = True
 
     def __post_init__(self) -> None:
         if not (0.5 < self.sure < 1.0):
