@@ -227,23 +227,19 @@ def smoother_tuning(overrides: dict):
 
 
 def parse_sets(items: list[str]) -> dict:
-    """``["sigma_alpha=0.3", "combine=median"]`` → Tuning overrides (numbers as float, true/false as bool)."""
+    """``["sigma_alpha=0.3", "combine=median"]`` → Tuning overrides, each of its default's type (as
+    bench_flicker.py's --set)."""
     from vmatte.temporal.tuning import Tuning
 
-    kinds = {f.name: f.type for f in dataclasses.fields(Tuning)}
+    defaults = Tuning()
     out: dict = {}
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or key not in kinds:
-            raise SystemExit(
-                f"bench_smooth_e2e: --set {item!r}: expected KEY=VALUE with KEY one of {sorted(kinds)}"
-            )
-        if kinds[key] in (bool, "bool"):
-            out[key] = value.lower() in ("1", "true", "yes", "on")
-        elif kinds[key] in (float, "float"):
-            out[key] = float(value)
-        else:
-            out[key] = value
+        if not sep or not hasattr(defaults, key):
+            names = sorted(f.name for f in dataclasses.fields(Tuning))
+            raise SystemExit(f"bench_smooth_e2e: --set {item!r}: expected KEY=VALUE with KEY one of {names}")
+        kind = type(getattr(defaults, key))
+        out[key] = value.lower() in ("1", "true", "yes", "on") if kind is bool else kind(value)
     return out
 
 
