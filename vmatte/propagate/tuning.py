@@ -89,7 +89,7 @@ class Tuning:
         unknown 1.570 -> 1.545, recall 0.975 = (0.003: 0.869 / 0.0054 / 0.779 / 1.56). Judo with one keyframe
         (issue 14): part of the wall the arms uncover is cleared; the poster and bicycle still leak (their
         chain is lost while the blurred arms still pass, and the flow there follows the arms).
-        colour_undecayed: the colour models' weight follows how well the flow held (the product of its
+    colour_undecayed: the colour models' weight follows how well the flow held (the product of its
         consistencies), not the chain's reliability, which also decays by 2 % a step however well the flow
         holds (chain._DECAY, for the boundary's drift, which the band's width answers). With one keyframe
         the decayed reliability sank to 0.3 by frame 60 over a static background, and colour took over a
