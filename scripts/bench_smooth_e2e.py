@@ -58,22 +58,23 @@ SAD 0.89x, MSE 1.14x, Grad 1.15x, dtSSD 1.04x, coverage 0.531, band 0.46x, keyfr
 dim6 1.80 -> 0.88x, dim3 1.87 -> 1.72x).
 With colour weighed against how well the flow held, not the chain's age (propagate Tuning.colour_undecayed,
 2026-12-06): SAD 0.86 -> 0.81x, MSE 1.06 -> 0.89x, Grad 1.10 -> 1.02x, dtSSD 1.01 -> 0.97x, coverage 0.528 ->
-0.523, band 0.45 -> 0.44x, keyframe IoU 1.000, smoothing -3.8 %; error split: soft mass 0.687, SAD forced 34 % / wrong label 0 % / in band 66 %.
-Where the error lies (2026-12-06, before colour_undecayed, with propagate Tuning.colour_rel_max): the band holds 0.528 of the GT-fractional
-pixels but 0.691 of their soft mass (min(α, 1 - α)); of vmatte's SAD 32 % sits on soft pixels the band made
-definite, 1 % on wrong definite labels and 67 % inside the band. On the hair edges (dim0/5/6, gt05) the band
-forces 4-13 % and the engine's own error dominates; on the transparent and fur foregrounds (dim1/2/3/4/7/9)
-it forces 41-76 %. Widening the band does not pay with this engine: the recorded trimaps dilated by k px and
-solved again offline (7 frames a clip, no grow_band), k = 0 / 3 / 6 / 12: coverage 0.54 / 0.71 / 0.79 / 0.87,
-SAD 0.88 / 0.98 / 1.17 / 1.65x the oracle (dim0 1.08 -> 1.52x at k = 3: closed-form matting gives wrong alpha
-on definite pixels put in the band); snapping alpha within 0.15 of 0 or 1 after it recovers only 0.03-0.1x.
-Only an exact soft zone pays (4 frames a clip): the band plus exactly the GT-fractional pixels 0.88 -> 0.79x,
-plus the oracle's band (those pixels dilated 3 px) 1.09x; the band plus the pixels whose colour is ambiguous
-under the keyframes' local colour models (0.15 < P < 0.85 within 12 px of the band, joined to it) coverage 0.54
--> 0.60 at 1.01x the SAD, band area 1.32x. A keyframe soft zone measured by the engine itself (solved on the
-keyframe's band widened 12 / 8 px, 0.05 < α < 0.95 / 0.2 < α < 0.8) and carried to each frame with the exact
-motion (phase correlation of the GT): coverage 0.54 -> 0.68 / 0.60, SAD 0.88 -> 1.03 / 0.88x: the engine's
-own "soft" on a wide band is mostly its error (dim0 1.08 -> 1.72x).
+0.523, band 0.45 -> 0.44x, keyframe IoU 1.000, smoothing -3.8 %; error split: soft mass 0.687, SAD forced 34 %
+/ wrong label 0 % / in band 66 %.
+Where the error lies (2026-12-06, before colour_undecayed, with propagate Tuning.colour_rel_max): the band holds
+0.528 of the GT-fractional pixels but 0.691 of their soft mass (min(α, 1 - α)); of vmatte's SAD 32 % sits on soft
+pixels the band made definite, 1 % on wrong definite labels and 67 % inside the band. On the hair edges (dim0/5/6,
+gt05) the band forces 4-13 % and the engine's own error dominates; on the transparent and fur foregrounds
+(dim1/2/3/4/7/9) it forces 41-76 %. Widening the band does not pay with this engine: the recorded trimaps dilated
+by k px and solved again offline (7 frames a clip, no grow_band), k = 0 / 3 / 6 / 12: coverage 0.54 / 0.71 / 0.79 /
+0.87, SAD 0.88 / 0.98 / 1.17 / 1.65x the oracle (dim0 1.08 -> 1.52x at k = 3: closed-form matting gives wrong alpha
+on definite pixels put in the band); snapping alpha within 0.15 of 0 or 1 after it recovers only 0.03-0.1x. Only an
+exact soft zone pays (4 frames a clip): the band plus exactly the GT-fractional pixels 0.88 -> 0.79x, plus the
+oracle's band (those pixels dilated 3 px) 1.09x; the band plus the pixels whose colour is ambiguous under the
+keyframes' local colour models (0.15 < P < 0.85 within 12 px of the band, joined to it) coverage 0.54 -> 0.60 at
+1.01x the SAD, band area 1.32x. A keyframe soft zone measured by the engine itself (solved on the keyframe's band
+widened 12 / 8 px, 0.05 < α < 0.95 / 0.2 < α < 0.8) and carried to each frame with the exact motion (phase
+correlation of the GT): coverage 0.54 -> 0.68 / 0.60, SAD 0.88 -> 1.03 / 0.88x: the engine's own "soft" on a wide
+band is mostly its error (dim0 1.08 -> 1.72x).
 pymatting's other solvers on the recorded trimaps (4 frames a clip), SAD relative to closed-form: KNN 1.18x,
 shared matting 1.20x, large-kernel 2.27x, so closed-form stays the classic engine.
 Work files go under /tmp/vmatte-bench/e2e (never the repo). Skips cleanly when the shared data is absent.
@@ -227,20 +228,18 @@ def smoother_tuning(overrides: dict):
 
 
 def parse_sets(items: list[str]) -> dict:
-    """``["sigma_alpha=0.3", "combine=median"]`` → Tuning overrides, each of its default's type (as
-    bench_flicker.py's --set)."""
+    """``["sigma_alpha=0.3", "combine=median"]`` → smoother Tuning overrides, parsed as bench_propagate.py's
+    ``--set`` / ``--tune``; a key Tuning does not have is refused with the list of those it has."""
+    from bench_propagate import parse_set
+
     from vmatte.temporal.tuning import Tuning
 
-    defaults = Tuning()
-    out: dict = {}
+    names = sorted(f.name for f in dataclasses.fields(Tuning))
     for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not hasattr(defaults, key):
-            names = sorted(f.name for f in dataclasses.fields(Tuning))
+        key, sep, _ = item.partition("=")
+        if not sep or key not in names:
             raise SystemExit(f"bench_smooth_e2e: --set {item!r}: expected KEY=VALUE with KEY one of {names}")
-        kind = type(getattr(defaults, key))
-        out[key] = value.lower() in ("1", "true", "yes", "on") if kind is bool else kind(value)
-    return out
+    return parse_set(items)
 
 
 def real_footage(args, evaluate) -> list[dict]:
