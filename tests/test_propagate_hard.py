@@ -553,6 +553,52 @@ def test_a_line_segment_is_carried_along_itself_to_where_the_line_ends_and_no_fu
     assert lines.learn(flat, mask) is None
 
 
+def test_clearing_beside_a_found_line_spares_a_line_the_search_missed():
+    """A fan of lines (a paraglider's): the keyframe's mask holds line A only; line B leaves 6 px beside it and
+    fans out. On the next frame A is found; the band around it is cleared to background, but B's pixels
+    within that reach, a ridge at least as strong as A's, stay unknown instead of becoming definite background; the
+    texture around them is cleared."""
+    from vmatte.frame import TRIMAP_BG, TRIMAP_FG, TRIMAP_UNKNOWN
+    from vmatte.propagate import lines
+
+    rng = np.random.default_rng(1)
+    texture = cv2.GaussianBlur(rng.integers(60, 160, (120, 400)).astype(np.uint8), (0, 0), 1.5)
+
+    def frame(y):
+        img = texture.copy()
+        cv2.line(img, (40, y), (360, y), 210, 1)  # A
+        cv2.line(img, (40, y + 6), (360, y + 20), 250, 1)  # B, a stronger ridge than A's
+        return img
+
+    def b_rows(y, x):  # B's row at each column x
+        return np.round(y + 6 + 14 * (x - 40) / 320).astype(int)
+
+    mask = np.zeros((120, 400), bool)
+    mask[50, 40:361] = True  # the artist drew A only
+    learnt = lines.learn(frame(50), mask)
+    assert learnt is not None and len(learnt[0].segments) == 1
+    found = lines.LineTrack(*learnt).step(frame(52))
+    line = np.zeros((120, 400), bool)
+    line.flat[found.pixels] = True
+    assert line[52, 60:340].mean() > 0.95 and line.sum() < 400  # A, moved 2 px, and nothing else
+    tri = np.full((120, 400), TRIMAP_BG, np.uint8)
+    tri[30:90] = TRIMAP_UNKNOWN  # the propagated slab the warps smeared the lines into
+    width = learnt[0].width
+    out = lines.apply(tri, found, (120, 400), width)
+    assert (out[52, 60:340] == TRIMAP_FG).all()
+    xs = np.arange(45, 120)  # where B runs within the clearing's reach (1.5 x width px) of A
+    assert (b_rows(52, xs) - 52 <= 1.5 * width).all()
+    assert (out[b_rows(52, xs), xs] == TRIMAP_UNKNOWN).mean() > 0.95  # B: not cleared
+    beside = np.zeros((120, 400), bool)
+    beside[60:62, 45:120] = True  # texture between the lines' rings, within the reach
+    beside[b_rows(52, xs) - 1, xs] = beside[b_rows(52, xs), xs] = beside[b_rows(52, xs) + 1, xs] = False
+    assert (out[beside] == TRIMAP_BG).mean() > 0.9  # the texture around them is cleared
+    bare = lines.apply(tri, lines.Found(found.pixels, np.zeros(0, np.int64)), (120, 400), width)
+    assert (
+        bare[b_rows(52, xs), xs] == TRIMAP_BG
+    ).mean() > 0.5  # without keep, B was made definite background
+
+
 def test_lines_found_in_a_chunk_equal_a_full_run(tmp_path):
     """A farm chunk (frames 6-11) finds the same lines as the whole run: the pass follows them from the
     keyframe before the chunk, and ``vmatte propagate``'s trimaps (result) carry them as ``run``'s do."""

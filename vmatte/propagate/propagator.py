@@ -142,9 +142,9 @@ class Propagator:
         self.results = ResultStore((self.ww, self.wh), (self.width, self.height))
         self.confidence: dict[int, float] = self.results.confidence  # frame → [0, 1] (the report reads it)
         self.cuts: list[int] = []
-        # frame → its thin straight parts followed from the keyframe before it (vmatte.propagate.lines): flat
-        # pixel indices at the search size, that size (h, w), and the line width (px) there
-        self.lines: dict[int, tuple[np.ndarray, tuple[int, int], int]] = {}
+        # frame → its thin straight parts followed from the keyframe before it (vmatte.propagate.lines): the
+        # found lines (flat pixel indices at the search size), that size (h, w), and the line width (px) there
+        self.lines: dict[int, tuple[lines.Found, tuple[int, int], int]] = {}
         self.warnings: list[str] = []  # found while propagating (keyframes that contradict each other)
         self.timings = {
             "wait_s": 0.0,
@@ -317,7 +317,7 @@ class Propagator:
             track = None
         elif track is not None:
             found = track.step(lines.shrink(_gray_full(frame)))
-            if found.size and self.start <= t <= self.end:
+            if found.pixels.size and self.start <= t <= self.end:
                 self.lines[t] = (found, track.shape, track.model.width)
         self.timings["lines_s"] += time.perf_counter() - t0
         return track
