@@ -599,6 +599,44 @@ def test_clearing_beside_a_found_line_spares_a_line_the_search_missed():
     ).mean() > 0.5  # without keep, B was made definite background
 
 
+def test_a_line_too_faint_to_stand_out_alone_moves_with_the_others(monkeypatch):
+    """Four lines of one keyframe (a kite's or a canopy's) move 6 px together; the faintest is a ridge of 20
+    grey levels in noise of 10, too weak for the free search to single out among the positions it tries. The
+    others' joint motion says where it went, and the narrow search there finds it; without the joint motion it
+    is missed. Nothing is drawn off the lines."""
+    from vmatte.propagate import lines
+
+    rng = np.random.default_rng(2)
+    texture = 110 + rng.normal(0, 10, (160, 400))
+
+    def frame(dy):
+        img = texture.copy()
+        strong = np.zeros(img.shape, np.uint8)
+        for y0, y1 in ((20, 40), (45, 60), (150, 130)):
+            cv2.line(strong, (40, y0 + dy), (360, y1 + dy), 1, 1)
+        img[strong > 0] = 235
+        faint = np.zeros(img.shape, np.uint8)
+        cv2.line(faint, (40, 95 + dy), (360, 95 + dy), 1, 1)
+        img[faint > 0] += 20
+        return np.clip(img, 0, 255).astype(np.uint8), (strong > 0) | (faint > 0), faint > 0
+
+    img0, mask0, _ = frame(0)
+    learnt = lines.learn(img0, mask0)
+    assert learnt is not None
+    img1, mask1, faint1 = frame(6)
+    got = {}
+    for joint in (True, False):
+        if not joint:
+            monkeypatch.setattr(lines, "_joint_motion", lambda before, after: None)
+        found = lines.LineTrack(*learnt).step(img1)
+        px = np.zeros(img1.shape, bool)
+        px.flat[found.pixels] = True
+        got[joint] = float(px[faint1].mean())
+        near = cv2.dilate(mask1.view(np.uint8), np.ones((3, 3), np.uint8)) > 0
+        assert not (px & ~near).any()
+    assert got[True] > 0.95 and got[False] < 0.05, got
+
+
 def test_lines_found_in_a_chunk_equal_a_full_run(tmp_path):
     """A farm chunk (frames 6-11) finds the same lines as the whole run: the pass follows them from the
     keyframe before the chunk, and ``vmatte propagate``'s trimaps (result) carry them as ``run``'s do."""

@@ -16,8 +16,11 @@ farm chunk finds the same lines as a full run):
 - on the next frame each segment is looked for where it was, each end moved by up to ``STEP_PX`` across the
   segment (so it may shift and turn a little): the position whose mean ridge along the whole segment is
   highest wins, if it stands out from the positions searched (at least ``STAND_OUT`` x their median) and keeps
-  ``KEEP_LEVEL`` of the keyframe's level; otherwise the segment is not drawn on that frame and is looked for
-  again from where it was last seen.
+  ``KEEP_LEVEL`` of the keyframe's level;
+- a segment that does not stand out on its own moves as the ones that did (:func:`_joint_motion`: one
+  similarity transform fitted to their end points, robustly; a keyframe's lines hang from the same canopy or
+  kite and harness) and is looked for within ``JOINT_PX`` of where that puts it (:func:`_near`); if it is not
+  there either it is not drawn on that frame, and looked for again from its carried place.
 
 The whole segment votes: a paraglider's line is a ridge of 5-6 grey levels at 480p over landscape texture of
 4-5, hopeless pixel by pixel, but 200 px of it in a row stand out. The best position is refined to a quarter
@@ -28,7 +31,14 @@ per frame): the earlier
 pixel-wise search (ridge pixels peaking across the line, an oriented 41-px line filter, a structure-tensor
 direction test, connected pieces 41 px long) paragliding-launch 1.5 % | 0.94 | 24, kite-surf 25 % | 1.00 |
 10; this one 7 % | 0.93 | 10 and 57 % | 0.98 | 7. ``vmatte run`` J, classic engine, frames 0-40: kite-surf
-0.758 -> 0.782, paragliding-launch 0.795 -> 0.800 (2026-12-06).
+0.758 -> 0.782, paragliding-launch 0.795 -> 0.800 (2026-12-06). The joint motion (2026-12-07): paragliding
+15 % -> 24 % | 0.91 | 40 -> 57 ms (32 segments a keyframe since ``MIN_SHARE`` 0.05; 16 and 10 ms
+before), kite-surf 57 % -> 59 % | 0.97 | 11 ms; DAVIS every 10 IoU paragliding 0.641 -> 0.652 (hard 0.132 ->
+0.129, recall 0.588 -> 0.601), mean of 9 0.835 -> 0.836, recall 0.902 -> 0.904; every 20 0.791 -> 0.792, worst
+decile 0.626 -> 0.629. ``vmatte run`` J: kite-surf 0.7841 -> 0.7854, paragliding 0.7992 -> 0.7947: the classic
+engine mattes each 1-px line found 3 px wide across its unknown ring, and a line placed a pixel off counts as
+both missed and extra (a 1-px ring instead: J 0.8017 and 0.7987, but recall on kite-surf 0.794 -> 0.639, the
+lines' own edge then definite; not taken).
 
 The trimap (:func:`apply`): line pixels foreground, a ring of ``width / 3`` px around them unknown (the engine
 mattes the line's edge), and the unknown band beyond that, up to ``1.5 x width`` px from the line and as far from
@@ -65,6 +75,8 @@ RIDGE_PX = 5  # the top-hat's disk: keeps lines up to ~4 px wide, less of the te
 STEP_PX = 12  # at 480p: how far each end of a segment may move between two frames
 STAND_OUT = 3.0  # a segment's best position must score this many times the median of the positions searched
 KEEP_LEVEL = 0.6  # ... and this share of its mean ridge at the keyframe
+JOINT_PX = 3.0  # at 480p: a segment not found on its own is looked for this far around where the others' motion puts it
+JOINT_SIDE = 2.0  # ... and taken where its ridge is this many times the ridge 3 px to either side
 KEEP_RIDGE = 1.0  # x the weakest segment's keyframe level: a ridge this strong is not cleared (see apply)
 
 
@@ -276,18 +288,31 @@ class LineTrack:
         """The lines on the next frame, grey (H, W) uint8."""
         ridges = {p: _ridge(gray, p, RIDGE_PX) for p in {s.polarity for s in self.model.segments}}
         found = np.zeros(gray.shape, np.uint8)
+        before, after, missed = [], [], []
         for i, seg in enumerate(self.model.segments):
             ridge = ridges[seg.polarity]
             score = _scores(ridge, self._at[i], _COARSE, _COARSE)
             j1, j2 = np.unravel_index(int(np.argmax(score)), score.shape)
             best = float(score[j1, j2])
             if best < STAND_OUT * float(np.median(score)) or best < KEEP_LEVEL * seg.level:
-                continue  # not found on this frame: looked for again from where it was
+                missed.append(i)  # not found on its own: see the joint motion below
+                continue
             fine = _scores(ridge, self._at[i], _COARSE[j1] + _FINE, _COARSE[j2] + _FINE)
             f1, f2 = np.unravel_index(int(np.argmax(fine)), fine.shape)
             moved = _moved(self._at[i], float(_COARSE[j1] + _FINE[f1]), float(_COARSE[j2] + _FINE[f2]))
+            before.append(self._at[i])
+            after.append(moved)
             self._at[i] = _extend(ridge, moved, seg.level)
             _draw(self._at[i], gray.shape, out=found)
+        motion = _joint_motion(before, after) if missed else None
+        for i in missed if motion is not None else ():
+            seg = self.model.segments[i]
+            # carried with the others whether or not it shows on this frame: looked for from there next time
+            self._at[i] = cv2.transform(self._at[i].reshape(1, 2, 2), motion).reshape(4).astype(np.float32)
+            at = _near(ridges[seg.polarity], self._at[i], seg.level)
+            if at is not None:
+                self._at[i] = _extend(ridges[seg.polarity], at, seg.level)
+                _draw(self._at[i], gray.shape, out=found)
         if not found.any():
             return Found(np.flatnonzero(found), np.zeros(0, np.int64))
         near = cv2.distanceTransform(1 - found, cv2.DIST_L2, 3) <= 1.5 * self.model.width + 1
@@ -296,6 +321,39 @@ class LineTrack:
             weakest = min(s.level for s in self.model.segments if s.polarity == p)
             keep |= ridge >= KEEP_RIDGE * weakest
         return Found(np.flatnonzero(found), np.flatnonzero(keep & near & (found == 0)))
+
+
+def _joint_motion(before: list[np.ndarray], after: list[np.ndarray]) -> np.ndarray | None:
+    """The similarity transform ((2, 3) float64) that moved the segments found on their own (end points
+    ``before`` -> ``after``, (4,) float32 each), fitted robustly (RANSAC, 2 px); None with fewer than two.
+    The lines of one keyframe hang from the same things (a canopy and a harness, a kite and a bar), so a
+    line too faint to stand out on its own moves as its neighbours did."""
+    if len(before) < 2:
+        return None
+    src = np.concatenate([b.reshape(2, 2) for b in before])
+    dst = np.concatenate([a.reshape(2, 2) for a in after])
+    motion, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=2.0)
+    return motion
+
+
+_NEAR = np.arange(
+    -JOINT_PX, JOINT_PX + 0.1, 0.5, dtype=np.float32
+)  # px: the search around a predicted position
+
+
+def _near(ridge: np.ndarray, seg: np.ndarray, level: float) -> np.ndarray | None:
+    """The segment (4,) float32 moved to the best position within JOINT_PX of its predicted place ``seg``, if
+    the ridge there keeps KEEP_LEVEL of the keyframe's ``level`` and JOINT_SIDE x the ridge 3 px to either
+    side (the search is too narrow for the median test of the free search); None otherwise."""
+    score = _scores(ridge, seg, _NEAR, _NEAR)
+    j1, j2 = np.unravel_index(int(np.argmax(score)), score.shape)
+    best, d1, d2 = float(score[j1, j2]), float(_NEAR[j1]), float(_NEAR[j2])
+    sides = _scores(
+        ridge, seg, np.array([d1 - 3, d1 + 3], np.float32), np.array([d2 - 3, d2 + 3], np.float32)
+    )
+    if best < KEEP_LEVEL * level or best < JOINT_SIDE * max(float(sides[0, 0]), float(sides[1, 1])):
+        return None
+    return _moved(seg, d1, d2)
 
 
 def apply(trimap: np.ndarray, found: Found, shape: tuple[int, int], width: int) -> np.ndarray:
