@@ -578,8 +578,7 @@ def test_clearing_beside_a_found_line_spares_a_line_the_search_missed():
     learnt = lines.learn(frame(50), mask)
     assert learnt is not None and len(learnt[0].segments) == 1
     found = lines.LineTrack(*learnt).step(frame(52))
-    line = np.zeros((120, 400), bool)
-    line.flat[found.pixels] = True
+    line, _keep = found.masks()
     assert line[52, 60:340].mean() > 0.95 and line.sum() < 400  # A, moved 2 px, and nothing else
     tri = np.full((120, 400), TRIMAP_BG, np.uint8)
     tri[30:90] = TRIMAP_UNKNOWN  # the propagated slab the warps smeared the lines into
@@ -593,7 +592,7 @@ def test_clearing_beside_a_found_line_spares_a_line_the_search_missed():
     beside[60:62, 45:120] = True  # texture between the lines' rings, within the reach
     beside[b_rows(52, xs) - 1, xs] = beside[b_rows(52, xs), xs] = beside[b_rows(52, xs) + 1, xs] = False
     assert (out[beside] == TRIMAP_BG).mean() > 0.9  # the texture around them is cleared
-    bare = lines.apply(tri, lines.Found(found.pixels, np.zeros(0, np.int64)), (120, 400), width)
+    bare = lines.apply(tri, lines.Found.of(line, np.zeros_like(line)), (120, 400), width)
     assert (
         bare[b_rows(52, xs), xs] == TRIMAP_BG
     ).mean() > 0.5  # without keep, B was made definite background
@@ -628,9 +627,7 @@ def test_a_line_too_faint_to_stand_out_alone_moves_with_the_others(monkeypatch):
     for joint in (True, False):
         if not joint:
             monkeypatch.setattr(lines, "_joint_motion", lambda before, after: None)
-        found = lines.LineTrack(*learnt).step(img1)
-        px = np.zeros(img1.shape, bool)
-        px.flat[found.pixels] = True
+        px, _keep = lines.LineTrack(*learnt).step(img1).masks()
         got[joint] = float(px[faint1].mean())
         near = cv2.dilate(mask1.view(np.uint8), np.ones((3, 3), np.uint8)) > 0
         assert not (px & ~near).any()

@@ -50,8 +50,9 @@ search did not find runs within that reach of one it found, and clearing it made
 DAVIS, keys every 10 (with ``MIN_SHARE`` 0.15 -> 0.05, 2026-12-07; IoU / hard / recall / unknown):
 paragliding-launch 0.633 / 0.148 / 0.545 / 2.92 -> 0.641 / 0.132 / 0.588 / 3.02, kite-surf 0.748 / 0.054 / 0.778 /
 3.23 -> 0.750 / 0.048 / 0.792 / 3.28; ``vmatte run`` J, classic engine, frames 0-40: 0.7998 -> 0.7992 and 0.7830
--> 0.7841. MIN_SHARE alone raised paragliding's hard error to 0.164: the new segments cleared their neighbours. Sizes are px at the search size (short side 480 px, smaller frames as they are).
-Larger frames are searched at 480p (:func:`shrink`; the found lines are scaled back by :func:`apply`): the lines
+-> 0.7841. MIN_SHARE alone raised paragliding's hard error to 0.164: the new segments cleared their
+neighbours. Sizes are px at the search size (short side 480 px, smaller frames as they are). Larger frames are
+searched at 480p (:func:`shrink`; the found lines are scaled back by :func:`apply`): the lines
 are no thinner there relative to the picture.
 """
 
@@ -63,6 +64,7 @@ import cv2
 import numpy as np
 
 from vmatte.frame import TRIMAP_BG, TRIMAP_FG, TRIMAP_UNKNOWN
+from vmatte.propagate.store import pack, unpack
 
 WIDTH_PX = 7  # parts of a keyframe mask narrower than this (at 480p) are lines
 N_ORIENT = 16
@@ -75,7 +77,7 @@ RIDGE_PX = 5  # the top-hat's disk: keeps lines up to ~4 px wide, less of the te
 STEP_PX = 12  # at 480p: how far each end of a segment may move between two frames
 STAND_OUT = 3.0  # a segment's best position must score this many times the median of the positions searched
 KEEP_LEVEL = 0.6  # ... and this share of its mean ridge at the keyframe
-JOINT_PX = 3.0  # at 480p: a segment not found on its own is looked for this far around where the others' motion puts it
+JOINT_PX = 3.0  # at 480p: a segment not found on its own is looked for this far around its joint-motion place
 JOINT_SIDE = 2.0  # ... and taken where its ridge is this many times the ridge 3 px to either side
 KEEP_RIDGE = 1.0  # x the weakest segment's keyframe level: a ridge this strong is not cleared (see apply)
 
@@ -268,12 +270,22 @@ def learn(gray: np.ndarray, mask: np.ndarray) -> tuple[LineModel, np.ndarray] | 
 
 @dataclass(frozen=True)
 class Found:
-    """One frame's lines at the search size: ``pixels``, the lines found (flat indices, int64), and ``keep``, the
-    pixels within :func:`apply`'s clearing reach of them that are a ridge of a segment's polarity at least
-    ``KEEP_RIDGE`` x the weakest segment's keyframe level (flat indices: lines the search did not find)."""
+    """One frame's lines at the search size (h, w), kept PNG-packed like the propagation's results (a few kB a
+    frame: a paraglider's frame has ~1 200 line pixels and ~17 000 to keep): the lines found, and the pixels
+    within :func:`apply`'s clearing reach of them that are a ridge of a segment's polarity at least
+    ``KEEP_RIDGE`` x the weakest segment's keyframe level (lines the search did not find)."""
 
-    pixels: np.ndarray
-    keep: np.ndarray
+    packed: bytes
+
+    @classmethod
+    def of(cls, line: np.ndarray, keep: np.ndarray) -> Found:
+        """From (h, w) bool masks of the line pixels and of the pixels to keep."""
+        return cls(pack(np.where(line, np.uint8(1), np.where(keep, np.uint8(2), np.uint8(0)))))
+
+    def masks(self) -> tuple[np.ndarray, np.ndarray]:
+        """((h, w) bool line pixels, (h, w) bool pixels to keep)."""
+        lab = unpack(self.packed)
+        return lab == 1, lab == 2
 
 
 class LineTrack:
@@ -284,8 +296,8 @@ class LineTrack:
         self.shape = lines.shape  # (h, w): the search size the found pixels index
         self._at = [np.array([s.x1, s.y1, s.x2, s.y2], np.float32) for s in model.segments]
 
-    def step(self, gray: np.ndarray) -> Found:
-        """The lines on the next frame, grey (H, W) uint8."""
+    def step(self, gray: np.ndarray) -> Found | None:
+        """The lines on the next frame, grey (H, W) uint8; None where none was found."""
         ridges = {p: _ridge(gray, p, RIDGE_PX) for p in {s.polarity for s in self.model.segments}}
         found = np.zeros(gray.shape, np.uint8)
         before, after, missed = [], [], []
@@ -314,13 +326,13 @@ class LineTrack:
                 self._at[i] = _extend(ridges[seg.polarity], at, seg.level)
                 _draw(self._at[i], gray.shape, out=found)
         if not found.any():
-            return Found(np.flatnonzero(found), np.zeros(0, np.int64))
+            return None
         near = cv2.distanceTransform(1 - found, cv2.DIST_L2, 3) <= 1.5 * self.model.width + 1
         keep = np.zeros(gray.shape, bool)
         for p, ridge in ridges.items():
             weakest = min(s.level for s in self.model.segments if s.polarity == p)
             keep |= ridge >= KEEP_RIDGE * weakest
-        return Found(np.flatnonzero(found), np.flatnonzero(keep & near & (found == 0)))
+        return Found.of(found > 0, keep & near)
 
 
 def _joint_motion(before: list[np.ndarray], after: list[np.ndarray]) -> np.ndarray | None:
@@ -336,9 +348,8 @@ def _joint_motion(before: list[np.ndarray], after: list[np.ndarray]) -> np.ndarr
     return motion
 
 
-_NEAR = np.arange(
-    -JOINT_PX, JOINT_PX + 0.1, 0.5, dtype=np.float32
-)  # px: the search around a predicted position
+# px: the search around a segment's predicted position
+_NEAR = np.arange(-JOINT_PX, JOINT_PX + 0.1, 0.5, dtype=np.float32)
 
 
 def _near(ridge: np.ndarray, seg: np.ndarray, level: float) -> np.ndarray | None:
@@ -357,15 +368,11 @@ def _near(ridge: np.ndarray, seg: np.ndarray, level: float) -> np.ndarray | None
 
 
 def apply(trimap: np.ndarray, found: Found, shape: tuple[int, int], width: int) -> np.ndarray:
-    """``trimap`` (H, W) uint8 {0, 128, 255} with the ``found`` line pixels (indices into the search size
-    ``shape`` (h, w)) foreground, an unknown ring around them and the band beyond cleared but for
-    ``found.keep`` (see the module docstring); ``width`` is the lines' width at the search size. Returns a new
-    array."""
+    """``trimap`` (H, W) uint8 {0, 128, 255} with the ``found`` line pixels (at the search size ``shape``
+    (h, w)) foreground, an unknown ring around them and the band beyond cleared but for the pixels ``found``
+    keeps (see the module docstring); ``width`` is the lines' width at the search size. Returns a new array."""
     tri = trimap.copy()
-    line = np.zeros(shape, bool)
-    line.flat[found.pixels] = True
-    keep = np.zeros(shape, bool)
-    keep.flat[found.keep] = True
+    line, keep = found.masks()
     if shape != trimap.shape:
         line = cv2.resize(line.view(np.uint8), trimap.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
         keep = cv2.resize(keep.view(np.uint8), trimap.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0

@@ -143,7 +143,7 @@ class Propagator:
         self.confidence: dict[int, float] = self.results.confidence  # frame → [0, 1] (the report reads it)
         self.cuts: list[int] = []
         # frame → its thin straight parts followed from the keyframe before it (vmatte.propagate.lines): the
-        # found lines (flat pixel indices at the search size), that size (h, w), and the line width (px) there
+        # found lines (packed, at the search size), that size (h, w), and the line width (px) there
         self.lines: dict[int, tuple[lines.Found, tuple[int, int], int]] = {}
         self.warnings: list[str] = []  # found while propagating (keyframes that contradict each other)
         self.timings = {
@@ -317,7 +317,7 @@ class Propagator:
             track = None
         elif track is not None:
             found = track.step(lines.shrink(_gray_full(frame)))
-            if found.pixels.size and self.start <= t <= self.end:
+            if found is not None and self.start <= t <= self.end:
                 self.lines[t] = (found, track.shape, track.model.width)
         self.timings["lines_s"] += time.perf_counter() - t0
         return track
