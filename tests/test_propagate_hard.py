@@ -634,6 +634,21 @@ def test_a_line_too_faint_to_stand_out_alone_moves_with_the_others(monkeypatch):
     assert got[True] > 0.95 and got[False] < 0.05, got
 
 
+def test_joint_motion_of_lines_is_refused_when_it_says_nothing():
+    """The lines' joint motion: a shared shift is returned; two segments that moved differently, or a
+    fit that grows the lines by half, give none (the missed lines then stay where they were)."""
+    from vmatte.propagate import lines
+
+    a = np.array([10, 10, 200, 40], np.float32)
+    b = np.array([10, 60, 200, 90], np.float32)
+    shift = np.array([3, -2, 3, -2], np.float32)
+    m = lines._joint_motion([a, b], [a + shift, b + shift])
+    assert m is not None and np.allclose(m, [[1, 0, 3], [0, 1, -2]], atol=1e-3)
+    assert lines._joint_motion([a, b], [a + shift, b - 4 * shift]) is None
+    assert lines._joint_motion([a, b], [a * 1.5, b * 1.5]) is None
+    assert lines._joint_motion([a], [a + shift]) is None
+
+
 def test_lines_found_in_a_chunk_equal_a_full_run(tmp_path):
     """A farm chunk (frames 6-11) finds the same lines as the whole run: the pass follows them from the
     keyframe before the chunk, and ``vmatte propagate``'s trimaps (result) carry them as ``run``'s do."""

@@ -337,15 +337,19 @@ class LineTrack:
 
 def _joint_motion(before: list[np.ndarray], after: list[np.ndarray]) -> np.ndarray | None:
     """The similarity transform ((2, 3) float64) that moved the segments found on their own (end points
-    ``before`` -> ``after``, (4,) float32 each), fitted robustly (RANSAC, 2 px); None with fewer than two.
+    ``before`` -> ``after``, (4,) float32 each), fitted robustly (RANSAC, 2 px); None with fewer than two,
+    fewer than four end points that agree with it, or a change of scale beyond 0.8-1.25.
     The lines of one keyframe hang from the same things (a canopy and a harness, a kite and a bar), so a
     line too faint to stand out on its own moves as its neighbours did."""
     if len(before) < 2:
         return None
     src = np.concatenate([b.reshape(2, 2) for b in before])
     dst = np.concatenate([a.reshape(2, 2) for a in after])
-    motion, _ = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=2.0)
-    return motion
+    motion, inliers = cv2.estimateAffinePartial2D(src, dst, method=cv2.RANSAC, ransacReprojThreshold=2.0)
+    if motion is None or int(inliers.sum()) < 4:
+        return None  # two segments that disagree say nothing about the rest
+    scale = float(np.hypot(motion[0, 0], motion[1, 0]))
+    return motion if 0.8 <= scale <= 1.25 else None  # lines do not grow or shrink by a quarter in a frame
 
 
 # px: the search around a segment's predicted position
