@@ -555,9 +555,9 @@ def test_a_line_segment_is_carried_along_itself_to_where_the_line_ends_and_no_fu
 
 def test_clearing_beside_a_found_line_spares_a_line_the_search_missed():
     """A fan of lines (a paraglider's): the keyframe's mask holds line A only; line B leaves 6 px beside it and
-    fans out. On the next frame A is found; the band around it is cleared to background, but B's pixels
-    within that reach, a ridge at least as strong as A's, stay unknown instead of becoming definite background; the
-    texture around them is cleared."""
+    fans out. On the next frame A is found and the band around it is cleared to background, but B's pixels
+    within that reach, a ridge at least as strong as A's, stay unknown instead of becoming definite
+    background; the texture around them is cleared."""
     from vmatte.frame import TRIMAP_BG, TRIMAP_FG, TRIMAP_UNKNOWN
     from vmatte.propagate import lines
 
@@ -592,10 +592,9 @@ def test_clearing_beside_a_found_line_spares_a_line_the_search_missed():
     beside[60:62, 45:120] = True  # texture between the lines' rings, within the reach
     beside[b_rows(52, xs) - 1, xs] = beside[b_rows(52, xs), xs] = beside[b_rows(52, xs) + 1, xs] = False
     assert (out[beside] == TRIMAP_BG).mean() > 0.9  # the texture around them is cleared
+    # without keep, B is made definite background
     bare = lines.apply(tri, lines.Found.of(line, np.zeros_like(line)), (120, 400), width)
-    assert (
-        bare[b_rows(52, xs), xs] == TRIMAP_BG
-    ).mean() > 0.5  # without keep, B was made definite background
+    assert (bare[b_rows(52, xs), xs] == TRIMAP_BG).mean() > 0.5
 
 
 def test_a_line_too_faint_to_stand_out_alone_moves_with_the_others(monkeypatch):
