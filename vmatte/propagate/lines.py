@@ -32,10 +32,10 @@ pixel-wise search (ridge pixels peaking across the line, an oriented 41-px line 
 direction test, connected pieces 41 px long) paragliding-launch 1.5 % | 0.94 | 24, kite-surf 25 % | 1.00 |
 10; this one 7 % | 0.93 | 10 and 57 % | 0.98 | 7. ``vmatte run`` J, classic engine, frames 0-40: kite-surf
 0.758 -> 0.782, paragliding-launch 0.795 -> 0.800 (2026-12-06). The joint motion (2026-12-07): paragliding
-15 % -> 24 % | 0.91 | 40 -> 57 ms (32 segments a keyframe since ``MIN_SHARE`` 0.05; 16 and 10 ms
-before), kite-surf 57 % -> 59 % | 0.97 | 11 ms; DAVIS every 10 IoU paragliding 0.641 -> 0.652 (hard 0.132 ->
-0.129, recall 0.588 -> 0.601), mean of 9 0.835 -> 0.836, recall 0.902 -> 0.904; every 20 0.791 -> 0.792, worst
-decile 0.626 -> 0.629. ``vmatte run`` J: kite-surf 0.7841 -> 0.7854, paragliding 0.7992 -> 0.7947: the classic
+15 % -> 24 % | 0.91, kite-surf 57 % -> 59 % | 0.97; CPU ms per line step, before it and ``MIN_SHARE``
+0.05 -> after: paragliding 18 -> 56 (32 segments a keyframe instead of 16), kite-surf 12 -> 15; DAVIS every 10
+IoU paragliding 0.641 -> 0.652 (hard 0.132 -> 0.129, recall 0.588 -> 0.601), mean of 9 0.835 -> 0.836, recall
+0.902 -> 0.904; every 20 0.791 -> 0.792, worst decile 0.626 -> 0.629. ``vmatte run`` J: kite-surf 0.7841 -> 0.7854, paragliding 0.7992 -> 0.7947: the classic
 engine mattes each 1-px line found 3 px wide across its unknown ring, and a line placed a pixel off counts as
 both missed and extra (a 1-px ring instead: J 0.8017 and 0.7987, but recall on kite-surf 0.794 -> 0.639, the
 lines' own edge then definite; not taken).
@@ -79,6 +79,7 @@ STAND_OUT = 3.0  # a segment's best position must score this many times the medi
 KEEP_LEVEL = 0.6  # ... and this share of its mean ridge at the keyframe
 JOINT_PX = 3.0  # at 480p: a segment not found on its own is looked for this far around its joint-motion place
 JOINT_SIDE = 2.0  # ... and taken where its ridge is this many times the ridge 3 px to either side
+SIDE_PX = 3.0  # px: how far beside a line its ridge is compared with (_extend, _near)
 KEEP_RIDGE = 1.0  # x the weakest segment's keyframe level: a ridge this strong is not cleared (see apply)
 
 
@@ -232,8 +233,8 @@ def _extend(ridge: np.ndarray, seg: np.ndarray, level: float) -> np.ndarray:
         ok = (px >= 0) & (px <= w - 1) & (py >= 0) & (py <= h - 1)
         # on the line, and beside it (3 px either side): the ridge must go on and stand out from its sides
         nx, ny = _normal(seg)
-        xs = np.stack([px, px + 3 * nx, px - 3 * nx]).astype(np.float32)
-        ys = np.stack([py, py + 3 * ny, py - 3 * ny]).astype(np.float32)
+        xs = np.stack([px, px + SIDE_PX * nx, px - SIDE_PX * nx]).astype(np.float32)
+        ys = np.stack([py, py + SIDE_PX * ny, py - SIDE_PX * ny]).astype(np.float32)
         v = cv2.remap(ridge, xs, ys, cv2.INTER_LINEAR)
         good = ok & (v[0] >= 0.5 * level) & (v[0] >= 2.0 * np.maximum(v[1], v[2]))
         run = int(np.argmin(good)) if not good.all() else good.size  # steps before the first miss
@@ -291,9 +292,8 @@ class Found:
 class LineTrack:
     """The lines of one keyframe followed forward, one frame at a time (at the search size, :func:`shrink`)."""
 
-    def __init__(self, model: LineModel, lines: np.ndarray) -> None:
+    def __init__(self, model: LineModel) -> None:
         self.model = model
-        self.shape = lines.shape  # (h, w): the search size the found pixels index
         self._at = [np.array([s.x1, s.y1, s.x2, s.y2], np.float32) for s in model.segments]
 
     def step(self, gray: np.ndarray) -> Found | None:
@@ -317,7 +317,7 @@ class LineTrack:
             self._at[i] = _extend(ridge, moved, seg.level)
             _draw(self._at[i], gray.shape, out=found)
         motion = _joint_motion(before, after) if missed else None
-        for i in missed if motion is not None else ():
+        for i in missed if motion is not None else []:
             seg = self.model.segments[i]
             # carried with the others whether or not it shows on this frame: looked for from there next time
             self._at[i] = cv2.transform(self._at[i].reshape(1, 2, 2), motion).reshape(4).astype(np.float32)
@@ -364,19 +364,23 @@ def _near(ridge: np.ndarray, seg: np.ndarray, level: float) -> np.ndarray | None
     j1, j2 = np.unravel_index(int(np.argmax(score)), score.shape)
     best, d1, d2 = float(score[j1, j2]), float(_NEAR[j1]), float(_NEAR[j2])
     sides = _scores(
-        ridge, seg, np.array([d1 - 3, d1 + 3], np.float32), np.array([d2 - 3, d2 + 3], np.float32)
+        ridge,
+        seg,
+        np.array([d1 - SIDE_PX, d1 + SIDE_PX], np.float32),
+        np.array([d2 - SIDE_PX, d2 + SIDE_PX], np.float32),
     )
     if best < KEEP_LEVEL * level or best < JOINT_SIDE * max(float(sides[0, 0]), float(sides[1, 1])):
         return None
     return _moved(seg, d1, d2)
 
 
-def apply(trimap: np.ndarray, found: Found, shape: tuple[int, int], width: int) -> np.ndarray:
-    """``trimap`` (H, W) uint8 {0, 128, 255} with the ``found`` line pixels (at the search size ``shape``
-    (h, w)) foreground, an unknown ring around them and the band beyond cleared but for the pixels ``found``
-    keeps (see the module docstring); ``width`` is the lines' width at the search size. Returns a new array."""
+def apply(trimap: np.ndarray, found: Found, width: int) -> np.ndarray:
+    """``trimap`` (H, W) uint8 {0, 128, 255} with the ``found`` line pixels (at the search size) foreground, an
+    unknown ring around them and the band beyond cleared but for the pixels ``found`` keeps (see the module
+    docstring); ``width`` is the lines' width at the search size. Returns a new array."""
     tri = trimap.copy()
     line, keep = found.masks()
+    shape = line.shape
     if shape != trimap.shape:
         line = cv2.resize(line.view(np.uint8), trimap.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
         keep = cv2.resize(keep.view(np.uint8), trimap.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
