@@ -35,10 +35,10 @@ direction test, connected pieces 41 px long) paragliding-launch 1.5 % | 0.94 | 2
 15 % -> 24 % | 0.91, kite-surf 57 % -> 59 % | 0.97; CPU ms per line step, before it and ``MIN_SHARE``
 0.05 -> after: paragliding 18 -> 56 (32 segments a keyframe instead of 16), kite-surf 12 -> 15; DAVIS every 10
 IoU paragliding 0.641 -> 0.652 (hard 0.132 -> 0.129, recall 0.588 -> 0.601), mean of 9 0.835 -> 0.836, recall
-0.902 -> 0.904; every 20 0.791 -> 0.792, worst decile 0.626 -> 0.629. ``vmatte run`` J: kite-surf 0.7841 -> 0.7854, paragliding 0.7992 -> 0.7947: the classic
-engine mattes each 1-px line found 3 px wide across its unknown ring, and a line placed a pixel off counts as
-both missed and extra (a 1-px ring instead: J 0.8017 and 0.7987, but recall on kite-surf 0.794 -> 0.639, the
-lines' own edge then definite; not taken).
+0.902 -> 0.904; every 20 0.791 -> 0.792, worst decile 0.626 -> 0.629. ``vmatte run`` J: kite-surf 0.7841 ->
+0.7854, paragliding 0.7992 -> 0.7947: the classic engine mattes each 1-px line found 3 px wide across its
+unknown ring, and a line placed a pixel off counts as both missed and extra (a 1-px ring instead: J 0.8017
+and 0.7987, but recall on kite-surf 0.794 -> 0.639, the lines' own edge then definite; not taken).
 
 The trimap (:func:`apply`): line pixels foreground, a ring of ``width / 3`` px around them unknown (the engine
 mattes the line's edge), and the unknown band beyond that, up to ``1.5 x width`` px from the line and as far from
