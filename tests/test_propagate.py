@@ -198,9 +198,12 @@ def test_band_limits_and_boundary_cover(full_run):
 
 
 def test_band_widens_where_flow_is_unreliable(seq, kf_dir):
-    """Frames farther from the keyframes get a wider band than frames next to them."""
+    """Frames farther from the keyframes get a wider band than frames next to them. The round trip's consistency
+    alone (no photometric fit): on this rigid textured scene the frames confirm the flow everywhere, and the
+    band then stays as narrow mid-way as next to a keyframe (426 against 442 px)."""
     clip = open_clip(seq)
-    prop = Propagator(clip, load_keyframes(kf_dir, clip.info), CFG, tuning=replace(TUNE, unknown_soft=False))
+    tune = replace(TUNE, unknown_soft=False, photo_fit=0.0)
+    prop = Propagator(clip, load_keyframes(kf_dir, clip.info), CFG, tuning=tune)
     prop.prepare()
     near = (prop.work_result(1)[1].sum() + prop.work_result(19)[1].sum()) / 2
     mid = prop.work_result(5)[1].sum()

@@ -697,3 +697,44 @@ def test_keyframe_matte_holds_to_the_drawn_mask(tmp_path):
         ious[hold] = [_iou(alpha[k] > 0.5, m) for k, m in ((0, line), (4, masks[4]))]
     assert ious[True] == [1.0, 1.0], ious
     assert min(ious[False]) < 1.0, ious  # the engine's own edge differs somewhere (else this tests nothing)
+
+
+def _photo_step(photo_fit: float, flow_right: bool) -> tuple[np.ndarray, np.ndarray]:
+    """One chain step of a textured square (rows 30-70, columns 40-80) that moves 12 px right over a textured
+    background, with the forward-backward check failed everywhere (c = 0, as on a fast subject) and either the
+    true flow (``flow_right``) or none at all (the subject left behind). Returns (p, r) on the second frame."""
+    from vmatte.motion.flow import FlowPair
+    from vmatte.propagate.chain import Motion
+
+    w, h = 160, 100
+    bg = (40 + 150 * _noise(h, w, 3)).astype(np.uint8)
+    tex = (40 + 180 * _noise(40, 40, 4, cell=3)).astype(np.uint8)
+    a, b = bg.copy(), bg.copy()
+    a[30:70, 40:80] = tex
+    b[30:70, 52:92] = tex
+    p = np.zeros((h, w), np.float32)
+    p[30:70, 40:80] = 1.0
+    r = np.ones((h, w), np.float32)
+    to_src = np.zeros((h, w, 2), np.float32)  # b → a on b's grid
+    if flow_right:
+        to_src[30:70, 52:92, 0] = -12.0
+    c = np.zeros((h, w), np.float32)
+    flow = FlowPair("medium", w, h)
+    try:
+        return Motion(flow, 0.0, None, 0.0, photo_fit=photo_fit).step(p, r, to_src, c, a, b)
+    finally:
+        flow.close()
+
+
+def test_a_flow_the_frames_confirm_keeps_its_reliability_when_the_round_trip_fails():
+    """Fast motion fails DIS's forward-backward check though the flow itself is right (parkour 79: the chain
+    from keyframe 80 had the head, at reliability ~0). The source frame warped by the flow matching the
+    destination (Tuning.photo_fit) is evidence enough; a flow the frames contradict gains nothing."""
+    inside = (slice(36, 64), slice(58, 86))  # the moved square, away from its edges
+    p, r = _photo_step(16.0, flow_right=True)
+    assert float(p[inside].mean()) > 0.99
+    assert float(r[inside].mean()) > 0.8
+    _, r_off = _photo_step(0.0, flow_right=True)
+    assert float(r_off.max()) == 0.0  # without it: the failed round trip is all the chain knows
+    _, r_wrong = _photo_step(16.0, flow_right=False)
+    assert float(r_wrong[inside].mean()) < 0.3  # the square left behind: the frames say no

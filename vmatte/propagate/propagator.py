@@ -215,6 +215,7 @@ class Propagator:
                 tune.ghost_motion * min(self.ww, self.wh),
                 tune.layer_coherence,
                 tune.layer_trust,
+                tune.photo_fit,
             ),
             self._kf_prob,
             colours,
