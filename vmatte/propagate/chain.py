@@ -125,6 +125,8 @@ class Motion:
             p, r, to_src, c, self.layer_px, self.layer_coherence, self.layer_trust
         )
         if self.photo_fit > 0 and g_fl is not None:
+            # judged along the raw flow, also where the layer's motion replaced it next to the edge: a fit
+            # there raises r, never lowers it; the layer's own interior weights stay the round trip's
             c_used = np.maximum(c_used, photometric_fit(g_fl, g_dst, self.photo_fit))
         r = r * c_used * _DECAY
         if self.keypoints is not None and g_src is not None:
