@@ -727,9 +727,9 @@ def _photo_step(photo_fit: float, flow_right: bool) -> tuple[np.ndarray, np.ndar
 
 
 def test_a_flow_the_frames_confirm_keeps_its_reliability_when_the_round_trip_fails():
-    """Fast motion fails DIS's forward-backward check though the flow itself is right (parkour 79: the chain
-    from keyframe 80 had the head, at reliability ~0). The source frame warped by the flow matching the
-    destination (Tuning.photo_fit) is evidence enough; a flow the frames contradict gains nothing."""
+    """DIS's forward-backward check can fail where the forward flow itself is right (the reverse search
+    missed). The source frame warped by the flow matching the destination (Tuning.photo_fit) is evidence
+    enough; a flow the frames contradict gains nothing."""
     inside = (slice(36, 64), slice(58, 86))  # the moved square, away from its edges
     p, r = _photo_step(16.0, flow_right=True)
     assert float(p[inside].mean()) > 0.99

@@ -141,10 +141,10 @@ def photometric_fit(warped: np.ndarray, dst: np.ndarray, level: float) -> np.nda
     absolute grey difference of the source frame warped by the flow (``warped``) and ``dst`` (both (h, w)
     uint8), smoothed over ~2 px (sensor noise and the warp's interpolation are not motion errors).
 
-    DIS's forward-backward check fails wherever the reverse flow misses, as it does over a fast limb even when
-    the forward flow is right (DAVIS parkour 79: the chain one step from keyframe 80 had the head, at
-    reliability ~0, and colour then took the head for the light wall behind it). Where the warped frame
-    matches, the flow is evidence whatever the round trip says (Tuning.photo_fit)."""
+    DIS's forward-backward check fails wherever the reverse flow misses, also where the forward flow is right
+    (fast limbs, motion blur, texture the reverse search lands off): the chain's reliability then drops to ~0,
+    the band widens towards band_max there and colour decides. Where the warped frame matches, the flow is
+    evidence whatever the round trip says (Tuning.photo_fit)."""
     e = cv2.GaussianBlur(cv2.absdiff(warped, dst).astype(np.float32), (0, 0), 2.0)
     return np.clip(1.0 - e * np.float32(1.0 / level), 0.0, 1.0)
 

@@ -101,24 +101,24 @@ class Tuning:
         every-10 IoU 0.835 -> 0.834, hard 0.029 -> 0.030, recall 0.898 -> 0.897; every-20 IoU 0.790 =, hard
         0.044 -> 0.045, recall 0.872 -> 0.869, unknown 1.94 -> 1.91 (with blend's rule that keyframes which
         contradict each other stay unknown half way between them however deep in the mask).
-    photo_fit: a chain step keeps 1 - e / photo_fit of its reliability where the source frame warped by the
-        flow differs from the destination by e grey levels (smoothed over 2 px), however the forward-backward
-        check came out (chain.photometric_fit; 0 = off). The round trip fails wherever DIS's reverse flow
-        misses, as over a fast limb whose forward flow is right: parkour 79, one step from keyframe 80, had the
-        head at reliability ~0, and colour took it for the light wall. It raises the chain's reliability only;
-        the foreground layer still weighs its interior by the round trip's consistency (raising that too cost
-        composite dim6 SAD 0.76 -> 0.79x the oracle). 2026-12-07, DAVIS every 10 at 4 / 8 / 16 / 32: unknown
-        1.71 -> 1.68 / 1.65 / 1.59 / 1.53, recall 0.904 -> 0.905 / 0.905 / 0.906 / 0.903; at 16 IoU 0.836 ->
-        0.837, hard 0.027 =, worst decile 0.693 =; every 20 IoU 0.792 -> 0.799, hard 0.042 -> 0.039, recall
-        0.878 -> 0.883, unknown 1.92 -> 1.83, worst decile 0.629 -> 0.646; first frame only IoU 0.533 ->
-        0.535, hard 0.195 -> 0.199 (libby, the dog lost behind posts), unknown 4.62 -> 4.41; ``vmatte run`` J
-        (classic, frames 0-40, keys every 10, 7 clips) 0.8362 -> 0.8384 (libby 0.8025 -> 0.8098, breakdance
-        0.8373 -> 0.8404, kite-surf 0.7854 -> 0.7844); parkour 70-89 (keys 70 / 80) 0.8923 -> 0.8884: the head
-        at 79 now comes back in the propagated probability but stays unknown, and the classic engine mattes it
-        as the wall (frame 78 0.761 -> 0.734). Counting it only where the frame is textured (local std >= 4
-        grey levels) kept less (unknown 1.61). Composites over DAVIS (bench_smooth_e2e, 11 clips, means of
-        ratios to the oracle): SAD 0.81x =, MSE 0.90 -> 0.91x, Grad 1.02 -> 1.03x, dtSSD 0.98x =, coverage
-        0.524 -> 0.522 (dim6 SAD 0.73 -> 0.76x). Cost: 1.3 CPU ms a chain step at 640x360.
+    photo_fit: a chain step keeps 1 - e / photo_fit of its reliability where the source frame warped by the flow
+        differs from the destination by e grey levels (smoothed over 2 px), however the forward-backward check came
+        out (chain.photometric_fit; 0 = off). The round trip fails wherever DIS's reverse flow misses, also where
+        the forward flow is right; the chain's reliability then drops to ~0, the band widens and colour decides. It
+        raises the chain's reliability only; the foreground layer still weighs its interior by the round trip's
+        consistency (raising that too cost composite dim6 SAD 0.76 -> 0.79x the oracle). 2026-12-07, DAVIS every 10
+        at 4 / 8 / 16 / 32: unknown 1.71 -> 1.68 / 1.65 / 1.59 / 1.53, recall 0.904 -> 0.905 / 0.905 / 0.906 /
+        0.903; at 16 IoU 0.836 -> 0.837, hard 0.027 =, worst decile 0.693 =; every 20 IoU 0.792 -> 0.799, hard 0.042
+        -> 0.039, recall 0.878 -> 0.883, unknown 1.92 -> 1.83, worst decile 0.629 -> 0.646; first frame only IoU
+        0.533 -> 0.535, hard 0.195 -> 0.199 (libby, the dog lost behind posts), unknown 4.62 -> 4.41; ``vmatte run``
+        J (classic, frames 0-40, keys every 10, 7 clips) 0.8362 -> 0.8384 (libby 0.8025 -> 0.8098, breakdance 0.8373
+        -> 0.8404, kite-surf 0.7854 -> 0.7844); parkour 70-89 (keys 70 / 80) 0.8923 -> 0.8884 (frame 78 0.761 ->
+        0.734). It does not help where the flow itself is wrong: parkour 79's head lies ~20 work px from where the
+        chain from keyframe 80 puts it; the blend's p over it is 0.64 before, 0.62 after, and unknown either way,
+        and the classic engine mattes it as the wall behind. Counting it only where the frame is textured (local std
+        >= 4 grey levels) kept less (unknown 1.61). Composites over DAVIS (bench_smooth_e2e, 11 clips, means of
+        ratios to the oracle): SAD 0.81x =, MSE 0.90 -> 0.91x, Grad 1.02 -> 1.03x, dtSSD 0.98x =, coverage 0.524 ->
+        0.522 (dim6 SAD 0.73 -> 0.76x). Cost: 1.3 CPU ms a chain step at 640x360.
     """
 
     sure: float = 0.9
