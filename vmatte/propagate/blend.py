@@ -1,5 +1,5 @@
 """One frame's trimap from the two chains: blend the forward and backward evidence, lean on colour where the
-flow is unreliable, snap to image edges, decide the mask (graph cut where the flow fails) and the unknown band.
+flow is unreliable, snap to image edges, decide the mask (a graph cut around the boundary) and the unknown band.
 
 Conventions: every array is (wh, ww) at the propagator's working resolution; probabilities and reliabilities
 float32 in [0, 1]; grey frames uint8; radii in work px; temporal weights are plain floats (0 = absent).
@@ -224,7 +224,8 @@ class Blender:
         """Graph-cut mask (wh, ww) bool from the snapped probability ``p``, the colour probability ``pc`` over
         the zone (or None) weighted by ``lam`` and the flow reliability ``rel`` (see segment.graph_cut)."""
         cfg, tune = self.cfg, self.tune
-        # the cut decides where the flow is unreliable; where it is reliable the propagated label stands
+        # the cut decides over its zone (below cut_below's reliability: everywhere by default); where the flow
+        # is reliable its data term is the propagated label, which stands, and only its edge snaps to the image
         zone = self._zone(p, rel) & (rel < tune.cut_below)
         score = logit(p)
         if pc is not None and tune.cut_color > 0:

@@ -39,7 +39,7 @@ class PropagateConfig:
         "cuda:N".
     graph_cut: decide the mask with a graph cut (segment.graph_cut: data term = log-odds of the propagated
         probability plus the local colour models, contrast-sensitive Potts term of this weight in nats; solved
-        with PyMaxflow) where the flow is unreliable, so the decided edge follows image edges (0 = off).
+        with PyMaxflow) around the propagated boundary, so the decided edge follows image edges (0 = off).
     keep_thin: at binary keyframes, parts of the mask (and gaps in it) narrower than the band keep the drawn
         label instead of vanishing into the band (kite lines, a forearm seen edge-on).
     hold_keyframes: at keyframes drawn as binary masks the matte's alpha > 0.5 reproduces the mask exactly: the
