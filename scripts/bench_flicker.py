@@ -364,7 +364,10 @@ def main(argv: list[str] | None = None) -> int:
     }
     tuning, tune = Tuning(), {}
     for item in args.set:
-        key, _, value = item.partition("=")
+        key, sep, value = item.partition("=")
+        if not sep or not (hasattr(tuning, key) or hasattr(cfg, key)):
+            names = sorted(f.name for f in (*dataclasses.fields(cfg), *dataclasses.fields(tuning)))
+            raise SystemExit(f"bench_flicker: --set {item!r}: expected KEY=VALUE with KEY one of {names}")
         target, into = (tuning, tune) if hasattr(tuning, key) else (cfg, over)
         kind = type(getattr(target, key))
         into[key] = kind(value) if kind is not bool else value.lower() in ("1", "true", "yes")
