@@ -575,25 +575,25 @@ def test_clearing_beside_a_found_line_spares_a_line_the_search_missed():
 
     mask = np.zeros((120, 400), bool)
     mask[50, 40:361] = True  # the artist drew A only
-    learnt = lines.learn(frame(50), mask)
-    assert learnt is not None and len(learnt[0].segments) == 1
-    found = lines.LineTrack(learnt[0]).step(frame(52))
+    model = lines.learn(frame(50), mask)
+    assert model is not None and len(model.segments) == 1
+    found = lines.LineTrack(model).step(frame(52))
     line, _keep = found.masks()
     assert line[52, 60:340].mean() > 0.95 and line.sum() < 400  # A, moved 2 px, and nothing else
     tri = np.full((120, 400), TRIMAP_BG, np.uint8)
     tri[30:90] = TRIMAP_UNKNOWN  # the propagated slab the warps smeared the lines into
-    width = learnt[0].width
-    out = lines.apply(tri, found, width)
+    width = lines.WIDTH_PX
+    out = lines.apply(tri, found)
     assert (out[52, 60:340] == TRIMAP_FG).all()
     xs = np.arange(45, 120)  # where B runs within the clearing's reach (1.5 x width px) of A
-    assert (b_rows(52, xs) - 52 <= 1.5 * width).all()
+    assert (b_rows(52, xs) - 52 <= lines.CLEAR_REACH * width).all()
     assert (out[b_rows(52, xs), xs] == TRIMAP_UNKNOWN).mean() > 0.95  # B: not cleared
     beside = np.zeros((120, 400), bool)
     beside[60:62, 45:120] = True  # texture between the lines' rings, within the reach
     beside[b_rows(52, xs) - 1, xs] = beside[b_rows(52, xs), xs] = beside[b_rows(52, xs) + 1, xs] = False
     assert (out[beside] == TRIMAP_BG).mean() > 0.9  # the texture around them is cleared
     # without keep, B is made definite background
-    bare = lines.apply(tri, lines.Found.of(line, np.zeros_like(line)), width)
+    bare = lines.apply(tri, lines.Found.of(line, np.zeros_like(line)))
     assert (bare[b_rows(52, xs), xs] == TRIMAP_BG).mean() > 0.5
 
 
@@ -619,14 +619,14 @@ def test_a_line_too_faint_to_stand_out_alone_moves_with_the_others(monkeypatch):
         return np.clip(img, 0, 255).astype(np.uint8), (strong > 0) | (faint > 0), faint > 0
 
     img0, mask0, _ = frame(0)
-    learnt = lines.learn(img0, mask0)
-    assert learnt is not None
+    model = lines.learn(img0, mask0)
+    assert model is not None
     img1, mask1, faint1 = frame(6)
     got = {}
     for joint in (True, False):
         if not joint:
             monkeypatch.setattr(lines, "_joint_motion", lambda before, after: None)
-        px, _keep = lines.LineTrack(learnt[0]).step(img1).masks()
+        px, _keep = lines.LineTrack(model).step(img1).masks()
         got[joint] = float(px[faint1].mean())
         near = cv2.dilate(mask1.view(np.uint8), np.ones((3, 3), np.uint8)) > 0
         assert not (px & ~near).any()

@@ -41,19 +41,18 @@ unknown ring, and a line placed a pixel off counts as both missed and extra (a 1
 and 0.7987, but recall on kite-surf 0.794 -> 0.639, the lines' own edge then definite; not taken).
 
 The trimap (:func:`apply`): line pixels foreground, a ring of ``width / 3`` px around them unknown (the engine
-mattes the line's edge), and the unknown band beyond that, up to ``1.5 x width`` px from the line and as far from
-the subject's definite body, background: a one-pixel seed in an unknown slab otherwise spreads into a smear of
-foreground (kite-surf, classic engine: alpha > 0.5 10-20 px around each line; ``vmatte run`` J 0.673 without
-the clearing, 0.730 with it). The clearing spares pixels that are themselves a ridge as strong as the weakest
-segment's at its keyframe (``KEEP_RIDGE``, :attr:`Found.keep`): in a fan of lines (a paraglider's) a line the
-search did not find runs within that reach of one it found, and clearing it made it definite background.
-DAVIS, keys every 10 (with ``MIN_SHARE`` 0.15 -> 0.05, 2026-12-07; IoU / hard / recall / unknown):
-paragliding-launch 0.633 / 0.148 / 0.545 / 2.92 -> 0.641 / 0.132 / 0.588 / 3.02, kite-surf 0.748 / 0.054 / 0.778 /
-3.23 -> 0.750 / 0.048 / 0.792 / 3.28; ``vmatte run`` J, classic engine, frames 0-40: 0.7998 -> 0.7992 and 0.7830
--> 0.7841. MIN_SHARE alone raised paragliding's hard error to 0.164: the new segments cleared their
-neighbours. Sizes are px at the search size (short side 480 px, smaller frames as they are). Larger frames are
-searched at 480p (:func:`shrink`; the found lines are scaled back by :func:`apply`): the lines
-are no thinner there relative to the picture.
+mattes the line's edge), and the unknown band beyond that, up to ``CLEAR_REACH`` (1.5) x width px from the line and
+as far from the subject's definite body, background: a one-pixel seed in an unknown slab otherwise spreads into a
+smear of foreground (kite-surf, classic engine: alpha > 0.5 10-20 px around each line; ``vmatte run`` J 0.673
+without the clearing, 0.730 with it). The clearing spares pixels that are themselves a ridge as strong as the
+weakest segment's at its keyframe (``KEEP_RIDGE``, :meth:`Found.masks`): in a fan of lines (a paraglider's) a line
+the search did not find runs within that reach of one it found, and clearing it made it definite background. DAVIS,
+keys every 10 (with ``MIN_SHARE`` 0.15 -> 0.05, 2026-12-07; IoU / hard / recall / unknown): paragliding-launch 0.633
+/ 0.148 / 0.545 / 2.92 -> 0.641 / 0.132 / 0.588 / 3.02, kite-surf 0.748 / 0.054 / 0.778 / 3.23 -> 0.750 / 0.048 /
+0.792 / 3.28; ``vmatte run`` J, classic engine, frames 0-40: 0.7998 -> 0.7992 and 0.7830 -> 0.7841. MIN_SHARE alone
+raised paragliding's hard error to 0.164: the new segments cleared their neighbours. Sizes are px at the search size
+(short side 480 px, smaller frames as they are). Larger frames are searched at 480p (:func:`shrink`; the found lines
+are scaled back by :func:`apply`): the lines are no thinner there relative to the picture.
 """
 
 from __future__ import annotations
@@ -80,6 +79,7 @@ KEEP_LEVEL = 0.6  # ... and this share of its mean ridge at the keyframe
 JOINT_PX = 3.0  # at 480p: a segment not found on its own is looked for this far around its joint-motion place
 JOINT_SIDE = 2.0  # ... and taken where its ridge is this many times the ridge 3 px to either side
 SIDE_PX = 3.0  # px: how far beside a line its ridge is compared with (_extend, _near)
+CLEAR_REACH = 1.5  # x the width: how far from a found line apply clears the unknown band
 KEEP_RIDGE = 1.0  # x the weakest segment's keyframe level: a ridge this strong is not cleared (see apply)
 
 
@@ -114,11 +114,10 @@ class Segment:
 
 @dataclass(frozen=True)
 class LineModel:
-    """What the lines of one keyframe look like: their segments, and the lines' width (px at the search size,
-    for :func:`apply`)."""
+    """What the lines of one keyframe look like: their segments (their width is ``WIDTH_PX`` at the search
+    size)."""
 
     segments: tuple[Segment, ...]
-    width: int
 
 
 def _ridge(gray: np.ndarray, polarity: int, width: int) -> np.ndarray:
@@ -243,10 +242,10 @@ def _extend(ridge: np.ndarray, seg: np.ndarray, level: float) -> np.ndarray:
     return np.concatenate(ends)
 
 
-def learn(gray: np.ndarray, mask: np.ndarray) -> tuple[LineModel, np.ndarray] | None:
-    """The line model of a keyframe and its line pixels ((H, W) bool): ``gray`` (H, W) uint8, ``mask`` (H, W)
-    bool, both at the search size (:func:`shrink`). None where the mask has too few thin pixels in a dominant
-    direction (most subjects, hair) or they hold no straight segment."""
+def learn(gray: np.ndarray, mask: np.ndarray) -> LineModel | None:
+    """The line model of a keyframe: ``gray`` (H, W) uint8, ``mask`` (H, W) bool, both at the search size
+    (:func:`shrink`). None where the mask has too few thin pixels in a dominant direction (most subjects, hair) or
+    they hold no straight segment."""
     el = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (WIDTH_PX, WIDTH_PX))
     thin = mask & (cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, el) == 0)
     if thin.sum() < MIN_LINE_PX:
@@ -266,7 +265,7 @@ def learn(gray: np.ndarray, mask: np.ndarray) -> tuple[LineModel, np.ndarray] | 
             segments.append(Segment(*(float(v) for v in seg), polarity, at[polarity]))
     if not segments:
         return None
-    return LineModel(tuple(segments), WIDTH_PX), on
+    return LineModel(tuple(segments))
 
 
 @dataclass(frozen=True)
@@ -327,7 +326,7 @@ class LineTrack:
                 _draw(self._at[i], gray.shape, out=found)
         if not found.any():
             return None
-        near = cv2.distanceTransform(1 - found, cv2.DIST_L2, 3) <= 1.5 * self.model.width + 1
+        near = cv2.distanceTransform(1 - found, cv2.DIST_L2, 3) <= CLEAR_REACH * WIDTH_PX + 1
         keep = np.zeros(gray.shape, bool)
         for p, ridge in ridges.items():
             weakest = min(s.level for s in self.model.segments if s.polarity == p)
@@ -374,20 +373,20 @@ def _near(ridge: np.ndarray, seg: np.ndarray, level: float) -> np.ndarray | None
     return _moved(seg, d1, d2)
 
 
-def apply(trimap: np.ndarray, found: Found, width: int) -> np.ndarray:
+def apply(trimap: np.ndarray, found: Found) -> np.ndarray:
     """``trimap`` (H, W) uint8 {0, 128, 255} with the ``found`` line pixels (at the search size) foreground, an
     unknown ring around them and the band beyond cleared but for the pixels ``found`` keeps (see the module
-    docstring); ``width`` is the lines' width at the search size. Returns a new array."""
+    docstring). Returns a new array."""
     tri = trimap.copy()
     line, keep = found.masks()
-    shape = line.shape
+    shape, width = line.shape, float(WIDTH_PX)
     if shape != trimap.shape:
         line = cv2.resize(line.view(np.uint8), trimap.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
         keep = cv2.resize(keep.view(np.uint8), trimap.shape[::-1], interpolation=cv2.INTER_NEAREST) > 0
         width = width * trimap.shape[0] / shape[0]
     d_line = cv2.distanceTransform((~line).view(np.uint8), cv2.DIST_L2, 3)
     d_body = cv2.distanceTransform((trimap != TRIMAP_FG).view(np.uint8), cv2.DIST_L2, 3)
-    edge, reach = width / 3.0, 1.5 * width
+    edge, reach = width / 3.0, CLEAR_REACH * width
     clear = (trimap == TRIMAP_UNKNOWN) & (d_line > edge) & (d_line <= reach) & (d_body > reach) & ~keep
     tri[clear] = TRIMAP_BG
     tri[(d_line <= edge) & (trimap != TRIMAP_FG)] = TRIMAP_UNKNOWN

@@ -143,8 +143,8 @@ class Propagator:
         self.confidence: dict[int, float] = self.results.confidence  # frame → [0, 1] (the report reads it)
         self.cuts: list[int] = []
         # frame → its thin straight parts followed from the keyframe before it (vmatte.propagate.lines): the
-        # found lines (packed, at the search size) and the line width (px) there
-        self.lines: dict[int, tuple[lines.Found, int]] = {}
+        # found lines (packed, at the search size)
+        self.lines: dict[int, lines.Found] = {}
         self.warnings: list[str] = []  # found while propagating (keyframes that contradict each other)
         self.timings = {
             "wait_s": 0.0,
@@ -312,14 +312,14 @@ class Propagator:
         if t in self.keyframes:
             kind, arr = self.keyframes.get(t)
             mask = arr > 0.5 if kind == "alpha" else arr == 255
-            learnt = lines.learn(lines.shrink(_gray_full(frame)), lines.shrink(mask, is_mask=True))
-            track = lines.LineTrack(learnt[0]) if learnt is not None else None
+            model = lines.learn(lines.shrink(_gray_full(frame)), lines.shrink(mask, is_mask=True))
+            track = lines.LineTrack(model) if model is not None else None
         elif cut:
             track = None
         elif track is not None:
             found = track.step(lines.shrink(_gray_full(frame)))
             if found is not None and self.start <= t <= self.end:
-                self.lines[t] = (found, track.model.width)
+                self.lines[t] = found
         self.timings["lines_s"] += time.perf_counter() - t0
         return track
 
@@ -345,8 +345,7 @@ class Propagator:
             return (*self._keyframe_full(index), 1.0)
         tri, mask = self.results.full(index)
         if index in self.lines:
-            found, width = self.lines[index]
-            tri = lines.apply(tri, found, width)
+            tri = lines.apply(tri, self.lines[index])
             mask = np.where(tri == 255, np.uint8(255), np.where(tri == 0, np.uint8(0), mask))
         return tri, mask, self.confidence[index]
 
