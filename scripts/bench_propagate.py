@@ -12,7 +12,7 @@ Metrics (per clip: IoU is the mean over scored frames, the others are ratios of 
 - recall: share of GT boundary pixels (a 2-px band: 3x3 dilation XOR 3x3 erosion of GT) inside the unknown band.
 - unk: unknown area / GT FG area.
 - worst10: mean IoU over the worst decile of scored frames (at least one frame): fast-motion failures that
-  the clip mean averages away.
+  the clip mean averages away (the JSON's frame_iou gives each scored frame's IoU, vmatte only).
 - lost_thin / lost_body / extra: where each frame's IoU is lost, as shares of its union (mean over scored
   frames; IoU + the three = 1): GT pixels of parts narrower than THIN_PX (kite and paraglider lines, spokes:
   what a 7-px disk does not fit in, at 480p) outside the mask, other GT pixels outside the mask, and mask
@@ -169,6 +169,8 @@ def run_clip(
         out["vmatte"]["scene_cuts"] = len(prop.cuts)
         # does confidence rank frames by quality? (Spearman between confidence and IoU over scored frames)
         ious = acc["iou"]
+        # per scored frame, so a worst decile can be traced to its frames (JSON only)
+        out["vmatte"]["frame_iou"] = {int(i): round(float(v), 4) for i, v in zip(results, ious)}
         confs = [prop.confidence[i] for i in results]
         if len(ious) > 2:
             ra, rb = np.argsort(np.argsort(confs)), np.argsort(np.argsort(ious))
