@@ -259,7 +259,7 @@ def test_library_prints_and_warnings_become_one_counted_line(tmp_path, clip_path
     real = C.solve_band
     calls = []
 
-    def chatty(rgb, trimap, margin=4, notes=None):
+    def chatty(rgb, trimap, margin=4, notes=None, **prior):
         # pymatting's block, exactly as ichol prints it, and a Python warning from a library
         calls.append(1)  # once per solve: the 12 frames, and again where the band was widened (grow_band)
         print("PERFORMANCE WARNING:")
@@ -272,7 +272,7 @@ def test_library_prints_and_warnings_become_one_counted_line(tmp_path, clip_path
         print("Try decreasing discard_threshold or start with a larger shift")
         print("")
         warnings.warn("something deprecated", DeprecationWarning, stacklevel=1)
-        return real(rgb, trimap, margin, notes)
+        return real(rgb, trimap, margin, notes, **prior)
 
     monkeypatch.setattr(C, "solve_band", chatty)
     rep = tmp_path / "r.json"

@@ -29,6 +29,9 @@ def test_frame_validates_shapes_and_dtypes():
         _frame(trimap=np.zeros((4, 5), np.uint8))
     with pytest.raises(ValueError, match="alpha"):
         _frame(alpha=np.zeros((4, 6), np.float64))
+    _frame(prior=np.zeros((4, 6), np.uint8))
+    with pytest.raises(ValueError, match="prior"):
+        _frame(prior=np.zeros((4, 6), np.float32))
     with pytest.raises(ValueError, match="rgb"):
         Frame(index=0, pts=0, time_base=None, rgb=np.zeros((4, 6), np.uint8))
 

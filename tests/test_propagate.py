@@ -165,6 +165,14 @@ def test_keyframes_are_exact(seq, tmp_path):
     assert [f.index for f in frames if f.keyframe] == KF
     assert all(f.confidence == 1.0 for f in frames if f.keyframe)
     np.testing.assert_array_equal(frames[10].trimap, tri)
+    # the probability each trimap was cut from travels with it (the classic engine's prior): the drawn mask
+    # or alpha at keyframes, none for a drawn trimap, the propagated probability between them
+    np.testing.assert_array_equal(frames[0].prior, SCENE.mask(0))
+    assert frames[10].prior is None
+    np.testing.assert_array_equal(frames[20].prior, a20)
+    _t5, m5, _ = prop.result(5)
+    assert frames[5].prior.dtype == np.uint8
+    np.testing.assert_array_equal(frames[5].prior >= 128, m5 > 0)
 
 
 def test_band_scales_with_resolution(tmp_path):
@@ -440,7 +448,7 @@ def test_result_store_full_matches_reference(full_size):
     p[:, :20] = 128  # exactly at the threshold
     unknown = rng.random((36, 64)) < 0.1
     store.put(5, p, unknown, 0.5)
-    tri, mask = store.full(5)
+    tri, mask, prob = store.full(5)
     pu = cv2.resize(p, full_size, interpolation=cv2.INTER_LINEAR) if full_size != (64, 36) else p
     uu = unknown
     if full_size != (64, 36):
@@ -450,5 +458,6 @@ def test_result_store_full_matches_reference(full_size):
     ref_tri[uu] = 128
     assert tri.dtype == np.uint8 and mask.dtype == np.uint8
     assert np.array_equal(tri, ref_tri)
+    assert np.array_equal(prob, pu)  # the probability the mask was cut from (the classic engine's prior)
     assert np.array_equal(mask, ref_mask.astype(np.uint8) * 255)
     assert {0, 128, 255} == set(np.unique(tri).tolist())

@@ -41,6 +41,9 @@ class Frame:
         foreground_boxes: (y0, y1, x0, x1) boxes outside which ``foreground`` equals :meth:`rgb_float` (what
             decontamination on the soft band's tiles guarantees), so writers convert only those boxes; None
             when it may differ anywhere.
+        prior: (H, W) uint8 0..255, the foreground probability the trimap was cut from (255 = surely
+            foreground; at a keyframe the drawn mask), or None. The classic engine leans on it inside the
+            unknown band where colour does not decide (vmatte.engine.classic); ViTMatte reads the trimap only.
     """
 
     index: int
@@ -54,6 +57,7 @@ class Frame:
     confidence: float | None = None
     motion: object | None = None
     foreground_boxes: tuple[tuple[int, int, int, int], ...] | None = None
+    prior: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         rgb = self.rgb
@@ -68,6 +72,10 @@ class Frame:
             t = self.trimap
             if t.shape != hw or t.dtype != np.uint8:
                 raise ValueError(f"Frame {self.index}: trimap must be {hw} uint8, got {t.shape} {t.dtype}")
+        if self.prior is not None:
+            q = self.prior
+            if q.shape != hw or q.dtype != np.uint8:
+                raise ValueError(f"Frame {self.index}: prior must be {hw} uint8, got {q.shape} {q.dtype}")
         if self.alpha is not None:
             a = self.alpha
             if a.shape != hw or a.dtype != np.float32:

@@ -95,7 +95,7 @@ def _classic(cfg: EngineConfig, on_info=None) -> BatchingEngine:
     from vmatte.engine.classic import ClassicEngine, warm_up
 
     warm_up(on_info)  # numba compiles here on a first run, not inside the first frame's timing
-    return ClassicEngine()
+    return ClassicEngine(prior=cfg.prior)
 
 
 def _vitmatte(cfg: EngineConfig, source: WeightsSource) -> BatchingEngine:

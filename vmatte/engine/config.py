@@ -34,6 +34,9 @@ class EngineConfig:
         ("auto": 1 with the classic engine, 0 with ViTMatte, not measured without its weights; 0 = never;
         vmatte.engine.band; keyframes keep their band). Costs an engine pass per step on the frames that
         need it.
+    prior: classic engine: how strongly the propagation's foreground probability pulls the unknown band's
+        alpha towards the side it leans to, where the colours do not decide (a head in front of a wall of
+        its colour; measured in vmatte.engine.classic). 0 = colour alone. ViTMatte reads the trimap only.
 
     The attention kernel is not an option: fused SDPA on CUDA, transformers' eager attention on CPU (same
     result; see ``vmatte.engine.vitmatte.VitMatteEngine``).
@@ -54,6 +57,7 @@ class EngineConfig:
     memory_budget_gb: float = 0.0
     crop_threshold: float = 0.6
     grow_band: int | Literal["auto"] = "auto"
+    prior: float = 0.03
 
     def __post_init__(self) -> None:
         if self.batch_size < 0:
@@ -66,5 +70,7 @@ class EngineConfig:
             raise ValueError("hub_probe_timeout_s and memory_budget_gb must be >= 0")
         if self.grow_band != "auto" and not (isinstance(self.grow_band, int) and 0 <= self.grow_band <= 8):
             raise ValueError(f'grow_band must be "auto" or an integer in [0, 8], got {self.grow_band!r}')
+        if not 0.0 <= self.prior <= 100.0:
+            raise ValueError(f"prior must be in [0, 100], got {self.prior}")
         if not 0.0 <= self.crop_threshold <= 1.0:
             raise ValueError(f"crop_threshold must be in [0, 1], got {self.crop_threshold}")

@@ -337,22 +337,31 @@ class Propagator:
 
         Keyframes come back exactly as drawn (a trimap keyframe is that trimap; binary / alpha keyframes get
         the ``band`` half-width around their boundary)."""
+        tri, mask, conf, _prior = self.result_with_prior(index)
+        return tri, mask, conf
+
+    def result_with_prior(self, index: int) -> tuple[np.ndarray, np.ndarray, float, np.ndarray | None]:
+        """:meth:`result` and the foreground probability the trimap was cut from, (H, W) uint8 0..255 at the
+        clip's size (what the classic engine leans on in the band, :attr:`vmatte.frame.Frame.prior`): at a
+        keyframe the drawn mask or alpha, None for a drawn trimap (used as given)."""
         if not self.prepared:
             self.prepare()
         if index not in self.results:
             raise KeyError(f"frame {index} is outside the prepared range {self.start}-{self.end}")
         if index in self.keyframes:
-            return (*self._keyframe_full(index), 1.0)
-        tri, mask = self.results.full(index)
+            kind, arr = self.keyframes.get(index)
+            r = band_radius_px(self.cfg.band, self.width, self.height)
+            tri, mask = keyframe_trimap(kind, arr, r, keep_thin=self.cfg.keep_thin)
+            if kind == "trimap":
+                prior = None
+            else:
+                prior = arr if kind == "binary" else np.clip(arr * 255 + 0.5, 0, 255).astype(np.uint8)
+            return tri, mask, 1.0, prior
+        tri, mask, p = self.results.full(index)
         if index in self.lines:
             tri = lines.apply(tri, self.lines[index])
             mask = np.where(tri == 255, np.uint8(255), np.where(tri == 0, np.uint8(0), mask))
-        return tri, mask, self.confidence[index]
-
-    def _keyframe_full(self, index: int) -> tuple[np.ndarray, np.ndarray]:
-        kind, arr = self.keyframes.get(index)
-        r = band_radius_px(self.cfg.band, self.width, self.height)
-        return keyframe_trimap(kind, arr, r, keep_thin=self.cfg.keep_thin)
+        return tri, mask, self.confidence[index], p
 
     # ---- streaming API for the runner ----------------------------------------------------------------------
     def push(self, frame: Frame) -> list[Frame]:
@@ -362,7 +371,7 @@ class Propagator:
             self.prepare()
         t0 = time.perf_counter()
         t = frame.index
-        tri, _mask, conf = self.result(t)
+        tri, _mask, conf, prior = self.result_with_prior(t)
         is_kf = t in self.keyframes
         if self.cfg.use_alpha_feedback:
             self.motion.gray(frame)  # every frame's grey is kept: later feedback composes flows through it
@@ -372,7 +381,7 @@ class Propagator:
         # the scene-cut decision of the pass, and the flows, travel on to the smoother (computed once)
         cut = (t in self.cuts) if self.cuts_decided else None
         motion = FrameMotion(t, cut, self.motion)
-        return [frame.replace(trimap=tri, confidence=float(conf), keyframe=is_kf, motion=motion)]
+        return [frame.replace(trimap=tri, confidence=float(conf), keyframe=is_kf, motion=motion, prior=prior)]
 
     def flush(self) -> list[Frame]:
         """Nothing is buffered by :meth:`push`; present for the stage protocol."""

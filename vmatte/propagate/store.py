@@ -2,7 +2,7 @@
 
 - :class:`ResultStore`: per prepared frame, the foreground probability and the unknown map at working
   resolution, each 8 bit and PNG-compressed (a few kB a frame), plus a confidence; :meth:`ResultStore.full`
-  rebuilds the full-resolution trimap and mask from them.
+  rebuilds the full-resolution trimap, mask and probability from them.
 - :class:`Scratch`: arrays of the frames waiting for the next keyframe (the backward chain needs them), in RAM
   up to a budget, then in an anonymous temporary file.
 
@@ -93,10 +93,10 @@ class ResultStore:
         c = self.frames[t]
         return unpack(c.prob), unpack(c.unknown) > 0
 
-    def full(self, t: int) -> tuple[np.ndarray, np.ndarray]:
-        """(trimap (H, W) uint8 {0, 128, 255}, mask (H, W) uint8 {0, 255}) at the clip's size: probability and
-        unknown map upsampled bilinearly, the mask at probability 0.5, unknown wherever any upsampled unknown
-        value is above 0 (the band never narrows by the upsampling)."""
+    def full(self, t: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(trimap (H, W) uint8 {0, 128, 255}, mask (H, W) uint8 {0, 255}, probability (H, W) uint8 0..255) at
+        the clip's size: probability and unknown map upsampled bilinearly, the mask at probability 0.5, unknown
+        wherever any upsampled unknown value is above 0 (the band never narrows by the upsampling)."""
         c = self.frames[t]
         p, unk = unpack(c.prob), unpack(c.unknown)  # unknown stored as uint8 {0, 255}
         if self.full_size != self.work:
@@ -106,7 +106,7 @@ class ResultStore:
         mask = cv2.compare(p, 128, cv2.CMP_GE)
         tri = mask.copy()
         tri[unk > 0] = TRIMAP_UNKNOWN
-        return tri, mask
+        return tri, mask, p
 
 
 class Scratch:
