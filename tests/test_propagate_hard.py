@@ -738,3 +738,34 @@ def test_a_flow_the_frames_confirm_keeps_its_reliability_when_the_round_trip_fai
     assert float(r_off.max()) == 0.0  # without it: the failed round trip is all the chain knows
     _, r_wrong = _photo_step(16.0, flow_right=False)
     assert float(r_wrong[inside].mean()) < 0.3  # the square left behind: the frames say no
+
+
+def test_loose_strips_are_the_unbacked_thin_pieces():
+    from vmatte.propagate.blend import loose_strips
+
+    mask = np.zeros((40, 60), bool)
+    mask[10:30, 10:25] = True  # the subject, which the chains back
+    mask[0, 5:55] = True  # a 1-px strip along the frame's edge that colour alone made
+    mask[10:22, 40:52] = True  # a wide piece colour recovered (a part coming out from behind something)
+    anchor = np.zeros_like(mask)
+    anchor[15:25, 12:20] = True
+    loose = loose_strips(mask, anchor, 4.0)
+    assert loose[0, 5:55].all() and loose.sum() == 50
+
+
+def test_a_codec_line_at_the_frame_edge_does_not_become_foreground(shared_data, tmp_path):
+    # MatAnyone test-sample1: the video's top row is black (0, 4, 0), the colour of the subject's hair and suit;
+    # the colour models and the cut made a strip of it foreground above his head from frame ~3 on, and with the
+    # classic engine's prior it came out as an opaque line in the matte
+    clip_path = shared_data / "matanyone-inputs" / "inputs" / "video" / "test-sample1.mp4"
+    keys = tmp_path / "k"
+    keys.mkdir()
+    (keys / "00000.png").write_bytes(
+        (shared_data / "matanyone-inputs/inputs/mask/test-sample1.png").read_bytes()
+    )
+    clip = open_clip(clip_path)
+    prop = Propagator(clip, load_keyframes(keys, clip.info), PropagateConfig(), frame_range=(0, 10))
+    prop.prepare()
+    for t in (5, 10):
+        p, _unknown = prop.work_result(t)
+        assert int((p[:3] >= 128).sum()) == 0, t

@@ -24,6 +24,27 @@ from vmatte.propagate.tuning import Tuning
 # last keyframe), instead of 25
 UNVERIFIED_AGREEMENT = 0.5
 
+# work px: a piece of the mask no chain backs and nowhere wider than this is dropped (Tuning.anchored)
+_STRIP_PX = 4.0
+
+
+def loose_strips(mask: np.ndarray, anchor: np.ndarray, width: float) -> np.ndarray:
+    """(wh, ww) bool: the 8-connected pieces of ``mask`` that hold no ``anchor`` pixel and are nowhere wider
+    than ``width`` px (both masks (wh, ww) bool)."""
+    n, lab = cv2.connectedComponents(mask.view(np.uint8), connectivity=8)
+    if n <= 1:
+        return np.zeros_like(mask)
+    held = np.zeros(n, bool)
+    held[np.unique(lab[anchor & mask])] = True
+    held[0] = True  # the background label
+    if held.all():
+        return np.zeros_like(mask)
+    # half-width of each piece: its largest distance to the background (frame edges count as background)
+    half = cv2.distanceTransform(np.pad(mask.view(np.uint8), 1), cv2.DIST_L2, 3)[1:-1, 1:-1]
+    widest = np.zeros(n, np.float32)
+    np.maximum.at(widest, lab.ravel(), half.ravel())
+    return ~(held | (2 * widest > width))[lab]
+
 
 @dataclass(frozen=True)
 class Direction:
@@ -128,9 +149,20 @@ class Blender:
             p = np.where(mask, np.maximum(p, 0.5), np.minimum(p, 0.499)).astype(np.float32)
         else:
             mask = p >= 0.5
+        if tune.anchored and pc is not None:
+            # colour classifies pixels, not objects: a strip no chain puts in the foreground is not the subject;
+            # there the chains' word stands (below 0.5 throughout the strip)
+            loose = loose_strips(mask, p_chain >= 0.5, _STRIP_PX)
+            if loose.any():
+                mask = mask & ~loose
+                p = np.where(loose, p_chain, p).astype(np.float32)
         if tune.thin_level > 0:
             # thin parts (lines, spokes) live only as low ridges of p: keep them foreground, not erased
             ridge = thin_ridges(p, tune.thin_width, tune.thin_level) & ~mask
+            if tune.anchored:
+                ridge &= (
+                    p_chain >= tune.thin_level
+                )  # a ridge the chains carry, not one colour drew (anchored)
             if ridge.any():
                 mask = mask | ridge
                 p = np.where(ridge, 1.0, p).astype(np.float32)
