@@ -42,8 +42,9 @@ class Frame:
             decontamination on the soft band's tiles guarantees), so writers convert only those boxes; None
             when it may differ anywhere.
         prior: (H, W) uint8 0..255, the foreground probability the trimap was cut from (255 = surely
-            foreground; at a keyframe the drawn mask), or None. The classic engine leans on it inside the
-            unknown band where colour does not decide (vmatte.engine.classic); ViTMatte reads the trimap only.
+            foreground; at a keyframe the drawn mask or alpha), or None (a drawn trimap, a trimap from outside).
+            The classic engine leans on it inside the unknown band where colour does not decide
+            (vmatte.engine.classic); ViTMatte reads the trimap only.
     """
 
     index: int
