@@ -68,7 +68,8 @@ def closed_form(
     them): the unknown pixels' alpha minimises the Laplacian's energy with the known pixels fixed. With a
     ``prior`` (h, w) float64 foreground probability in [0, 1] and ``weight`` > 0, each unknown pixel also pays
     ``weight * (2 q - 1)^2 * (alpha - [q >= 0.5])^2``: a pull towards the side the propagation leans to, as
-    strong as it leans (none where q = 0.5), too weak to move an edge the colours decide (``[engine] prior``, measured there).
+    strong as it leans (none where q = 0.5), too weak to move an edge the colours decide (``[engine] prior``,
+    measured in the module docstring).
 
     The conjugate gradient raises where it does not converge, and without a prior it cannot converge where the
     box's unknown pixels are coupled (within 2 px) to one label only while the other lies further off in the
@@ -207,7 +208,7 @@ class ClassicEngine(BatchingEngine):
         d = super().describe()
         d.update(
             {
-                "method": "closed-form (pymatting estimate_alpha_cf) on the unknown band",
+                "method": "closed-form (pymatting's Laplacian and solver) on the unknown band",
                 "margin_px": self.margin,
                 "prior": self.prior,
             }

@@ -160,9 +160,8 @@ class Blender:
             # thin parts (lines, spokes) live only as low ridges of p: keep them foreground, not erased
             ridge = thin_ridges(p, tune.thin_width, tune.thin_level) & ~mask
             if tune.anchored:
-                ridge &= (
-                    p_chain >= tune.thin_level
-                )  # a ridge the chains carry, not one colour drew (anchored)
+                # a ridge the chains carry, not one colour drew
+                ridge &= p_chain >= tune.thin_level
             if ridge.any():
                 mask = mask | ridge
                 p = np.where(ridge, 1.0, p).astype(np.float32)
