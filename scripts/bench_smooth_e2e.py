@@ -233,18 +233,19 @@ def smoother_tuning(overrides: dict):
         TemporalSmoother.__init__ = orig
 
 
-def parse_sets(items: list[str]) -> dict:
-    """``["sigma_alpha=0.3", "combine=median"]`` → smoother Tuning overrides, parsed as bench_propagate.py's
-    ``--set`` / ``--tune``; a key Tuning does not have is refused with the list of those it has."""
+def parse_sets(items: list[str], cls: type | None = None, flag: str = "--set") -> dict:
+    """``["sigma_alpha=0.3", "combine=median"]`` → overrides of the dataclass ``cls``'s fields (default the
+    smoother's Tuning, for ``--set``; EngineConfig for ``--engine``), values parsed as bench_propagate.py's
+    ``--set`` / ``--tune``; a key ``cls`` does not have is refused with the list of those it has."""
     from bench_propagate import parse_set
 
     from vmatte.temporal.tuning import Tuning
 
-    names = sorted(f.name for f in dataclasses.fields(Tuning))
+    names = sorted(f.name for f in dataclasses.fields(cls or Tuning))
     for item in items:
         key, sep, _ = item.partition("=")
         if not sep or key not in names:
-            raise SystemExit(f"bench_smooth_e2e: --set {item!r}: expected KEY=VALUE with KEY one of {names}")
+            raise SystemExit(f"bench_smooth_e2e: {flag} {item!r}: expected KEY=VALUE with KEY one of {names}")
     return parse_set(items)
 
 
@@ -301,26 +302,6 @@ def recording_trimaps(folder: Path):
 def cpu_s() -> float:
     r, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
     return r.ru_utime + r.ru_stime + c.ru_utime + c.ru_stime
-
-
-def parse_engine_sets(items: list[str]) -> dict:
-    """``--engine KEY=VALUE`` items → EngineConfig fields (numbers parsed as numbers); an unknown key is a
-    one-line message listing the keys."""
-    from vmatte.config import EngineConfig
-
-    names = sorted(f.name for f in dataclasses.fields(EngineConfig))
-    out = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or key not in names:
-            raise SystemExit(
-                f"bench_smooth_e2e: --engine {item!r}: expected KEY=VALUE with KEY one of {names}"
-            )
-        try:
-            out[key] = json.loads(value)
-        except ValueError:
-            out[key] = value
-    return out
 
 
 def run_chain(work: Path, smooth: bool) -> dict:
@@ -465,7 +446,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default="/tmp/vmatte-bench/bench_smooth_e2e.json")
     ap.add_argument("--work", default="/tmp/vmatte-bench/e2e")
     args = ap.parse_args(argv)
-    ENGINE_SETS.update(parse_engine_sets(args.engine))
+    from vmatte.config import EngineConfig
+
+    ENGINE_SETS.update(parse_sets(args.engine, EngineConfig, "--engine"))
     if args.grow_band is not None:
         ENGINE_SETS["grow_band"] = args.grow_band
     overrides = parse_sets(args.set)

@@ -10,7 +10,7 @@ Where the band's colours do not decide, the propagation's foreground probability
 prior``, :func:`closed_form`): colour alone mattes DAVIS parkour 79's head as the wall behind it. Measured
 (2026-12-07) at weights 0 / 0.01 / 0.03 / 0.1 / 0.3: ``vmatte run`` J, DAVIS, 7 clips, frames 0-40, keys every
 10: 0.842 / 0.859 / 0.861 / 0.863 / 0.864 (parkour 0.894 -> 0.927 at 0.03, horsejump-high 0.876 -> 0.905,
-libby 0.818 -> 0.844; breakdance peaks at 0.003-0.01, 0.857, and falls to 0.845 at 0.3); composites of real
+libby 0.818 -> 0.844; breakdance peaks at 0.003, 0.857, and falls to 0.845 at 0.3); composites of real
 GT alphas (``scripts/bench_smooth_e2e.py``), ratios to the per-frame oracle, 0 / 0.01 / 0.03 / 0.1: SAD 0.83 /
 0.80 / 0.77 / 0.75x, MSE 0.95 / 0.87 / 0.82 / 0.76x, dtSSD 0.99 / 0.96 / 0.93 / 0.91x. 0.03 ships: above it a
 prior that is confidently wrong moves an edge the colours decide (5 px wrong: the edge moves 0 px at 0.03, 2 px

@@ -355,7 +355,7 @@ class Propagator:
             if kind == "trimap":
                 prior = None
             else:
-                prior = arr if kind == "binary" else np.clip(arr * 255 + 0.5, 0, 255).astype(np.uint8)
+                prior = arr if kind == "binary" else to_u8(arr)
             return tri, mask, 1.0, prior
         tri, mask, p = self.results.full(index)
         if index in self.lines:
