@@ -127,3 +127,101 @@ def test_grow_band_option_is_checked_and_reaches_the_engine():
     assert engine.grow_steps == 1 and engine.describe()["grow_band"] == 1
     assert load_engine(EngineConfig(name="classic")).grow_steps == band.steps_for("classic") == 1
     assert band.steps_for("vitmatte") == 0  # not measured without its weights: the band as propagated
+
+
+# -- band margin ([engine] band_margin): the band widened on both sides on every frame, before the first pass
+
+
+def with_prior(trimap: np.ndarray, keyframe: bool = False, rgb: np.ndarray | None = None) -> Frame:
+    """A propagated frame: its trimap and the probability it was cut from (here the trimap itself)."""
+    return Frame(
+        index=1,
+        pts=None,
+        time_base=None,
+        rgb=np.zeros((H, W, 3), np.uint8) if rgb is None else rgb,
+        trimap=trimap,
+        keyframe=keyframe,
+        prior=trimap.copy(),
+    )
+
+
+def test_pad_widens_the_whole_band_on_both_sides_and_keeps_thin_parts():
+    tri = band_around(soft_edge(1.0), 2)  # hard edge at x = 80, band x 78..82
+    tri[10:60, 100:103] = TRIMAP_FG  # a 3-px foreground line in the background, 18 px from the band
+    wider = band.pad(tri, 6)
+    assert wider is not None
+    cols = np.nonzero((wider == TRIMAP_UNKNOWN).all(0))[0]
+    assert cols.min() <= 73 and cols.max() >= 87  # 6 px more into both sides, along the whole edge
+    assert (wider[10:60, 100:103] == TRIMAP_FG).all()  # narrower than the margin: keeps its label
+    assert (wider[:, :60] == TRIMAP_FG).all() and (wider[:, 110:] == TRIMAP_BG).all()  # far off: unchanged
+    assert ((wider == tri) | (wider == TRIMAP_UNKNOWN)).all()  # definite labels only ever become unknown
+    # nothing to pad: no band, or no foreground part wide enough to have a soft edge
+    assert band.pad(np.full((H, W), TRIMAP_BG, np.uint8), 6) is None
+    thin = np.full((H, W), TRIMAP_BG, np.uint8)
+    thin[:, 79:82] = TRIMAP_UNKNOWN
+    assert band.pad(thin, 6) is None
+
+
+def test_margin_covers_a_soft_edge_the_band_missed_but_not_on_keyframes_or_given_trimaps():
+    truth = soft_edge(16.0)  # alpha from 1 at x = 80 to 0 at x = 96
+    tri = band_around(truth, 2)
+    soft = (truth > 0) & (truth < 1)
+
+    def run(margin, frame):
+        engine = TruthEngine(truth, 0)
+        engine.band_margin = margin
+        (out,) = engine.push(frame) + engine.flush()
+        return (
+            (soft & (out.trimap == TRIMAP_UNKNOWN)).sum() / soft.sum(),
+            np.abs(out.alpha - truth).sum(),
+            out,
+        )
+
+    cov0, sad0, _ = run(0.0, with_prior(tri))
+    cov1, sad1, out = run(0.05, with_prior(tri))  # 6 px at 120 px
+    assert cov0 < 0.35 < 0.7 < cov1 and sad1 < 0.5 * sad0
+    assert (out.alpha[out.trimap == TRIMAP_FG] == 1).all() and (out.alpha[out.trimap == TRIMAP_BG] == 0).all()
+    assert np.array_equal(run(0.05, with_prior(tri, keyframe=True))[2].trimap, tri)  # the user's band
+    given = Frame(index=1, pts=None, time_base=None, rgb=np.zeros((H, W, 3), np.uint8), trimap=tri)
+    assert np.array_equal(run(0.05, given)[2].trimap, tri)  # a trimap from outside is used as given
+
+
+def test_classic_engine_mattes_the_margin_without_moving_a_hard_edge():
+    """On a real solve: a soft red-over-blue edge is recovered beyond the propagated band, and on a hard
+    edge the added pixels stay at their side (the prior holds them where the colours agree)."""
+    from vmatte.engine.classic import ClassicEngine
+
+    rng = np.random.default_rng(0)
+
+    def picture(alpha):
+        fg, bg = np.array([220, 40, 30], np.float32), np.array([30, 60, 200], np.float32)
+        img = alpha[..., None] * fg + (1 - alpha[..., None]) * bg + rng.normal(0, 2, (H, W, 3))
+        return np.clip(img, 0, 255).astype(np.uint8)
+
+    for width, check in ((14.0, "soft"), (1.0, "hard")):
+        truth = soft_edge(width)
+        tri = band_around(truth, 2)
+        rgb = picture(truth)
+        outs = {}
+        for margin in (0.0, 0.05):
+            engine = ClassicEngine()
+            engine.band_margin = margin
+            (outs[margin],) = engine.push(with_prior(tri, rgb=rgb)) + engine.flush()
+        sad = {m: float(np.abs(o.alpha - truth).sum()) for m, o in outs.items()}
+        if check == "soft":
+            assert sad[0.05] < 0.7 * sad[0.0]
+        else:
+            assert np.array_equal(outs[0.05].alpha >= 0.5, truth >= 0.5)
+            assert sad[0.05] < 1.2 * sad[0.0] + 20
+
+
+def test_band_margin_option_is_checked_and_reaches_the_engine():
+    for bad in (-0.01, 0.5, "wide"):
+        with pytest.raises(ValueError, match="band_margin"):
+            EngineConfig(band_margin=bad)
+    from vmatte.engine import load_engine
+
+    engine = load_engine(EngineConfig(name="classic", band_margin=0.01))
+    assert engine.band_margin == 0.01 and engine.describe()["band_margin"] == 0.01
+    assert load_engine(EngineConfig(name="classic")).band_margin == band.margin_for("classic") == band.MARGIN
+    assert band.margin_for("vitmatte") == 0.0  # not measured without its weights: the band as propagated

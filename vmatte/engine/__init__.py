@@ -65,6 +65,7 @@ def load_engine(
     from vmatte.engine import band
 
     engine.grow_steps = band.steps_for(engine.name) if cfg.grow_band == "auto" else cfg.grow_band
+    engine.band_margin = band.margin_for(engine.name) if cfg.band_margin == "auto" else cfg.band_margin
     # torch may have loaded just now, inside a run's thread plan: its pool is sized for the engine's device
     cap_torch(str(getattr(engine, "device", "cpu")))
     return engine

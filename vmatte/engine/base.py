@@ -72,6 +72,9 @@ class BatchingEngine:
     # widen the band where the matte is cut off by it and matte again, up to this many times per frame
     # (vmatte.engine.band; [engine] grow_band sets it at load; 0 = the band as propagated)
     grow_steps: int = 0
+    # matte this much more around the band on every frame, as a fraction of the frame's short side
+    # (vmatte.engine.band.MARGIN; [engine] band_margin sets it at load; 0 = the band as propagated)
+    band_margin: float = 0.0
     load_warnings: tuple[str, ...] = ()
     library_notes: Any = None
 
@@ -93,7 +96,7 @@ class BatchingEngine:
             self._launch_pending()
             self._inflight.append((None, [frame]))
         else:
-            self._pending.append(frame)
+            self._pending.append(self._pad(frame))
             if len(self._pending) >= max(1, self.batch_size):
                 self._launch_pending()
         return self._drain(keep=self.max_in_flight - 1)
@@ -111,6 +114,7 @@ class BatchingEngine:
             "engine": self.name,
             "batch_size": self.batch_size,
             "grow_band": self.grow_steps,
+            "band_margin": self.band_margin,
             "frames_regrown": self.frames_regrown,
         }
 
@@ -160,6 +164,18 @@ class BatchingEngine:
                 f"{self.name} engine produced NaN/Inf alpha on frame(s) {bad[:10]}",
                 hint="try --precision fp32; nothing was written for these frames",
             )
+
+    def _pad(self, f: Frame) -> Frame:
+        """``f`` with its band widened by ``band_margin`` (vmatte.engine.band.pad). Keyframes keep their band,
+        and so do trimaps that came without the propagation's probability (the service's, a drawn trimap:
+        used as given); the classic engine pulls the added pixels towards that probability."""
+        if not self.band_margin or f.keyframe or f.prior is None:
+            return f
+        from vmatte.engine import band
+
+        h, w = f.trimap.shape
+        wider = band.pad(f.trimap, max(1, round(self.band_margin * min(h, w))))
+        return f if wider is None else f.replace(trimap=wider)
 
     def _grow(self, frames: list[Frame], alphas: list[np.ndarray]) -> tuple[list[Frame], list[np.ndarray]]:
         """Widen each frame's band where its matte is cut off (vmatte.engine.band) and matte those frames
