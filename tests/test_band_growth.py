@@ -162,7 +162,7 @@ def test_pad_widens_the_whole_band_on_both_sides_and_keeps_thin_parts():
     assert band.pad(thin, 6) is None
 
 
-def test_margin_covers_a_soft_edge_the_band_missed_but_not_on_keyframes_or_given_trimaps():
+def test_margin_covers_a_soft_edge_the_band_missed_but_not_on_soft_keyframes_or_given_trimaps():
     truth = soft_edge(16.0)  # alpha from 1 at x = 80 to 0 at x = 96
     tri = band_around(truth, 2)
     soft = (truth > 0) & (truth < 1)
@@ -181,7 +181,13 @@ def test_margin_covers_a_soft_edge_the_band_missed_but_not_on_keyframes_or_given
     cov1, sad1, out = run(0.05, with_prior(tri))  # 6 px at 120 px
     assert cov0 < 0.35 < 0.7 < cov1 and sad1 < 0.5 * sad0
     assert (out.alpha[out.trimap == TRIMAP_FG] == 1).all() and (out.alpha[out.trimap == TRIMAP_BG] == 0).all()
-    assert np.array_equal(run(0.05, with_prior(tri, keyframe=True))[2].trimap, tri)  # the user's band
+    # a binary keyframe is padded like its neighbours (the runner then holds its matte to the mask); a soft
+    # keyframe's band is the user's alpha, used as given
+    binary = with_prior(tri, keyframe=True).replace(prior=np.where(truth >= 0.5, 255, 0).astype(np.uint8))
+    cov_kf, sad_kf, _ = run(0.05, binary)
+    assert cov_kf == cov1 and sad_kf == sad1
+    soft_kf = with_prior(tri, keyframe=True).replace(prior=np.round(truth * 255).astype(np.uint8))
+    assert np.array_equal(run(0.05, soft_kf)[2].trimap, tri)
     given = Frame(index=1, pts=None, time_base=None, rgb=np.zeros((H, W, 3), np.uint8), trimap=tri)
     assert np.array_equal(run(0.05, given)[2].trimap, tri)  # a trimap from outside is used as given
 

@@ -34,12 +34,13 @@ class EngineConfig:
         ("auto": 1 with the classic engine, 0 with ViTMatte, not measured without its weights; 0 = never;
         vmatte.engine.band; keyframes keep their band). Costs an engine pass per step on the frames that
         need it.
-    band_margin: matte this much more on both sides of the propagated band on every frame but keyframes, as a
-        fraction of the short side (so soft edges beyond the band are matted, not forced to 0 or 1); the
-        classic engine holds the added pixels to the propagation's side unless the colours say otherwise
-        ("auto": 0.025 with the classic engine, 12 px at 480p; 0 with ViTMatte, not measured without its
-        weights; 0 = off; vmatte.engine.band.MARGIN). Parts narrower than the margin keep their label. The
-        classic engine's cost grows with the band: 1.6x its CPU at 0.025 (DAVIS parkour, 854x480).
+    band_margin: matte this much more on both sides of the propagated band, as a fraction of the short side
+        (so soft edges beyond the band are matted, not forced to 0 or 1), on every frame but trimap and soft
+        keyframes (used as given); the classic engine holds the added pixels to the propagation's side (at a
+        binary keyframe, the mask's) unless the colours say otherwise ("auto": 0.025 with the classic engine,
+        12 px at 480p; 0 with ViTMatte, not measured without its weights; 0 = off;
+        vmatte.engine.band.MARGIN). Parts narrower than the margin keep their label. The classic engine's
+        cost grows with the band: 1.6x its CPU at 0.025 (DAVIS parkour, 854x480).
     prior: classic engine: how strongly the propagation's foreground probability pulls the unknown band's
         alpha towards the side it leans to, where the colours do not decide (a head in front of a wall of
         its colour; measured in vmatte.engine.classic). 0 = colour alone. ViTMatte reads the trimap only.
