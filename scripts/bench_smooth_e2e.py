@@ -18,7 +18,8 @@ foreground, so a smoother that trusts its flow blindly looks good on them. DAVIS
 dance-twirl (first 40 frames, keyframe masks every 10, scaled like the composites) go through the same chain
 with smoothing off and on, scored against their own masks (area-scaled, so the edge is a 1-px ramp): the change
 smoothing makes to SAD, MSE and dtSSD, whole frame and in the GT edge band. Trails (a limb averaged with where
-it was) raise SAD there. ``--set KEY=VALUE`` changes a smoother constant (vmatte.temporal.tuning) in every run.
+it was) raise SAD there. ``--set KEY=VALUE`` changes a smoother constant (vmatte.temporal.tuning) in every run,
+``--smooth KEY=VALUE`` a ``[smooth]`` option (the window: lookahead, lookbehind; strength).
 
     .venv/bin/python scripts/bench_smooth_e2e.py [--clips 0] [--only dim3,gt05] [--frames 49] [--scale 0.5]
         [--no-real | --real-only] [--set sigma_alpha=0.3] [--engine prior=0.03] [--json FILE]
@@ -116,6 +117,7 @@ import bench_flicker as B  # noqa: E402  (shared clip construction)
 
 KEY_EVERY = 24
 ENGINE_SETS: dict = {}  # --engine KEY=VALUE / --grow-band: EngineConfig fields changed in every run
+SMOOTH_SETS: dict = {}  # --smooth KEY=VALUE: SmoothConfig fields (window, strength) of every smoothing-on run
 # the real-footage arm: DAVIS clips with fast non-rigid motion, their own per-frame masks as ground truth
 REAL_CLIPS = ("parkour", "breakdance", "dance-twirl")
 REAL_FRAMES = 40
@@ -325,7 +327,7 @@ def run_chain(work: Path, smooth: bool) -> dict:
             OutputConfig(path=str(out_dir / "%05d.png"), content="alpha", format="png", start_number=0),
         ),
         engine=EngineConfig(**{"name": "classic", **ENGINE_SETS}),
-        smooth=SmoothConfig(enabled=smooth),
+        smooth=SmoothConfig(**{**SMOOTH_SETS, "enabled": smooth}),
         overwrite=True,
         progress="none",
     )
@@ -439,6 +441,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="KEY=VALUE",
         help="change an [engine] option (vmatte.engine.config.EngineConfig) for every run, e.g. prior=0.03",
     )
+    ap.add_argument(
+        "--smooth",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="change a [smooth] option (vmatte.temporal.config.SmoothConfig) for every run, e.g. lookahead=8",
+    )
     ap.add_argument("--no-raw", action="store_true", help="skip the smoothing-off run (faster iteration)")
     ap.add_argument("--messddt", action="store_true", help="also score MESSDdt (slower: GT flow per frame)")
     ap.add_argument("--no-real", action="store_true", help="skip the real-footage arm (DAVIS clips)")
@@ -453,9 +462,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", default="/tmp/vmatte-bench/bench_smooth_e2e.json")
     ap.add_argument("--work", default="/tmp/vmatte-bench/e2e")
     args = ap.parse_args(argv)
-    from vmatte.config import EngineConfig
+    from vmatte.config import EngineConfig, SmoothConfig
 
     ENGINE_SETS.update(parse_sets(args.engine, EngineConfig, "--engine"))
+    SMOOTH_SETS.update(parse_sets(args.smooth, SmoothConfig, "--smooth"))
     if args.grow_band is not None:
         ENGINE_SETS["grow_band"] = args.grow_band
     overrides = parse_sets(args.set)
@@ -476,7 +486,13 @@ def run(args, overrides: dict) -> int:
         print_real(real_rows, overrides)
         write_json(
             args.json,
-            {"benchmark": "smooth_e2e", "tuning": overrides, "engine": ENGINE_SETS, "real": real_rows},
+            {
+                "benchmark": "smooth_e2e",
+                "tuning": overrides,
+                "engine": ENGINE_SETS,
+                "smooth": SMOOTH_SETS,
+                "real": real_rows,
+            },
         )
         return 0
     fgs = B.load_foregrounds()
@@ -620,6 +636,7 @@ def run(args, overrides: dict) -> int:
             "benchmark": "smooth_e2e",
             "tuning": overrides,
             "engine": ENGINE_SETS,
+            "smooth": SMOOTH_SETS,
             "real": real_rows,
             "clips": rows,
             "mean_change_pct": summary,

@@ -3,6 +3,7 @@ matte's SAD into error the band forced, wrong definite labels and error inside t
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import cv2
@@ -92,3 +93,30 @@ def test_set_reaches_the_smoother_the_runner_builds(be):
     assert TemporalSmoother(SmoothConfig()).tuning.sigma_alpha != 0.3
     with pytest.raises(SystemExit, match="sigma_bogus"):
         be.parse_sets(["sigma_bogus=1"])
+
+
+def test_smooth_option_changes_the_window_of_every_run(be, monkeypatch, tmp_path):
+    """--smooth KEY=VALUE sets [smooth] options (the window) for the smoothing-on run; smoothing-off stays off;
+    a key SmoothConfig does not have is refused before anything runs."""
+    import vmatte
+    from vmatte.config import SmoothConfig
+
+    assert be.parse_sets(["lookahead=8", "strength=0.5"], SmoothConfig, "--smooth") == {
+        "lookahead": 8,
+        "strength": 0.5,
+    }
+    with pytest.raises(SystemExit, match=re.escape("--smooth 'sigma_alpha=0.3'")):
+        be.parse_sets(["sigma_alpha=0.3"], SmoothConfig, "--smooth")
+    seen = []
+
+    class Report:
+        frames_written = 1
+        times = type("Times", (), {"engine": 0.0, "smooth": 0.0})
+        smoothing = None
+
+    monkeypatch.setattr(vmatte, "run", lambda cfg: seen.append(cfg.smooth) or Report())
+    monkeypatch.setattr(be, "SMOOTH_SETS", {"lookahead": 8, "lookbehind": 2})
+    be.run_chain(tmp_path, smooth=True)
+    be.run_chain(tmp_path, smooth=False)
+    assert (seen[0].enabled, seen[0].lookahead, seen[0].lookbehind) == (True, 8, 2)
+    assert (seen[1].enabled, seen[1].lookahead) == (False, 8)

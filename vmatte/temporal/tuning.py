@@ -30,6 +30,19 @@ class Tuning:
     sigma_mode: alpha width of the "mode" average around the median.
     snap_saturated: with combine "mean", pull the result to 0 (1) where candidates at exactly 0 (1) hold most
         of the weight (clipped noise at a saturated pixel is one-sided).
+
+    sigma_alpha measured 2026-12-07 (session 22) end to end (scripts/bench_smooth_e2e.py: 11 real GT mattes
+    over DAVIS, classic engine, dtSSD as a ratio to the per-frame oracle; its real-footage arm, DAVIS parkour /
+    breakdance / dance-twirl, smoothing's change to SAD and dtSSD, where averaging misaligned frames raises
+    SAD) and on tests/test_temporal_smooth.py's moving fur edge that rotates against its subject's motion
+    (input: band error 0.0274, band dtSSD 5.43), at 0.1 / 0.15 / 0.25 / 0.4:
+    - composites dtSSD 0.831 / 0.819 / 0.799 / 0.785x;
+    - real footage SAD -2.8 / -2.8 / -2.2 / -0.6 %, dtSSD -0.8 / -1.1 / -1.4 / -1.3 %;
+    - the non-rigid fur edge: error 0.0249 / 0.0258 / 0.0291 / -, its flicker -6 % / -1.6 % / up.
+    The composites' foregrounds move rigidly, so misaligned history agrees with the present there; on a
+    non-rigid edge it does not, and a wider tolerance averages it in. 0.1 stays. sigma_color 0.12 (with 0.25:
+    composites 0.790x) raised the fur edge's error further (0.0307). A wider window (lookahead and lookbehind
+    8) left the composites at 0.831x: the weights, not the window, limit the average.
     """
 
     sigma_color: float = 0.08
