@@ -100,7 +100,8 @@ def test_moving_edge_is_not_trailed():
     # with noise: the error near the moving edge does not grow compared with the unsmoothed input, and the
     # flicker (dtSSD in the band) does not either. This fur rotates against the subject's motion (non-rigid),
     # so the consistency weights reject most of the history and the smoother mostly abstains here (measured:
-    # -6 % dtSSD); static content is where it bites (test above) and the benchmarks measure real clips.
+    # -7 % dtSSD; -2 % with sigma_alpha 0.15 and jitter_px 0.5, a trail, see vmatte.temporal.tuning); static
+    # content is where it bites (test above) and the benchmarks measure real clips.
     from vmatte.evaluate.metrics import dtssd
 
     frames, gts = noisy_clip(scene, seed=3, noise=0.06)
