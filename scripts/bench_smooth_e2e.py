@@ -88,7 +88,9 @@ snapping's filter went 4 -> 2 px: SAD 0.77 -> 0.74x, dtSSD 0.93 -> 0.89x): SAD 0
 0.61x, Grad 0.87 -> 0.72x, dtSSD 0.89 -> 0.83x, coverage 0.524 -> 0.734 (soft mass 0.697 -> 0.848), band
 0.43 -> 0.93x the oracle's, smoothing -4.1 -> -5.2 %; chain 73 -> 132 s wall, 102 -> 200 s CPU. Unlike the offline
 re-solves of dilated recorded trimaps above, the wider band in the chain did not raise SAD; figures for other
-margins and pulls in vmatte.engine.band.
+margins and pulls in vmatte.engine.band. With binary keyframes padded too (2026-12-07, session 22): coverage
+0.734 -> 0.755, dtSSD 0.831 -> 0.830x; then the smoother's sigma_alpha 0.1 -> 0.2 and jitter_px 0.5 -> 0.1
+(vmatte.temporal.tuning): SAD 0.743 -> 0.732x, dtSSD 0.830 -> 0.806x, smoothing -5.5 -> -7.7 %.
 pymatting's other solvers on the recorded trimaps (4 frames a clip), SAD relative to closed-form: KNN 1.18x,
 shared matting 1.20x, large-kernel 2.27x, so closed-form stays the classic engine.
 Work files go under /tmp/vmatte-bench/e2e (never the repo). Skips cleanly when the shared data is absent.

@@ -48,8 +48,8 @@ class Tuning:
     the fur edge's error 0.0258 / 0.0291 / - and its flicker -1.6 % / up (a trail), and the real footage's SAD
     gain fell to -0.6 % at 0.4. With jitter 0.1: sigma_alpha 0.15 gives 0.822x; at 0.25 the fur edge flickers
     more than its input (+1.5 %). sigma_color 0.12 (semi-transparent pixels over a moving background change
-    colour) raised the fur edge's error further. A wider window (lookahead and
-    lookbehind 8) left the composites at 0.831x: the weights, not the window, limit the average.
+    colour) raised the fur edge's error further. A wider window (lookahead and lookbehind 8) left the
+    composites at 0.831x: the weights, not the window, limit the average.
     """
 
     sigma_color: float = 0.08
