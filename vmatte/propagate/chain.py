@@ -101,7 +101,9 @@ class Motion:
     foreground layer's coherence limit in work px (see FlowPair.layer_motion; 0 = extend everywhere) and
     whether a label so carried keeps that motion's consistency (``layer_trust``, see Tuning); where the
     flow explains the frames within ``photo_fit`` grey levels the step keeps that much reliability whatever
-    the consistency (0 = off, see :func:`photometric_fit`)."""
+    the consistency (0 = off, see :func:`photometric_fit`); a one-sided chain (before the first keyframe, after
+    the last) carries on the frame's decided probability where its own reliability is below ``decided_below``,
+    for ``decided_frames`` frames from its keyframe (0 = off, see :meth:`carry_decided`)."""
 
     flow: Warps
     layer_px: float
@@ -111,6 +113,8 @@ class Motion:
     layer_coherence: float = 0.0
     layer_trust: bool = False
     photo_fit: float = 0.0
+    decided_below: float = 0.0
+    decided_frames: int = 0
 
     def step(self, p, r, to_src, c, g_src, g_dst) -> tuple[np.ndarray, np.ndarray]:
         """(p, r) on the source frame's grid → on the destination's: ``to_src`` the flow dst→src on dst's grid,
@@ -135,6 +139,42 @@ class Motion:
             p, r = release_ghost(p, r, to_src, c, self.ghost_px)
         return p, r
 
+    def carries_decided(self, steps: int) -> bool:
+        """Whether a one-sided chain ``steps`` frames from its keyframe carries the frame's decision on."""
+        return self.decided_below > 0 and steps <= self.decided_frames
+
+    def carry_decided(self, p: np.ndarray, r: np.ndarray, decided: np.ndarray, steps: int) -> np.ndarray:
+        """A one-sided chain's probability for its next step, ``steps`` frames from its keyframe: ``decided``
+        (the frame's blended probability: the colour models and the graph cut spoke where the flow failed)
+        where the chain lost the subject (its reliability without the distance decay below
+        ``decided_below``), the chain's own ``p`` elsewhere; all (wh, ww) float32 in [0, 1].
+
+        With no keyframe on the other side nothing re-anchors a chain that lost the subject (an occlusion, a
+        fast limb); between keyframes the other direction does. Carried on from its own lost label, the chain
+        keeps the subject where it was lost while the subject moves on, out of the zone where colour and the
+        cut may find it (libby: the dog behind a post after the last keyframe). Where the chain still holds,
+        its own label stands: a decision there is the chain's label snapped to the image, and carrying it
+        would compound the cut's errors frame by frame. Only for ``decided_frames`` frames from the keyframe:
+        the keyframe's colour models describe a scene that moves on, and a chain that carries decisions for
+        longer grows into background of the subject's colours (parkour from its first frame alone: the mask
+        covered the railing and the buildings by frame 40)."""
+        if not self.carries_decided(steps):
+            return p
+        # on how well the flow held, not on r itself: the distance decay alone takes every pixel below 0.5 ~35
+        # frames from the keyframe
+        take = r < self.decided_below * (_DECAY**steps)
+        if not take.any():
+            return p
+        # at the frame's edge the round trip fails by construction (the warps sample outside the frame), so the
+        # chain is "lost" there on every frame: a decision carried there would become the chain's own label for
+        # good and creep along the edge frame by frame (MatAnyone test-sample1: its black top row, the colour of
+        # his hair, came out as foreground). There the chain's own label stands.
+        e = _EDGE_PX
+        inner = np.zeros_like(take)
+        inner[e:-e, e:-e] = True
+        take &= inner
+        return np.where(take, decided, p).astype(np.float32)
+
 
 def photometric_fit(warped: np.ndarray, dst: np.ndarray, level: float) -> np.ndarray:
     """How well a flow explains the destination frame, (h, w) float32 in [0, 1]: 1 - e / ``level``, e the
@@ -149,6 +189,7 @@ def photometric_fit(warped: np.ndarray, dst: np.ndarray, level: float) -> np.nda
     return np.clip(1.0 - e * np.float32(1.0 / level), 0.0, 1.0)
 
 
+_EDGE_PX = 4  # work px along the frame's edge where a one-sided chain keeps its own label
 _LOST = 0.3  # chain reliability below which the carried label is no evidence any more
 _TRACKED = 0.5  # this step's flow consistency a pixel needs to count as tracked again
 _GHOST_R = 0.5  # reliability a released pixel's background label gets
@@ -271,10 +312,16 @@ class Chains:
                     r_u8 = np.zeros_like(gray) if rf is None else to_u8(rf)
                     scratch.put(t, *Pending(p_u8, r_u8, gray, bins).arrays())
                     pending.append(t)
-                elif span.stores(t):
+                elif span.stores(t) or (pf is not None and motion.carries_decided(t - prev_kf)):
+                    # past the last keyframe the forward chain alone speaks; it carries on the frame's decision
+                    # where it lost the subject, so a chunk decides the frames before its range too, as a whole
+                    # run does (its trimaps must equal the whole run's)
                     tb = time.perf_counter()
                     fwd = Direction(pf, rf, 1.0, _DECAY ** (t - prev_kf)) if pf is not None else None
-                    self._store(t, gray, fwd, None, bins, self.colours.between(prev_kf, None, 1.0, 0.0))
+                    model = self.colours.between(prev_kf, None, 1.0, 0.0)
+                    b = self._store(t, gray, fwd, None, bins, model, keep=span.stores(t))
+                    if pf is not None:
+                        pf = motion.carry_decided(pf, rf, b.p, t - prev_kf)
                     self.timings["blend_s"] += time.perf_counter() - tb
                 if on_progress is not None:
                     on_progress(done, total)
@@ -283,11 +330,15 @@ class Chains:
         finally:
             scratch.clear()
 
-    def _store(self, t, gray, fwd, bwd, bins, model) -> None:
+    def _store(self, t, gray, fwd, bwd, bins, model, keep: bool = True) -> Blended:
+        """Blend frame t's directions; store the result unless ``keep`` is False (a frame outside the stored
+        range that a one-sided chain still needs decided, see Motion.carry_decided)."""
         b = self.blender.blend(gray, fwd, bwd, bins, model)
-        if self.on_blend is not None:
-            self.on_blend(t, gray, fwd, bwd, b)
-        self.store.put(t, to_u8(b.p), b.unknown, b.confidence)
+        if keep:
+            if self.on_blend is not None:
+                self.on_blend(t, gray, fwd, bwd, b)
+            self.store.put(t, to_u8(b.p), b.unknown, b.confidence)
+        return b
 
     def _backward(self, pending: list[int], scratch: Scratch, p_kf, a: int | None, b: int, g_kf) -> None:
         """Backward chain from keyframe b (probability ``p_kf``, grey ``g_kf``) over ``pending`` (frames
@@ -301,22 +352,24 @@ class Chains:
             c = rec.c_next.astype(np.float32) / 255.0
             pb, rb = self.motion.step(pb, rb, rec.to_next.astype(np.float32), c, g_next, rec.gray)
             g_next = rec.gray
-            if self.span.stores(t):
+            stored = self.span.stores(t)
+            if a is None and (stored or self.motion.carries_decided(b - t)):
+                # before the first keyframe the backward chain alone speaks (see the forward chain's tail)
+                model = self.colours.between(None, b, 0.0, 1.0)
                 bwd = Direction(pb, rb, 1.0, _DECAY ** (b - t))
-                if a is None:
-                    model = self.colours.between(None, b, 0.0, 1.0)
-                    self._store(t, rec.gray, None, bwd, rec.bins, model)
-                else:
-                    # linear temporal weights: the closer keyframe counts more (next to B, B wins 9:1 at gap 10)
-                    tf_, tb_ = float(b - t), float(t - a)
-                    fwd = Direction(
-                        rec.p.astype(np.float32) / 255.0,
-                        rec.r.astype(np.float32) / 255.0,
-                        tf_,
-                        _DECAY ** (t - a),
-                    )
-                    model = self.colours.between(a, b, tf_, tb_)
-                    self._store(t, rec.gray, fwd, Direction(pb, rb, tb_, _DECAY ** (b - t)), rec.bins, model)
+                decided = self._store(t, rec.gray, None, bwd, rec.bins, model, keep=stored)
+                pb = self.motion.carry_decided(pb, rb, decided.p, b - t)
+            elif a is not None and stored:
+                # linear temporal weights: the closer keyframe counts more (next to B, B wins 9:1 at gap 10)
+                tf_, tb_ = float(b - t), float(t - a)
+                fwd = Direction(
+                    rec.p.astype(np.float32) / 255.0,
+                    rec.r.astype(np.float32) / 255.0,
+                    tf_,
+                    _DECAY ** (t - a),
+                )
+                model = self.colours.between(a, b, tf_, tb_)
+                self._store(t, rec.gray, fwd, Direction(pb, rb, tb_, _DECAY ** (b - t)), rec.bins, model)
             self.timings["blend_s"] += time.perf_counter() - tb
 
     def _check_agreement(self, a: int | None, b: int, pf, p_kf: np.ndarray) -> None:

@@ -216,6 +216,8 @@ class Propagator:
                 tune.layer_coherence,
                 tune.layer_trust,
                 tune.photo_fit,
+                tune.carry_decided,
+                tune.carry_frames,
             ),
             self._kf_prob,
             colours,

@@ -154,6 +154,30 @@ class Tuning:
         DAVIS every 10: IoU 0.8415 -> 0.8421, hard 0.0259 -> 0.0263, recall 0.9083 -> 0.9071, unknown 1.595 ->
         1.566; every 20: IoU 0.804 -> 0.805, hard 0.037 -> 0.038, recall 0.887 -> 0.885, unknown 1.84 -> 1.79;
         ``vmatte run`` J (7 clips) 0.8612 -> 0.8613.
+    carry_decided: a one-sided chain (past the last keyframe, before the first) carries on the frame's decided
+        probability (after colour and the cut) where the flow along it held less than this (its reliability
+        without the distance decay), instead of its own lost label (chain.Motion.carry_decided; 0 = off).
+        Between keyframes the other direction re-anchors a lost chain; past the last one nothing did, and the
+        chain kept the subject where it lost it while the subject moved on, out of reach of colour and the cut
+        (libby: the dog behind a post after keyframe 40, frame IoU 0.03 at 48). Not at the frame's 4-px edge,
+        where the round trip fails by construction (MatAnyone test-sample1's black top row crept in as
+        foreground). 2026-12-07, DAVIS (flows cached): every 10 IoU 0.845 -> 0.850, hard 0.027 -> 0.025, recall
+        0.906 -> 0.909, unknown 1.55 -> 1.56, worst decile 0.701 -> 0.740 (libby 0.215 -> 0.568, its frames
+        46 / 48 0.17 / 0.03 -> 0.63 / 0.77 under ``vmatte run``; dance-twirl 0.824 -> 0.805, its last frames
+        86-89 lose 0.02-0.06); every 20 IoU 0.805 -> 0.810, hard 0.039 -> 0.037, worst decile 0.656 -> 0.668;
+        first frame only IoU 0.537 -> 0.602, hard 0.199 -> 0.091, recall 0.721 -> 0.852, unknown 4.34 -> 4.48,
+        worst decile 0.336 -> 0.360 (breakdance 0.21 -> 0.47: the dancer is kept, not lost by frame ~20).
+        Judged on the decayed reliability (every pixel below 0.5 ~35 frames from the keyframe) the first-frame
+        protocol leaked instead: IoU 0.533, hard 0.224, unknown 6.39. Composites (keys at both ends) and
+        ``vmatte run`` J on frames 0-40 (keyframe 40 last) have no one-sided frames: unchanged.
+    carry_frames: carry_decided only this many frames from the keyframe. A chain that carries decisions for
+        longer turns into a frame-by-frame colour segmentation that grows into background of the subject's
+        colours as the scene moves on (parkour from its first frame alone: railings and buildings by frame
+        40). First frame only, 15 / 20 / 30 / unlimited: IoU 0.561 / 0.582 / 0.602 / 0.564, hard 0.163 / 0.135 /
+        0.091 / 0.196, unknown 4.34 / 4.17 / 4.48 / 5.76, worst decile 0.337 / 0.363 / 0.360 / 0.315 (every
+        10 and 20 unchanged: their one-sided runs are shorter). Leaks remain where the chain is lost for
+        long: parkour's mask takes in parts of the railing from frame ~20 (IoU 0.26 -> 0.43: without it the
+        runner is lost by frame 45).
     """
 
     sure: float = 0.9
@@ -182,6 +206,8 @@ class Tuning:
     colour_undecayed: bool = True
     photo_fit: float = 16.0
     anchored: bool = True
+    carry_decided: float = 0.5
+    carry_frames: int = 30
 
     def __post_init__(self) -> None:
         if not (0.5 < self.sure < 1.0):
@@ -190,6 +216,8 @@ class Tuning:
             raise ValueError(f"color_zone must be in (0, 0.5) and color_cell in [0, 1], got {self}")
         if not (0.0 <= self.soft_band < 0.5) or not (0.0 < self.soft_grow < 0.5):
             raise ValueError(f"soft_band must be in [0, 0.5) and soft_grow in (0, 0.5), got {self}")
+        if not (0.0 <= self.carry_decided <= 1.0) or self.carry_frames < 0:
+            raise ValueError(f"carry_decided must be in [0, 1] and carry_frames >= 0, got {self}")
         if min(
             self.cut_color,
             self.cut_reach,
