@@ -132,15 +132,17 @@ def test_grow_band_option_is_checked_and_reaches_the_engine():
 # -- band margin ([engine] band_margin): the band widened on both sides on every frame, before the first pass
 
 
-def with_prior(trimap: np.ndarray, keyframe: bool = False, rgb: np.ndarray | None = None) -> Frame:
-    """A propagated frame: its trimap and the probability it was cut from (here the trimap itself)."""
+def with_prior(trimap: np.ndarray, kind: str | None = None, rgb: np.ndarray | None = None) -> Frame:
+    """A propagated frame: its trimap and the probability it was cut from (here the trimap itself); a
+    keyframe of that ``kind`` when one is given."""
     return Frame(
         index=1,
         pts=None,
         time_base=None,
         rgb=np.zeros((H, W, 3), np.uint8) if rgb is None else rgb,
         trimap=trimap,
-        keyframe=keyframe,
+        keyframe=kind is not None,
+        keyframe_kind=kind,
         prior=trimap.copy(),
     )
 
@@ -183,11 +185,16 @@ def test_margin_covers_a_soft_edge_the_band_missed_but_not_on_soft_keyframes_or_
     assert (out.alpha[out.trimap == TRIMAP_FG] == 1).all() and (out.alpha[out.trimap == TRIMAP_BG] == 0).all()
     # a binary keyframe is padded like its neighbours (the runner then holds its matte to the mask); a soft
     # keyframe's band is the user's alpha, used as given
-    binary = with_prior(tri, keyframe=True).replace(prior=np.where(truth >= 0.5, 255, 0).astype(np.uint8))
-    cov_kf, sad_kf, _ = run(0.05, binary)
+    drawn = np.where(truth >= 0.5, 255, 0).astype(np.uint8)
+    cov_kf, sad_kf, _ = run(0.05, with_prior(tri, "binary").replace(prior=drawn))
     assert cov_kf == cov1 and sad_kf == sad1
-    soft_kf = with_prior(tri, keyframe=True).replace(prior=np.round(truth * 255).astype(np.uint8))
+    soft_kf = with_prior(tri, "alpha").replace(prior=np.round(truth * 255).astype(np.uint8))
     assert np.array_equal(run(0.05, soft_kf)[2].trimap, tri)
+    # the frame says what the user drew, not its values: a soft matte that happens to be all 0 / 1 is still
+    # the user's band (the runner does not hold it to a mask either), and a keyframe nobody named is not padded
+    for kind in ("alpha", "trimap", None):
+        kf = with_prior(tri).replace(keyframe=True, keyframe_kind=kind, prior=drawn)
+        assert np.array_equal(run(0.05, kf)[2].trimap, tri), kind
     given = Frame(index=1, pts=None, time_base=None, rgb=np.zeros((H, W, 3), np.uint8), trimap=tri)
     assert np.array_equal(run(0.05, given)[2].trimap, tri)  # a trimap from outside is used as given
 

@@ -45,6 +45,15 @@ def test_frame_16bit_conversions_round_trip():
     assert f.replace(keyframe=True).keyframe and not f.keyframe
 
 
+def test_keyframe_kind_is_one_of_the_mask_kinds_and_only_on_keyframes():
+    f = Frame(index=0, pts=0, time_base=None, rgb=np.zeros((2, 2, 3), np.uint8))
+    assert f.replace(keyframe=True, keyframe_kind="alpha").keyframe_kind == "alpha"
+    with pytest.raises(ValueError, match="keyframe_kind"):
+        f.replace(keyframe_kind="binary")  # not a keyframe
+    with pytest.raises(ValueError, match="keyframe_kind"):
+        f.replace(keyframe=True, keyframe_kind="soft")
+
+
 def test_frame_time_s_uses_pts_and_time_base():
     f = Frame(index=3, pts=3003, time_base=Fraction(1, 30000), rgb=np.zeros((2, 2, 3), np.uint8))
     assert f.time_s == pytest.approx(0.1001)

@@ -164,6 +164,9 @@ def test_keyframes_are_exact(seq, tmp_path):
     assert [f.index for f in frames] == list(range(21))
     assert [f.index for f in frames if f.keyframe] == KF
     assert all(f.confidence == 1.0 for f in frames if f.keyframe)
+    # each keyframe says what was drawn (the engine pads and the runner holds a binary one only)
+    assert [f.keyframe_kind for f in frames if f.keyframe] == ["binary", "trimap", "alpha"]
+    assert all(f.keyframe_kind is None for f in frames if not f.keyframe)
     np.testing.assert_array_equal(frames[10].trimap, tri)
     # the probability each trimap was cut from travels with it (the classic engine's prior): the drawn mask
     # or alpha at keyframes, none for a drawn trimap, the propagated probability between them

@@ -12,12 +12,16 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import Literal, get_args
 
 import numpy as np
 
 TRIMAP_BG = 0
 TRIMAP_UNKNOWN = 128
 TRIMAP_FG = 255
+
+# what the user drew for a keyframe: a binary mask, a trimap, or a soft alpha matte (vmatte.io.masks)
+KeyframeKind = Literal["binary", "trimap", "alpha"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)
@@ -35,6 +39,9 @@ class Frame:
         alpha: (H, W) float32 in [0, 1], straight (not premultiplied), or None.
         foreground: (H, W, 3) float32 in [0, 1], decontaminated foreground colour, or None (then ``rgb``).
         keyframe: True when the user drew a mask for this frame.
+        keyframe_kind: at a keyframe, what the user drew: "binary" (a mask: the matte is held to it and its
+            band gets the engine's margin like every other frame's), "trimap" or "alpha" (used as given); None
+            on other frames and on keyframes whose kind nobody told (a frame from outside the propagator).
         confidence: propagation confidence in [0, 1] for this frame's trimap (1 at keyframes), or None.
         motion: a :class:`~vmatte.motion.shared.FrameMotion` (this frame's scene-cut decision and the run's
             shared flow store, attached by propagation so that smoothing reuses both), or None.
@@ -55,6 +62,7 @@ class Frame:
     alpha: np.ndarray | None = None
     foreground: np.ndarray | None = None
     keyframe: bool = False
+    keyframe_kind: KeyframeKind | None = None
     confidence: float | None = None
     motion: object | None = None
     foreground_boxes: tuple[tuple[int, int, int, int], ...] | None = None
@@ -69,6 +77,13 @@ class Frame:
         if rgb.dtype not in (np.uint8, np.uint16):
             raise ValueError(f"Frame {self.index}: rgb must be uint8 or uint16, got {rgb.dtype}")
         hw = rgb.shape[:2]
+        if self.keyframe_kind is not None and (
+            not self.keyframe or self.keyframe_kind not in get_args(KeyframeKind)
+        ):
+            raise ValueError(
+                f"Frame {self.index}: keyframe_kind must be one of {get_args(KeyframeKind)} on a keyframe, "
+                f"got {self.keyframe_kind!r} (keyframe={self.keyframe})"
+            )
         if self.trimap is not None:
             t = self.trimap
             if t.shape != hw or t.dtype != np.uint8:

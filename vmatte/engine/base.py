@@ -168,13 +168,14 @@ class BatchingEngine:
     def _pad(self, f: Frame) -> Frame:
         """``f`` with its band widened by ``band_margin`` (vmatte.engine.band.pad); the classic engine pulls the
         added pixels towards the propagation's probability (at a binary keyframe, the drawn mask). Trimaps that
-        came without one (the service's, a drawn trimap) and soft keyframes keep their band: used as given.
-        A binary keyframe is padded like its neighbours, so its soft edge does not pop at the keyframe; the
-        runner then holds its matte to the mask (propagate.trimap.hold_mask)."""
+        came without one (the service's, a drawn trimap) and other keyframes (a soft alpha, or one whose kind
+        nobody told) keep their band: used as given. A binary keyframe is padded like its neighbours, so its
+        soft edge does not pop at the keyframe; the runner then holds its matte to the mask
+        (propagate.trimap.hold_mask), on the same ``keyframe_kind``."""
         if not self.band_margin or f.prior is None:
             return f
-        if f.keyframe and not ((f.prior == 0) | (f.prior == 255)).all():
-            return f  # a soft keyframe: the user's alpha, used as given
+        if f.keyframe and f.keyframe_kind != "binary":
+            return f
         from vmatte.engine import band
 
         h, w = f.trimap.shape

@@ -42,16 +42,16 @@ import re
 import struct
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
 
 import numpy as np
 
 from vmatte.errors import MaskError
+from vmatte.frame import KeyframeKind
 
 log = logging.getLogger(__name__)
 
 MASK_EXTS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp", ".exr")
-MaskKind = Literal["binary", "trimap", "alpha"]
+MaskKind = KeyframeKind  # the one list of kinds lives with the Frame that carries it
 _DIGITS = re.compile(r"\d+")
 # words a frame number is commonly glued to (frame120.png, f0120.png, key12.png); any other word before the
 # number (sample1, v2, take3) makes it look like a name or a version, not a frame

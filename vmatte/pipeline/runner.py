@@ -89,10 +89,7 @@ class _Chain:
     def _hold(self, f: Frame) -> Frame:
         """A keyframe drawn as a binary mask comes out agreeing with it (alpha > 0.5 exactly on the mask,
         propagate.trimap.hold_mask); trimap and soft keyframes, and every other frame, pass unchanged."""
-        if (
-            not (f.keyframe and self.hold and f.alpha is not None)
-            or self.propagator.keyframes.kind(f.index) != "binary"
-        ):
+        if not (self.hold and f.keyframe_kind == "binary" and f.alpha is not None):
             return f
         if self._held is None or self._held[0] != f.index:
             self._held = (f.index, self.propagator.keyframes.get(f.index)[1])  # binary: uint8 {0, 255}

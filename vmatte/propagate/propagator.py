@@ -367,7 +367,7 @@ class Propagator:
 
     # ---- streaming API for the runner ----------------------------------------------------------------------
     def push(self, frame: Frame) -> list[Frame]:
-        """Frame (full-res rgb, clip order) → [frame with trimap, confidence, keyframe flag]. Prepares on first
+        """Frame (full-res rgb, clip order) → [frame with trimap, confidence, keyframe flag and kind]. Prepares on first
         use. Applies alpha feedback from :meth:`observe` when available."""
         if not self.prepared:
             self.prepare()
@@ -383,7 +383,17 @@ class Propagator:
         # the scene-cut decision of the pass, and the flows, travel on to the smoother (computed once)
         cut = (t in self.cuts) if self.cuts_decided else None
         motion = FrameMotion(t, cut, self.motion)
-        return [frame.replace(trimap=tri, confidence=float(conf), keyframe=is_kf, motion=motion, prior=prior)]
+        kind = self.keyframes.kind(t) if is_kf else None
+        return [
+            frame.replace(
+                trimap=tri,
+                confidence=float(conf),
+                keyframe=is_kf,
+                keyframe_kind=kind,
+                motion=motion,
+                prior=prior,
+            )
+        ]
 
     def flush(self) -> list[Frame]:
         """Nothing is buffered by :meth:`push`; present for the stage protocol."""
