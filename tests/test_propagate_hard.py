@@ -491,6 +491,32 @@ def _line_scene(n: int, speed: float):
     return frames, masks, lines
 
 
+def test_a_furry_outline_is_no_line():
+    """The tips of a furry edge line up along the body's tangents into straight runs of thin mask hugging the
+    body, which the Hough transform takes for segments. The bundled example's keyframe 60 (a fuzzy disc over a
+    background of thin dark vertical lines) gave three; after the last keyframe the search found one on the
+    background's nearest line, and the matte had an opaque vertical line 25 px left of the disc from frame 66
+    on. A line leaves the body (lines.LEAVE_SHARE): none is learnt there, and the mask keeps to the disc."""
+    from vmatte.propagate import lines
+
+    root = Path(__file__).resolve().parents[1] / "examples"
+    clip = open_clip(root / "clip.mp4")
+    kf = load_keyframes(root / "keyframes", clip.info)
+    frame = next(iter(clip.frames(60, 60)))
+    drawn = kf.get(60)[1] > 0
+    gray = cv2.cvtColor(frame.rgb_u8(), cv2.COLOR_RGB2GRAY)
+    assert lines.learn(lines.shrink(gray), lines.shrink(drawn, is_mask=True)) is None
+    prop = Propagator(clip, kf, frame_range=(60, 71))
+    prop.prepare()
+    assert not prop.lines
+    for t in (66, 70):
+        _tri, mask, _conf = prop.result(t)
+        _n, lab, stats, _ = cv2.connectedComponentsWithStats(mask)
+        disc = lab == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+        near = cv2.dilate(disc.view(np.uint8), np.ones((17, 17), np.uint8)) > 0  # its fuzz: within 8 px
+        assert not np.any((mask > 0) & ~near), t
+
+
 def test_thin_line_is_found_again_between_keyframes(tmp_path):
     """A 1-px line the warps lose: with the line rescue most of it is foreground on the frames between the
     keyframes (without it, almost none), the band beside it stays narrow, and the background rail of the

@@ -72,6 +72,11 @@ MIN_SHARE = 0.05  # an orientation bin holding this share of the keyframe's line
 # pixels found between keyframes rose from 7 % to 15 % at the same precision, 0.91-0.93)
 MIN_LINE_PX = 200  # at 480p: fewer line pixels at the keyframe and there is nothing to look for
 MIN_SEGMENT_PX = 30  # at 480p: the shortest straight segment kept (shorter pieces do not stand out)
+LEAVE_SHARE = 0.25  # a segment is a line when this share of it lies farther than WIDTH_PX from the body: the
+# tips of a furry edge line up along the body's tangents and form straight "segments" hugging it (the bundled
+# example's fuzzy disc: 3 segments, 0 % of them away from the body; the search then took the background's
+# dark lines for them and drew an opaque line beside the disc after its last keyframe); DAVIS keyframes'
+# kite and paraglider lines: 52-100 %
 RIDGE_PX = 5  # the top-hat's disk: keeps lines up to ~4 px wide, less of the texture around them
 STEP_PX = 12  # at 480p: how far each end of a segment may move between two frames
 STAND_OUT = 3.0  # a segment's best position must score this many times the median of the positions searched
@@ -242,12 +247,23 @@ def _extend(ridge: np.ndarray, seg: np.ndarray, level: float) -> np.ndarray:
     return np.concatenate(ends)
 
 
+def _leaves_body(seg: np.ndarray, body_px: np.ndarray) -> float:
+    """Share of the segment (4,) float32 end points lying farther than WIDTH_PX from the subject's body
+    (``body_px``, (H, W) float32 distance to it in px)."""
+    n = int(max(abs(seg[2] - seg[0]), abs(seg[3] - seg[1]))) + 1
+    h, w = body_px.shape
+    xs = np.clip(np.round(np.linspace(seg[0], seg[2], n)).astype(np.int32), 0, w - 1)
+    ys = np.clip(np.round(np.linspace(seg[1], seg[3], n)).astype(np.int32), 0, h - 1)
+    return float(np.mean(body_px[ys, xs] > WIDTH_PX))
+
+
 def learn(gray: np.ndarray, mask: np.ndarray) -> LineModel | None:
     """The line model of a keyframe: ``gray`` (H, W) uint8, ``mask`` (H, W) bool, both at the search size
     (:func:`shrink`). None where the mask has too few thin pixels in a dominant direction (most subjects, hair) or
     they hold no straight segment."""
     el = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (WIDTH_PX, WIDTH_PX))
-    thin = mask & (cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, el) == 0)
+    thick = cv2.morphologyEx(mask.astype(np.uint8), cv2.MORPH_OPEN, el) > 0
+    thin = mask & ~thick
     if thin.sum() < MIN_LINE_PX:
         return None
     orient = _orientation(thin)
@@ -258,7 +274,11 @@ def learn(gray: np.ndarray, mask: np.ndarray) -> LineModel | None:
     ridges = {p: _ridge(gray, p, RIDGE_PX) for p in (1, -1)}
     segments = []
     zero = np.zeros(1, np.float32)
+    # px from the subject's body (the mask's parts wider than a line); the frame's edge counts as far
+    body_px = cv2.distanceTransform(np.pad(~thick, 1, constant_values=True).view(np.uint8), cv2.DIST_L2, 5)
     for seg in _segments(on):
+        if _leaves_body(seg, body_px[1:-1, 1:-1]) < LEAVE_SHARE:
+            continue  # fuzz along the body's outline (a furry edge's tips line up on its tangents), no line
         at = {p: float(_scores(r, seg, zero, zero)[0, 0]) for p, r in ridges.items()}
         polarity = 1 if at[1] >= at[-1] else -1
         if at[polarity] > 0:  # a segment on a flat image has nothing to be found by
