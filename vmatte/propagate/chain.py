@@ -165,10 +165,10 @@ class Motion:
         take = r < self.decided_below * (_DECAY**steps)
         if not take.any():
             return p
-        # at the frame's edge the round trip fails by construction (the warps sample outside the frame), so the
-        # chain is "lost" there on every frame: a decision carried there would become the chain's own label for
-        # good and creep along the edge frame by frame (MatAnyone test-sample1: its black top row, the colour of
-        # his hair, came out as foreground). There the chain's own label stands.
+        # along the frame's edge the round trip fails (content enters and leaves there), so the chain is "lost"
+        # there on every frame (MatAnyone test-sample1: all of its top 3 work rows by frame 10): a decision
+        # carried there would become the chain's own label for good and creep along the edge frame by frame
+        # (its black top row, the colour of his hair, came out as foreground). There the chain's label stands.
         e = _EDGE_PX
         inner = np.zeros_like(take)
         inner[e:-e, e:-e] = True

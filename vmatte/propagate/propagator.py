@@ -367,8 +367,8 @@ class Propagator:
 
     # ---- streaming API for the runner ----------------------------------------------------------------------
     def push(self, frame: Frame) -> list[Frame]:
-        """Frame (full-res rgb, clip order) → [frame with trimap, confidence, keyframe flag and kind]. Prepares on first
-        use. Applies alpha feedback from :meth:`observe` when available."""
+        """Frame (full-res rgb, clip order) → [frame with trimap, confidence, keyframe flag and kind, prior].
+        Prepares on first use. Applies alpha feedback from :meth:`observe` when available."""
         if not self.prepared:
             self.prepare()
         t0 = time.perf_counter()

@@ -160,15 +160,15 @@ class Tuning:
         Between keyframes the other direction re-anchors a lost chain; past the last one nothing did, and the
         chain kept the subject where it lost it while the subject moved on, out of reach of colour and the cut
         (libby: the dog behind a post after keyframe 40, frame IoU 0.03 at 48). Not at the frame's 4-px edge,
-        where the round trip fails by construction (MatAnyone test-sample1's black top row crept in as
+        where the chain is lost on every frame (MatAnyone test-sample1's black top row crept in as
         foreground). 2026-12-07, DAVIS (flows cached): every 10 IoU 0.845 -> 0.850, hard 0.027 -> 0.025, recall
         0.906 -> 0.909, unknown 1.55 -> 1.56, worst decile 0.701 -> 0.740 (libby 0.215 -> 0.568, its frames
         46 / 48 0.17 / 0.03 -> 0.63 / 0.77 under ``vmatte run``; dance-twirl 0.824 -> 0.805, its last frames
         86-89 lose 0.02-0.06); every 20 IoU 0.805 -> 0.810, hard 0.039 -> 0.037, worst decile 0.656 -> 0.668;
         first frame only IoU 0.537 -> 0.602, hard 0.199 -> 0.091, recall 0.721 -> 0.852, unknown 4.34 -> 4.48,
         worst decile 0.336 -> 0.360 (breakdance 0.21 -> 0.47: the dancer is kept, not lost by frame ~20).
-        Judged on the decayed reliability (every pixel below 0.5 ~35 frames from the keyframe) the first-frame
-        protocol leaked instead: IoU 0.533, hard 0.224, unknown 6.39. Composites (keys at both ends) and
+        Judged on the decayed reliability (every pixel below 0.5 ~35 frames from the keyframe) and with no
+        frame limit, the first-frame protocol leaked instead: IoU 0.533, hard 0.219, unknown 6.44. Composites (keys at both ends) and
         ``vmatte run`` J on frames 0-40 (keyframe 40 last) have no one-sided frames: unchanged.
     carry_frames: carry_decided only this many frames from the keyframe. A chain that carries decisions for
         longer turns into a frame-by-frame colour segmentation that grows into background of the subject's
