@@ -52,7 +52,6 @@ class _Chain:
         self.times = report.times
         self.cpu = report.cpu
         self.hold = hold
-        self._held: tuple[int, Any] | None = None  # (keyframe, its drawn mask): held twice, read once
 
     def push(self, frame: Frame) -> None:
         t, c = time.perf_counter(), time.thread_time()
@@ -88,12 +87,11 @@ class _Chain:
 
     def _hold(self, f: Frame) -> Frame:
         """A keyframe drawn as a binary mask comes out agreeing with it (alpha > 0.5 exactly on the mask,
-        propagate.trimap.hold_mask); trimap and soft keyframes, and every other frame, pass unchanged."""
-        if not (self.hold and f.keyframe_kind == "binary" and f.alpha is not None):
+        propagate.trimap.hold_mask); trimap and soft keyframes, and every other frame, pass unchanged. The mask
+        travels on the frame: a binary keyframe's prior is the drawn mask (Propagator.result_with_prior)."""
+        if not (self.hold and f.keyframe_kind == "binary" and f.alpha is not None and f.prior is not None):
             return f
-        if self._held is None or self._held[0] != f.index:
-            self._held = (f.index, self.propagator.keyframes.get(f.index)[1])  # binary: uint8 {0, 255}
-        return f.replace(alpha=hold_mask(f.alpha, self._held[1]))
+        return f.replace(alpha=hold_mask(f.alpha, f.prior))
 
     def _matte(self, call, frame) -> None:
         t, c = time.perf_counter(), time.thread_time()

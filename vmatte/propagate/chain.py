@@ -170,9 +170,8 @@ class Motion:
         # carried there would become the chain's own label for good and creep along the edge frame by frame
         # (its black top row, the colour of his hair, came out as foreground). There the chain's label stands.
         e = _EDGE_PX
-        inner = np.zeros_like(take)
-        inner[e:-e, e:-e] = True
-        take &= inner
+        take[:e] = take[-e:] = False
+        take[:, :e] = take[:, -e:] = False
         return np.where(take, decided, p).astype(np.float32)
 
 

@@ -76,7 +76,7 @@ LEAVE_SHARE = 0.25  # a segment is a line when this share of it lies farther tha
 # tips of a furry edge line up along the body's tangents and form straight "segments" hugging it (the bundled
 # example's fuzzy disc: 3 segments, 0 % of them away from the body; the search then took the background's
 # dark lines for them and drew an opaque line beside the disc after its last keyframe); DAVIS keyframes'
-# kite and paraglider lines: 52-100 %
+# kite and paraglider lines: 54-100 %
 RIDGE_PX = 5  # the top-hat's disk: keeps lines up to ~4 px wide, less of the texture around them
 STEP_PX = 12  # at 480p: how far each end of a segment may move between two frames
 STAND_OUT = 3.0  # a segment's best position must score this many times the median of the positions searched
@@ -248,13 +248,9 @@ def _extend(ridge: np.ndarray, seg: np.ndarray, level: float) -> np.ndarray:
 
 
 def _leaves_body(seg: np.ndarray, body_px: np.ndarray) -> float:
-    """Share of the segment (4,) float32 end points lying farther than WIDTH_PX from the subject's body
-    (``body_px``, (H, W) float32 distance to it in px)."""
-    n = int(max(abs(seg[2] - seg[0]), abs(seg[3] - seg[1]))) + 1
-    h, w = body_px.shape
-    xs = np.clip(np.round(np.linspace(seg[0], seg[2], n)).astype(np.int32), 0, w - 1)
-    ys = np.clip(np.round(np.linspace(seg[1], seg[3], n)).astype(np.int32), 0, h - 1)
-    return float(np.mean(body_px[ys, xs] > WIDTH_PX))
+    """Share of the segment's pixels ((4,) float32 end points) lying farther than WIDTH_PX from the subject's
+    body (``body_px``, (H, W) float32 distance to it in px)."""
+    return float(np.mean(body_px[_draw(seg, body_px.shape) > 0] > WIDTH_PX))
 
 
 def learn(gray: np.ndarray, mask: np.ndarray) -> LineModel | None:
