@@ -120,3 +120,29 @@ def test_smooth_option_changes_the_window_of_every_run(be, monkeypatch, tmp_path
     be.run_chain(tmp_path, smooth=False)
     assert (seen[0].enabled, seen[0].lookahead, seen[0].lookbehind) == (True, 8, 2)
     assert (seen[1].enabled, seen[1].lookahead) == (False, 8)
+
+
+def test_propagate_option_reaches_every_run(be, monkeypatch, tmp_path):
+    """--propagate KEY=VALUE sets [propagate] options (e.g. the keyframe hold) for both runs; a key
+    PropagateConfig does not have is refused before anything runs."""
+    import vmatte
+    from vmatte.config import PropagateConfig
+
+    assert be.parse_sets(["hold_keyframes=false"], PropagateConfig, "--propagate") == {
+        "hold_keyframes": False
+    }
+    with pytest.raises(SystemExit, match=re.escape("--propagate 'lookahead=8'")):
+        be.parse_sets(["lookahead=8"], PropagateConfig, "--propagate")
+    seen = []
+
+    class Report:
+        frames_written = 1
+        times = type("Times", (), {"engine": 0.0, "smooth": 0.0})
+        smoothing = None
+
+    monkeypatch.setattr(vmatte, "run", lambda cfg: seen.append(cfg.propagate) or Report())
+    monkeypatch.setattr(be, "PROPAGATE_SETS", {"hold_keyframes": False})
+    be.run_chain(tmp_path, smooth=True)
+    be.run_chain(tmp_path, smooth=False)
+    assert [p.hold_keyframes for p in seen] == [False, False]
+    assert PropagateConfig().hold_keyframes  # the default holds
