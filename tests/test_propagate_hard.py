@@ -773,10 +773,16 @@ def test_loose_strips_are_the_unbacked_thin_pieces():
     mask[10:30, 10:25] = True  # the subject, which the chains back
     mask[0, 5:55] = True  # a 1-px strip along the frame's edge that colour alone made
     mask[10:22, 40:52] = True  # a wide piece colour recovered (a part coming out from behind something)
+    mask[34:40, 28:58] = True  # a 6-px wide, 30-px long bar colour alone made (a gap in a ceiling)
+    mask[30:40, 0:6] = True  # a 6-px wide but short piece: a part coming out, not a strip
     anchor = np.zeros_like(mask)
     anchor[15:25, 12:20] = True
-    loose = loose_strips(mask, anchor, 4.0)
-    assert loose[0, 5:55].all() and loose.sum() == 50
+    loose = loose_strips(mask, anchor, 4.0, 5.0)
+    assert loose[0, 5:55].all() and loose[34:40, 28:58].all()
+    assert loose.sum() == 50 + 6 * 30  # the subject, the wide piece and the short one stay
+    assert loose_strips(mask, anchor, 4.0, 6.0).sum() == 50  # 30 px is 5 widths of 6 px, not 6
+    anchor[36, 40] = True  # a chain backs the bar: it stays
+    assert loose_strips(mask, anchor, 4.0, 5.0).sum() == 50
 
 
 def test_a_codec_line_at_the_frame_edge_does_not_become_foreground(shared_data, tmp_path):
@@ -795,6 +801,26 @@ def test_a_codec_line_at_the_frame_edge_does_not_become_foreground(shared_data, 
     for t in (5, 10):
         p, _unknown = prop.work_result(t)
         assert int((p[:3] >= 128).sum()) == 0, t
+
+
+def test_a_ceiling_gap_the_subject_left_does_not_stay_foreground(shared_data, tmp_path):
+    # MatAnyone test-sample1 (its first-frame mask only): his head touches the top of the frame around frame 40
+    # and then moves down; from frame 48 on, colour and the cut kept the dark gap in the ceiling fixture above it
+    # as a detached bar 6-12 work px tall and ~70 wide (an opaque bar in the matte through frame 78). No chain
+    # puts it in the foreground; it was too wide for the 4-px rule, but it is a strip
+    clip_path = shared_data / "matanyone-inputs" / "inputs" / "video" / "test-sample1.mp4"
+    keys = tmp_path / "k"
+    keys.mkdir()
+    (keys / "00000.png").write_bytes(
+        (shared_data / "matanyone-inputs/inputs/mask/test-sample1.png").read_bytes()
+    )
+    clip = open_clip(clip_path)
+    prop = Propagator(clip, load_keyframes(keys, clip.info), PropagateConfig(), frame_range=(0, 60))
+    prop.prepare()
+    for t in (50, 60):
+        p, _unknown = prop.work_result(t)
+        # the rows above his head (its top is at row 32-39 of 360); before, a bar of 328 px there at frame 50
+        assert int((p[:12, 230:380] >= 128).sum()) == 0, t
 
 
 def _shimmering_disc_scene(n: int = 20, speed: float = 10.0):

@@ -24,13 +24,17 @@ from vmatte.propagate.tuning import Tuning
 # last keyframe), instead of 25
 UNVERIFIED_AGREEMENT = 0.5
 
-# work px: a piece of the mask no chain backs and nowhere wider than this is dropped (Tuning.anchored)
+# a piece of the mask no chain backs is dropped when it is nowhere wider than _STRIP_PX work px, or when it is
+# at least _STRIP_LENGTH times as long as it is wide (its area over its width squared): a strip is a strip
+# however wide (Tuning.anchored)
 _STRIP_PX = 4.0
+_STRIP_LENGTH = 5.0
 
 
-def loose_strips(mask: np.ndarray, anchor: np.ndarray, width: float) -> np.ndarray:
+def loose_strips(mask: np.ndarray, anchor: np.ndarray, width: float, length: float) -> np.ndarray:
     """(wh, ww) bool: the 8-connected pieces of ``mask`` that hold no ``anchor`` pixel and are nowhere wider
-    than ``width`` px (both masks (wh, ww) bool)."""
+    than ``width`` px or at least ``length`` times as long as they are wide (area >= length x width², width =
+    twice the largest distance to the piece's outside); both masks (wh, ww) bool."""
     n, lab, stats, _ = cv2.connectedComponentsWithStats(mask.view(np.uint8), connectivity=8)
     loose = np.zeros_like(mask)
     if n <= 1:
@@ -42,7 +46,8 @@ def loose_strips(mask: np.ndarray, anchor: np.ndarray, width: float) -> np.ndarr
         piece = lab[y : y + h, x : x + w] == i
         # half-width: the largest distance to the background (the frame's edges count as background)
         half = cv2.distanceTransform(np.pad(piece.view(np.uint8), 1), cv2.DIST_L2, 3)
-        if 2 * float(half.max()) <= width:
+        wide = 2 * float(half.max())
+        if wide <= width or float(stats[i, cv2.CC_STAT_AREA]) >= length * wide * wide:
             loose[y : y + h, x : x + w] |= piece
     return loose
 
@@ -153,7 +158,7 @@ class Blender:
         if tune.anchored and pc is not None:
             # colour classifies pixels, not objects: a strip no chain puts in the foreground is not the subject;
             # there the chains' word stands (below 0.5 throughout the strip)
-            loose = loose_strips(mask, p_chain >= 0.5, _STRIP_PX)
+            loose = loose_strips(mask, p_chain >= 0.5, _STRIP_PX, _STRIP_LENGTH)
             if loose.any():
                 mask = mask & ~loose
                 p = np.where(loose, p_chain, p).astype(np.float32)

@@ -153,7 +153,16 @@ class Tuning:
         too, lost libby's dog coming out from behind a trunk (every-10 worst decile 0.214 -> 0.167). 2026-12-07,
         DAVIS every 10: IoU 0.8415 -> 0.8421, hard 0.0259 -> 0.0263, recall 0.9083 -> 0.9071, unknown 1.595 ->
         1.566; every 20: IoU 0.804 -> 0.805, hard 0.037 -> 0.038, recall 0.887 -> 0.885, unknown 1.84 -> 1.79;
-        ``vmatte run`` J (7 clips) 0.8612 -> 0.8613.
+        ``vmatte run`` J (7 clips) 0.8612 -> 0.8613. Such a piece at least 5 times as long as it is wide (area /
+        width², blend._STRIP_LENGTH) is dropped however wide (2026-12-07, session 24): the same clip from its
+        first-frame mask kept the dark gap of the ceiling fixture above his head, once the head had touched the
+        frame's top and moved down, as a detached bar 6-12 work px tall and ~70 long on frames 48-78 (an opaque
+        bar in the matte); now on frames 71-72 only, where it joins the head. Unbacked pieces wider than 4 px on
+        DAVIS are at most 4.8 widths long with keys every 10 (unchanged to 4 decimals); first frame only IoU
+        0.6019 -> 0.6027, unknown 4.481 -> 4.474; every 20 unknown 1.7867 -> 1.7861, the rest equal. At 6 / 8
+        widths: first frame 0.6026 / 0.6023, and the bar stays on frame 70. Counting a piece backed on under
+        10 % of its area as unbacked too (aimed at parkour's handrail from its first frame, which a lost chain
+        backs at one end): first frame 0.6009, not kept.
     carry_decided: a one-sided chain (past the last keyframe, before the first) carries on the frame's decided
         probability (after colour and the cut) where the flow along it held less than this (its reliability
         without the distance decay), instead of its own lost label (chain.Motion.carry_decided; 0 = off).
