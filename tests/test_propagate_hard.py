@@ -604,7 +604,7 @@ def test_clearing_beside_a_found_line_spares_a_line_the_search_missed():
     model = lines.learn(frame(50), mask)
     assert model is not None and len(model.segments) == 1
     found = lines.LineTrack(model).step(frame(52))
-    line, _keep = found.masks()
+    line, _keep, _unsure = found.masks()
     assert line[52, 60:340].mean() > 0.95 and line.sum() < 400  # A, moved 2 px, and nothing else
     tri = np.full((120, 400), TRIMAP_BG, np.uint8)
     tri[30:90] = TRIMAP_UNKNOWN  # the propagated slab the warps smeared the lines into
@@ -652,11 +652,55 @@ def test_a_line_too_faint_to_stand_out_alone_moves_with_the_others(monkeypatch):
     for joint in (True, False):
         if not joint:
             monkeypatch.setattr(lines, "_joint_motion", lambda before, after: None)
-        px, _keep = lines.LineTrack(model).step(img1).masks()
+        px, _keep, _unsure = lines.LineTrack(model).step(img1).masks()
         got[joint] = float(px[faint1].mean())
         near = cv2.dilate(mask1.view(np.uint8), np.ones((3, 3), np.uint8)) > 0
         assert not (px & ~near).any()
     assert got[True] > 0.95 and got[False] < 0.05, got
+
+
+def test_a_line_the_search_misses_is_unknown_where_it_should_be_not_background():
+    """Four lines of one keyframe move 6 px together; on the next frame the faintest one fades to a ridge the
+    narrow search refuses (below KEEP_LEVEL of its keyframe's). It is not drawn as a line, but where the
+    others' joint motion puts it the trimap is unknown, not the background the propagation said; the
+    texture elsewhere stays background. Without a joint motion it stays unknown where it last was."""
+    from vmatte.frame import TRIMAP_BG, TRIMAP_FG, TRIMAP_UNKNOWN
+    from vmatte.propagate import lines
+
+    rng = np.random.default_rng(2)
+    texture = 110 + rng.normal(0, 10, (160, 400))
+
+    def frame(dy, faint_level):
+        img = texture.copy()
+        strong = np.zeros(img.shape, np.uint8)
+        for y0, y1 in ((20, 40), (45, 60), (150, 130)):
+            cv2.line(strong, (40, y0 + dy), (360, y1 + dy), 1, 1)
+        img[strong > 0] = 235
+        faint = np.zeros(img.shape, np.uint8)
+        cv2.line(faint, (40, 95 + dy), (360, 95 + dy), 1, 1)
+        img[faint > 0] += faint_level
+        return np.clip(img, 0, 255).astype(np.uint8), (strong > 0) | (faint > 0), faint > 0
+
+    img0, mask0, faint0 = frame(0, 40)
+    model = lines.learn(img0, mask0)
+    assert model is not None
+    img1, mask1, faint1 = frame(6, 2)
+    found = lines.LineTrack(model).step(img1)
+    line, _keep, unsure = found.masks()
+    assert not line[faint1].any()  # not found: not drawn as a line
+    assert unsure[faint1].mean() > 0.95  # ... but unknown where it is
+    on_lines = cv2.dilate(mask1.view(np.uint8), np.ones((7, 7), np.uint8)) > 0  # UNSURE_PX wide, rounded
+    assert unsure[~on_lines].sum() < 0.03 * unsure.sum()  # and nowhere else
+    tri = np.full(img1.shape, TRIMAP_BG, np.uint8)
+    out = lines.apply(tri, found)
+    assert (out[faint1] == TRIMAP_UNKNOWN).mean() > 0.95
+    assert (out[line] == TRIMAP_FG).all()
+    ring = cv2.dilate(line.view(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))) > 0
+    assert (out[~(unsure | ring)] == TRIMAP_BG).all()  # elsewhere as it was, but the found lines' rings
+    # no line found on its own, so no joint motion: each unknown where it last was
+    nothing = np.clip(texture, 0, 255).astype(np.uint8)
+    line, _keep, unsure = lines.LineTrack(model).step(nothing).masks()
+    assert not line.any() and unsure[faint0].mean() > 0.95
 
 
 def test_joint_motion_of_lines_is_refused_when_it_says_nothing():
