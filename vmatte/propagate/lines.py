@@ -67,6 +67,14 @@ unknown 2.83 -> 2.86); every 20: 0.0374 -> 0.0314, 0.885 -> 0.905, 1.787 -> 1.84
 / 0.925 / 0.928, unknown 1.597 / 1.612 / 1.625. ``vmatte run`` (classic engine, frames 0-40): paragliding-launch J
 0.8055 -> 0.8024, F 0.790 -> 0.794, dtSSD 13.21 -> 13.29 (its prior, the propagation's "background", keeps
 most of a faint line in the band near 0, as before; a learned engine sees the line there); kite-surf unchanged.
+Of paragliding's GT line pixels still definite background after that, 72 % lie within 3 px of the segments of
+the keyframe before or after as drawn there (49 % / 45 %), kite-surf's 20 %: its lines moved and the rest do not.
+Not kept, every 10 (hard / recall / unknown, from 0.0200 / 0.925 / 1.612): both keyframes' segments unknown on
+every frame between them, 7 px wide: 0.0148 / 0.943 / 1.826 (kite-surf's unknown 2.86 -> 4.11, strips where its
+lines no longer are); only segments the other keyframe also has there (half their length within its segments'
+7-px strips): 0.0176 / 0.933 / 1.655 (5 px wide: 0.0179 / 0.932 / 1.648). Marking a place unknown because a line
+was there 5 frames away is deferring, and the classic engine gains nothing from it (it mattes those strips
+near 0, as it does the carried places: ``vmatte run`` J above).
 """
 
 from __future__ import annotations
