@@ -491,6 +491,40 @@ def _line_scene(n: int, speed: float):
     return frames, masks, lines
 
 
+def test_frames_that_lost_their_lines_are_less_sure(tmp_path, monkeypatch):
+    """The line the disc tows is gone from frames 5-8 (keys 0 and 12). The blend's confidence hardly sees a
+    1-px line; the frames' confidence is the blend's times the share of the subject their lost segments cost
+    (lines.Found.share), so the suggestions and the report point at them; frames that found the line keep the
+    blend's confidence."""
+    from vmatte.propagate import lines as L
+
+    n, keys = 13, [0, 12]
+    frames, masks, lines = _line_scene(n, 5.0)
+    plain, _ = _blob_scene(n, 60, 5.0, 24)
+    for t in range(5, 9):
+        frames[t] = plain[t]
+        frames[t][40:42, :] = 235  # the rail stays
+    fd, md = _write(tmp_path, frames, {k: masks[k] for k in keys})
+    clip = open_clip(fd)
+
+    def run():
+        prop = Propagator(clip, load_keyframes(md, clip.info))
+        prop.prepare()
+        return prop
+
+    with_lines = run()
+    monkeypatch.setattr(Propagator, "_lines_confidence", lambda self: None)
+    blend_only = run()
+    shares = {t: with_lines.lines[t].share for t in range(1, 12)}
+    for t in range(5, 9):
+        assert shares[t] < 0.9, shares
+        assert with_lines.confidence[t] == round(blend_only.confidence[t] * shares[t], 4)
+        assert with_lines.confidence[t] < blend_only.confidence[t]
+    for t in (1, 2, 3):
+        assert shares[t] == 1.0 and with_lines.confidence[t] == blend_only.confidence[t], shares
+    assert L.Found.of(lines[1], lines[1]).share == 1.0
+
+
 def test_a_furry_outline_is_no_line():
     """The tips of a furry edge line up along the body's tangents into straight runs of thin mask hugging the
     body, which the Hough transform takes for segments. The bundled example's keyframe 60 (a fuzzy disc over a

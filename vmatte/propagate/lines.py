@@ -143,9 +143,10 @@ class Segment:
 @dataclass(frozen=True)
 class LineModel:
     """What the lines of one keyframe look like: their segments (their width is ``WIDTH_PX`` at the search
-    size)."""
+    size), and the keyframe mask's area in px at the search size (what a lost line is weighed against)."""
 
     segments: tuple[Segment, ...]
+    mask_px: int = 1
 
 
 def _ridge(gray: np.ndarray, polarity: int, width: int) -> np.ndarray:
@@ -304,7 +305,7 @@ def learn(gray: np.ndarray, mask: np.ndarray) -> LineModel | None:
             segments.append(Segment(*(float(v) for v in seg), polarity, at[polarity]))
     if not segments:
         return None
-    return LineModel(tuple(segments))
+    return LineModel(tuple(segments), int(mask.sum()))
 
 
 @dataclass(frozen=True)
@@ -313,19 +314,24 @@ class Found:
     frame: a paraglider's frame has ~1 200 line pixels and ~17 000 to keep): the lines found, the pixels
     within :func:`apply`'s clearing reach of them that are a ridge of a segment's polarity at least
     ``KEEP_RIDGE`` x the weakest segment's keyframe level (lines the search did not find), and the carried
-    places of the segments not found (``UNSURE_PX`` wide)."""
+    places of the segments not found (``UNSURE_PX`` wide). ``share``: 1 - the length of the segments not found
+    over the keyframe mask's area, in [0, 1] (the propagation's confidence takes it in:
+    Propagator._lines_confidence)."""
 
     packed: bytes
+    share: float = 1.0
 
     @classmethod
-    def of(cls, line: np.ndarray, keep: np.ndarray, unsure: np.ndarray | None = None) -> Found:
+    def of(
+        cls, line: np.ndarray, keep: np.ndarray, unsure: np.ndarray | None = None, share: float = 1.0
+    ) -> Found:
         """From (h, w) bool masks of the line pixels, of the pixels to keep and of the places of the segments
         not found (``unsure``, None: none); a line pixel is a line pixel whatever else it is."""
         lab = np.where(keep, np.uint8(2), np.uint8(0))
         if unsure is not None:
             lab[unsure] = 3
         lab[line] = 1
-        return cls(pack(lab))
+        return cls(pack(lab), share)
 
     def masks(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """((h, w) bool line pixels, pixels to keep, places of the segments not found)."""
@@ -362,6 +368,7 @@ class LineTrack:
             _draw(self._at[i], gray.shape, out=found)
         motion = _joint_motion(before, after) if missed else None
         unsure = np.zeros(gray.shape, np.uint8)
+        lost = set()
         for i in missed:
             seg = self.model.segments[i]
             if motion is not None:
@@ -377,14 +384,19 @@ class LineTrack:
             # not seen on this frame, but the keyframe had it: where it should be is not known to be
             # background (UNSURE_PX, apply)
             _draw(self._at[i], gray.shape, UNSURE_PX, out=unsure)
+            lost.add(i)
         if not found.any() and not unsure.any():
             return None
+        # a lost segment costs the frame its pixels' share of the subject (a 1-px line: its length)
+        segs = self.model.segments
+        lost_px = sum(float(np.hypot(segs[i].x2 - segs[i].x1, segs[i].y2 - segs[i].y1)) for i in lost)
+        share = max(0.0, 1.0 - lost_px / max(self.model.mask_px, 1))
         near = cv2.distanceTransform(1 - found, cv2.DIST_L2, 3) <= CLEAR_REACH * WIDTH_PX + 1
         keep = np.zeros(gray.shape, bool)
         for p, ridge in ridges.items():
             weakest = min(s.level for s in self.model.segments if s.polarity == p)
             keep |= ridge >= KEEP_RIDGE * weakest
-        return Found.of(found > 0, keep & near, unsure > 0)
+        return Found.of(found > 0, keep & near, unsure > 0, share)
 
 
 def _joint_motion(before: list[np.ndarray], after: list[np.ndarray]) -> np.ndarray | None:
