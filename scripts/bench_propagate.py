@@ -20,7 +20,9 @@ Metrics (per clip: IoU is the mean over scored frames, the others are ratios of 
 - fps: frames per second of the whole method run (decode + flow + blend + full-res output), wall clock.
 - conf_iou_spearman (vmatte): Spearman correlation of the per-frame confidence with frame IoU; the mean over
   clips is printed under the table (2026-12-06: every 10 0.303 -> 0.452, every 20 0.352 -> 0.406 when frames
-  one direction alone reaches stopped counting as fully agreed, blend.UNVERIFIED_AGREEMENT).
+  one direction alone reaches stopped counting as fully agreed, blend.UNVERIFIED_AGREEMENT; 2026-12-07: every 10
+  0.490 -> 0.536, every 20 0.450 -> 0.499 when frames that lost their lines lost confidence,
+  Propagator._lines_confidence).
 Methods: vmatte (Propagator), nearest (nearest keyframe copied), forward (binary mask chained forward with DIS
 flow from the previous keyframe, frames before it copy the first keyframe). Baselines use a fixed 8 px band.
 """
