@@ -95,10 +95,25 @@ def test_set_reaches_the_smoother_the_runner_builds(be):
         be.parse_sets(["sigma_bogus=1"])
 
 
+def _fake_runs(monkeypatch, part) -> list:
+    """vmatte.run replaced by a stub that records ``part(config)`` of each run it is given (the list returned)
+    and reports one frame written."""
+    import vmatte
+
+    seen: list = []
+
+    class Report:
+        frames_written = 1
+        times = type("Times", (), {"engine": 0.0, "smooth": 0.0})
+        smoothing = None
+
+    monkeypatch.setattr(vmatte, "run", lambda cfg: seen.append(part(cfg)) or Report())
+    return seen
+
+
 def test_smooth_option_changes_the_window_of_every_run(be, monkeypatch, tmp_path):
     """--smooth KEY=VALUE sets [smooth] options (the window) for the smoothing-on run; smoothing-off stays off;
     a key SmoothConfig does not have is refused before anything runs."""
-    import vmatte
     from vmatte.config import SmoothConfig
 
     assert be.parse_sets(["lookahead=8", "strength=0.5"], SmoothConfig, "--smooth") == {
@@ -107,14 +122,7 @@ def test_smooth_option_changes_the_window_of_every_run(be, monkeypatch, tmp_path
     }
     with pytest.raises(SystemExit, match=re.escape("--smooth 'sigma_alpha=0.3'")):
         be.parse_sets(["sigma_alpha=0.3"], SmoothConfig, "--smooth")
-    seen = []
-
-    class Report:
-        frames_written = 1
-        times = type("Times", (), {"engine": 0.0, "smooth": 0.0})
-        smoothing = None
-
-    monkeypatch.setattr(vmatte, "run", lambda cfg: seen.append(cfg.smooth) or Report())
+    seen = _fake_runs(monkeypatch, lambda cfg: cfg.smooth)
     monkeypatch.setattr(be, "SMOOTH_SETS", {"lookahead": 8, "lookbehind": 2})
     be.run_chain(tmp_path, smooth=True)
     be.run_chain(tmp_path, smooth=False)
@@ -125,7 +133,6 @@ def test_smooth_option_changes_the_window_of_every_run(be, monkeypatch, tmp_path
 def test_propagate_option_reaches_every_run(be, monkeypatch, tmp_path):
     """--propagate KEY=VALUE sets [propagate] options (e.g. the keyframe hold) for both runs; a key
     PropagateConfig does not have is refused before anything runs."""
-    import vmatte
     from vmatte.config import PropagateConfig
 
     assert be.parse_sets(["hold_keyframes=false"], PropagateConfig, "--propagate") == {
@@ -133,14 +140,7 @@ def test_propagate_option_reaches_every_run(be, monkeypatch, tmp_path):
     }
     with pytest.raises(SystemExit, match=re.escape("--propagate 'lookahead=8'")):
         be.parse_sets(["lookahead=8"], PropagateConfig, "--propagate")
-    seen = []
-
-    class Report:
-        frames_written = 1
-        times = type("Times", (), {"engine": 0.0, "smooth": 0.0})
-        smoothing = None
-
-    monkeypatch.setattr(vmatte, "run", lambda cfg: seen.append(cfg.propagate) or Report())
+    seen = _fake_runs(monkeypatch, lambda cfg: cfg.propagate)
     monkeypatch.setattr(be, "PROPAGATE_SETS", {"hold_keyframes": False})
     be.run_chain(tmp_path, smooth=True)
     be.run_chain(tmp_path, smooth=False)

@@ -657,6 +657,23 @@ def test_clearing_beside_a_found_line_spares_a_line_the_search_missed():
     assert (bare[b_rows(52, xs), xs] == TRIMAP_BG).mean() > 0.5
 
 
+_FOUR_LINES_TEXTURE = 110 + np.random.default_rng(2).normal(0, 10, (160, 400))
+
+
+def _four_lines(dy: int, faint_level: int):
+    """Three bright 1-px lines and a faint horizontal one (``faint_level`` grey levels over noise of 10),
+    moved ``dy`` px down: (grey (160, 400) uint8, all lines' mask, the faint line's mask)."""
+    img = _FOUR_LINES_TEXTURE.copy()
+    strong = np.zeros(img.shape, np.uint8)
+    for y0, y1 in ((20, 40), (45, 60), (150, 130)):
+        cv2.line(strong, (40, y0 + dy), (360, y1 + dy), 1, 1)
+    img[strong > 0] = 235
+    faint = np.zeros(img.shape, np.uint8)
+    cv2.line(faint, (40, 95 + dy), (360, 95 + dy), 1, 1)
+    img[faint > 0] += faint_level
+    return np.clip(img, 0, 255).astype(np.uint8), (strong > 0) | (faint > 0), faint > 0
+
+
 def test_a_line_too_faint_to_stand_out_alone_moves_with_the_others(monkeypatch):
     """Four lines of one keyframe (a kite's or a canopy's) move 6 px together; the faintest is a ridge of 20
     grey levels in noise of 10, too weak for the free search to single out among the positions it tries. The
@@ -664,24 +681,10 @@ def test_a_line_too_faint_to_stand_out_alone_moves_with_the_others(monkeypatch):
     is missed. Nothing is drawn off the lines."""
     from vmatte.propagate import lines
 
-    rng = np.random.default_rng(2)
-    texture = 110 + rng.normal(0, 10, (160, 400))
-
-    def frame(dy):
-        img = texture.copy()
-        strong = np.zeros(img.shape, np.uint8)
-        for y0, y1 in ((20, 40), (45, 60), (150, 130)):
-            cv2.line(strong, (40, y0 + dy), (360, y1 + dy), 1, 1)
-        img[strong > 0] = 235
-        faint = np.zeros(img.shape, np.uint8)
-        cv2.line(faint, (40, 95 + dy), (360, 95 + dy), 1, 1)
-        img[faint > 0] += 20
-        return np.clip(img, 0, 255).astype(np.uint8), (strong > 0) | (faint > 0), faint > 0
-
-    img0, mask0, _ = frame(0)
+    img0, mask0, _ = _four_lines(0, 20)
     model = lines.learn(img0, mask0)
     assert model is not None
-    img1, mask1, faint1 = frame(6)
+    img1, mask1, faint1 = _four_lines(6, 20)
     got = {}
     for joint in (True, False):
         if not joint:
@@ -701,24 +704,10 @@ def test_a_line_the_search_misses_is_unknown_where_it_should_be_not_background()
     from vmatte.frame import TRIMAP_BG, TRIMAP_FG, TRIMAP_UNKNOWN
     from vmatte.propagate import lines
 
-    rng = np.random.default_rng(2)
-    texture = 110 + rng.normal(0, 10, (160, 400))
-
-    def frame(dy, faint_level):
-        img = texture.copy()
-        strong = np.zeros(img.shape, np.uint8)
-        for y0, y1 in ((20, 40), (45, 60), (150, 130)):
-            cv2.line(strong, (40, y0 + dy), (360, y1 + dy), 1, 1)
-        img[strong > 0] = 235
-        faint = np.zeros(img.shape, np.uint8)
-        cv2.line(faint, (40, 95 + dy), (360, 95 + dy), 1, 1)
-        img[faint > 0] += faint_level
-        return np.clip(img, 0, 255).astype(np.uint8), (strong > 0) | (faint > 0), faint > 0
-
-    img0, mask0, faint0 = frame(0, 40)
+    img0, mask0, faint0 = _four_lines(0, 40)
     model = lines.learn(img0, mask0)
     assert model is not None
-    img1, mask1, faint1 = frame(6, 2)
+    img1, mask1, faint1 = _four_lines(6, 2)
     found = lines.LineTrack(model).step(img1)
     line, _keep, unsure = found.masks()
     assert not line[faint1].any()  # not found: not drawn as a line
@@ -732,7 +721,7 @@ def test_a_line_the_search_misses_is_unknown_where_it_should_be_not_background()
     ring = cv2.dilate(line.view(np.uint8), cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (7, 7))) > 0
     assert (out[~(unsure | ring)] == TRIMAP_BG).all()  # elsewhere as it was, but the found lines' rings
     # no line found on its own, so no joint motion: each unknown where it last was
-    nothing = np.clip(texture, 0, 255).astype(np.uint8)
+    nothing = np.clip(_FOUR_LINES_TEXTURE, 0, 255).astype(np.uint8)
     line, _keep, unsure = lines.LineTrack(model).step(nothing).masks()
     assert not line.any() and unsure[faint0].mean() > 0.95
 
@@ -863,10 +852,8 @@ def test_loose_strips_are_the_unbacked_thin_pieces():
     assert loose_strips(mask, anchor, 4.0, 5.0).sum() == 50
 
 
-def test_a_codec_line_at_the_frame_edge_does_not_become_foreground(shared_data, tmp_path):
-    # MatAnyone test-sample1: the video's top row is black (0, 4, 0), the colour of the subject's hair and suit;
-    # the colour models and the cut made a strip of it foreground above his head from frame ~3 on, and with the
-    # classic engine's prior it came out as an opaque line in the matte
+def _matanyone_sample1(shared_data, tmp_path, last: int) -> Propagator:
+    """MatAnyone test-sample1 propagated from its first-frame mask alone over frames 0-``last``, prepared."""
     clip_path = shared_data / "matanyone-inputs" / "inputs" / "video" / "test-sample1.mp4"
     keys = tmp_path / "k"
     keys.mkdir()
@@ -874,8 +861,16 @@ def test_a_codec_line_at_the_frame_edge_does_not_become_foreground(shared_data, 
         (shared_data / "matanyone-inputs/inputs/mask/test-sample1.png").read_bytes()
     )
     clip = open_clip(clip_path)
-    prop = Propagator(clip, load_keyframes(keys, clip.info), PropagateConfig(), frame_range=(0, 10))
+    prop = Propagator(clip, load_keyframes(keys, clip.info), PropagateConfig(), frame_range=(0, last))
     prop.prepare()
+    return prop
+
+
+def test_a_codec_line_at_the_frame_edge_does_not_become_foreground(shared_data, tmp_path):
+    # MatAnyone test-sample1: the video's top row is black (0, 4, 0), the colour of the subject's hair and suit;
+    # the colour models and the cut made a strip of it foreground above his head from frame ~3 on, and with the
+    # classic engine's prior it came out as an opaque line in the matte
+    prop = _matanyone_sample1(shared_data, tmp_path, 10)
     for t in (5, 10):
         p, _unknown = prop.work_result(t)
         assert int((p[:3] >= 128).sum()) == 0, t
@@ -886,15 +881,7 @@ def test_a_ceiling_gap_the_subject_left_does_not_stay_foreground(shared_data, tm
     # and then moves down; from frame 48 on, colour and the cut kept the dark gap in the ceiling fixture above it
     # as a detached bar 6-12 work px tall and ~70 wide (an opaque bar in the matte through frame 78). No chain
     # puts it in the foreground; it was too wide for the 4-px rule, but it is a strip
-    clip_path = shared_data / "matanyone-inputs" / "inputs" / "video" / "test-sample1.mp4"
-    keys = tmp_path / "k"
-    keys.mkdir()
-    (keys / "00000.png").write_bytes(
-        (shared_data / "matanyone-inputs/inputs/mask/test-sample1.png").read_bytes()
-    )
-    clip = open_clip(clip_path)
-    prop = Propagator(clip, load_keyframes(keys, clip.info), PropagateConfig(), frame_range=(0, 60))
-    prop.prepare()
+    prop = _matanyone_sample1(shared_data, tmp_path, 60)
     for t in (50, 60):
         p, _unknown = prop.work_result(t)
         # the rows above his head (its top is at row 32-39 of 360); before, a bar of 328 px there at frame 50
