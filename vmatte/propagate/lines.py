@@ -146,7 +146,7 @@ class LineModel:
     size), and the keyframe mask's area in px at the search size (what a lost line is weighed against)."""
 
     segments: tuple[Segment, ...]
-    mask_px: int = 1
+    mask_px: int
 
 
 def _ridge(gray: np.ndarray, polarity: int, width: int) -> np.ndarray:
