@@ -345,6 +345,10 @@ class LineTrack:
     def __init__(self, model: LineModel) -> None:
         self.model = model
         self._at = [np.array([s.x1, s.y1, s.x2, s.y2], np.float32) for s in model.segments]
+        # what losing each segment costs a frame: its pixels' share of the subject (a 1-px line: its length)
+        self._cost = [
+            float(np.hypot(s.x2 - s.x1, s.y2 - s.y1)) / max(model.mask_px, 1) for s in model.segments
+        ]
 
     def step(self, gray: np.ndarray) -> Found | None:
         """The lines on the next frame, grey (H, W) uint8; None where none was found."""
@@ -387,10 +391,7 @@ class LineTrack:
             lost.add(i)
         if not found.any() and not unsure.any():
             return None
-        # a lost segment costs the frame its pixels' share of the subject (a 1-px line: its length)
-        segs = self.model.segments
-        lost_px = sum(float(np.hypot(segs[i].x2 - segs[i].x1, segs[i].y2 - segs[i].y1)) for i in lost)
-        share = max(0.0, 1.0 - lost_px / max(self.model.mask_px, 1))
+        share = max(0.0, 1.0 - sum(self._cost[i] for i in lost))
         near = cv2.distanceTransform(1 - found, cv2.DIST_L2, 3) <= CLEAR_REACH * WIDTH_PX + 1
         keep = np.zeros(gray.shape, bool)
         for p, ridge in ridges.items():
@@ -455,8 +456,8 @@ def apply(trimap: np.ndarray, found: Found) -> np.ndarray:
     d_body = cv2.distanceTransform((trimap != TRIMAP_FG).view(np.uint8), cv2.DIST_L2, 3)
     edge, reach = width / 3.0, CLEAR_REACH * width
     clear = (trimap == TRIMAP_UNKNOWN) & (d_line > edge) & (d_line <= reach) & (d_body > reach) & ~keep
-    tri[clear & ~unsure] = TRIMAP_BG
-    tri[unsure & (trimap != TRIMAP_FG)] = TRIMAP_UNKNOWN
+    tri[clear] = TRIMAP_BG
+    tri[unsure & (trimap != TRIMAP_FG)] = TRIMAP_UNKNOWN  # after the clearing: it does not clear them
     tri[(d_line <= edge) & (trimap != TRIMAP_FG)] = TRIMAP_UNKNOWN
     tri[line] = TRIMAP_FG
     return tri
