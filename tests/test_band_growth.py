@@ -64,11 +64,14 @@ def test_cut_off_finds_a_matte_the_band_truncated_and_nothing_on_a_hard_edge():
     assert band.widen(band_around(hard, 4), hard, 3) is None
 
 
-def test_widen_grows_only_near_the_cut_and_keeps_thin_parts():
+def test_widen_grows_only_near_the_cut_and_keeps_the_core_of_thin_parts():
     soft = soft_edge(30.0)
-    tri = band_around(soft, 4)
-    # a thin foreground part (3 px wide) beside the cut stretch: it must keep its label
-    tri[10:60, 104:107] = TRIMAP_FG
+    tri = band_around(soft, 4)  # band x 91..99
+    # foreground parts beside the cut stretch, narrower than twice the widening (6 px): a 2-px line keeps its
+    # label, a 3-px line and a 9-px bar give up their outer half and keep a definite core
+    tri[5:20, 101:103] = TRIMAP_FG
+    tri[25:40, 101:104] = TRIMAP_FG
+    tri[45:58, 101:110] = TRIMAP_FG
     alpha = soft.copy()
     alpha[60:, :] = (alpha[60:, :] >= 0.5).astype(np.float32)  # the lower half is a hard edge: not cut there
     wider = band.widen(tri, alpha, 6)
@@ -76,8 +79,13 @@ def test_widen_grows_only_near_the_cut_and_keeps_thin_parts():
     grown = (wider == TRIMAP_UNKNOWN) & (tri != TRIMAP_UNKNOWN)
     assert grown[:60].sum() > 0
     assert not grown[75:].any()  # far from the cut stretch nothing changes
-    assert (wider[10:60, 104:107] == TRIMAP_FG).all()
+    assert (wider[7:18, 101:103] == TRIMAP_FG).all()
+    assert (wider[27:38, 102] == TRIMAP_FG).all() and (wider[27:38, [101, 103]] == TRIMAP_UNKNOWN).all()
+    assert (wider[47:56, 103:108] == TRIMAP_FG).all() and (wider[47:56, 101:103] == TRIMAP_UNKNOWN).all()
+    assert (wider[47:56, 108:110] == TRIMAP_FG).all()  # beyond the widening's reach
     assert ((wider == tri) | (wider == TRIMAP_UNKNOWN)).all()  # definite labels only ever become unknown
+    # the old limit kept parts narrower than the widening whole: no margin at all on an arm or a lock of hair
+    # narrower than twice it (the 9-px bar here)
 
 
 def test_growth_covers_a_soft_edge_wider_than_the_band_and_lowers_the_error():
@@ -153,8 +161,11 @@ def test_pad_widens_the_whole_band_on_both_sides_and_keeps_thin_parts():
     wider = band.pad(tri, 6)
     assert wider is not None
     cols = np.nonzero((wider == TRIMAP_UNKNOWN).all(0))[0]
-    assert cols.min() <= 73 and cols.max() >= 87  # 6 px more into both sides, along the whole edge
-    assert (wider[10:60, 100:103] == TRIMAP_FG).all()  # narrower than the margin: keeps its label
+    assert cols.min() <= 73 and cols.max() >= 86  # about 6 px more into both sides, along the whole edge
+    # beside the line the background is a 17-px gap: only its outer half may go (x 83..86 of 83..99)
+    beside, away = (wider[15:55] == TRIMAP_UNKNOWN), (wider[65:] == TRIMAP_UNKNOWN)
+    assert beside[:, 83:87].all() and not beside[:, 92:].any() and away[:, 83:89].all()
+    assert (wider[10:60, 100:103] == TRIMAP_FG).all()  # beyond the margin's reach: keeps its label
     assert (wider[:, :60] == TRIMAP_FG).all() and (wider[:, 110:] == TRIMAP_BG).all()  # far off: unchanged
     assert ((wider == tri) | (wider == TRIMAP_UNKNOWN)).all()  # definite labels only ever become unknown
     # nothing to pad: no band, or no foreground part wide enough to have a soft edge
