@@ -33,16 +33,16 @@ soft edge popped there): coverage 0.734 -> 0.755, SAD 0.740 -> 0.743x, MSE 0.608
 0.709x, dtSSD 0.831 -> 0.830x, keyframe IoU 1.000 (2026-12-07, session 22). Trimap and soft keyframes are
 the user's band, used as given.
 
-Thin parts (2026-12-07, session 25). The limits kept every part narrower than twice the widening whole (no disk
-of its radius fits in it: an arm, a leg, a lock of hair, the gap between two legs; 24 px at 480p with the
+Thin parts (2026-12-07, session 25). The limits kept every part narrower than twice the widening whole (no
+disk of its radius fits in it: an arm, a leg, a lock of hair, the gap between two legs; 24 px at 480p with the
 margin), so the margin and growth skipped the parts whose soft edge lies nearest the band. Now a part gives up
 at most its outer half (:func:`_reach`), its thickness measured along the part itself (:func:`_thickness`).
-Same benchmark: SAD 0.732 -> 0.722x, MSE 0.578 -> 0.561x, Grad 0.680 -> 0.658x, dtSSD 0.805 -> 0.795x
-(dim3, fur beside a dancer's white leg, 1.47 -> 1.42x), coverage 0.757 -> 0.750 (a background gap beside a
-thin part now gives up only its outer half), band area 0.97 -> 0.95x the oracle's, the chain's CPU 188 -> 211
-s; DAVIS ``vmatte run`` J 0.8642 -> 0.8645, F 0.9096 -> 0.9096, dtSSD 9.160 -> 9.120; the classic engine's CPU
-on DAVIS parkour (100 frames, keys every 30) 0.518 -> 0.511 s/frame; :func:`pad` alone on parkour's mask 18 -> 25
-CPU ms at 480p, 182 -> 230 ms at 1080p. Not kept:
+Same benchmark: SAD 0.732 -> 0.722x, MSE 0.578 -> 0.561x, Grad 0.680 -> 0.658x, dtSSD 0.805 -> 0.795x (dim3,
+fur beside a dancer's white leg, 1.47 -> 1.42x), coverage 0.757 -> 0.750 (a background gap beside a thin part
+now gives up only its outer half), band area 0.97 -> 0.95x the oracle's, the chain's CPU 188 -> 211 s; DAVIS
+``vmatte run`` J 0.8642 -> 0.8645, F 0.9096 -> 0.9096, dtSSD 9.160 -> 9.120; the classic engine's CPU on DAVIS
+parkour (100 frames, keys every 30) 0.518 -> 0.511 s/frame; :func:`pad` alone on parkour's mask 18 -> 25 CPU
+ms at 480p, 182 -> 230 ms at 1080p. Not kept:
 
 - the thickness as a plain max filter over the widening's square (a thin part beside a thick one counts as
   thick): dtSSD 0.787x, SAD 0.715x, coverage 0.751, but at margin 0.05 DAVIS paragliding-launch J 0.802 ->
