@@ -175,6 +175,22 @@ def test_pad_widens_the_whole_band_on_both_sides_and_keeps_thin_parts():
     assert band.pad(thin, 6) is None
 
 
+def test_pad_measures_a_thin_part_along_itself_not_across_a_gap():
+    # a 40-px body in a 2-px band and, 2 px of background beside the band, a 2-px foreground line (a strap, a
+    # kite line): the body gives up its outer 6 px, the line keeps its label; a thickness taken over a square
+    # window would see the body's depth across the gap and make the line unknown whole
+    tri = np.zeros((H, W), np.uint8)
+    tri[18:103, 18:62] = TRIMAP_UNKNOWN
+    tri[20:101, 20:60] = TRIMAP_FG
+    tri[20:101, 64:66] = TRIMAP_FG
+    wider = band.pad(tri, 6)
+    assert wider is not None
+    rows = slice(30, 90)
+    assert (wider[rows, 54:60] == TRIMAP_UNKNOWN).all() and (wider[rows, 30:53] == TRIMAP_FG).all()
+    assert (wider[rows, 64:66] == TRIMAP_FG).all()
+    assert (wider[rows, 62:64] == TRIMAP_BG).all()  # the 2-px gap keeps its label too
+
+
 def test_margin_covers_a_soft_edge_the_band_missed_but_not_on_soft_keyframes_or_given_trimaps():
     truth = soft_edge(16.0)  # alpha from 1 at x = 80 to 0 at x = 96
     tri = band_around(truth, 2)
