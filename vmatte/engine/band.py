@@ -41,8 +41,9 @@ Same benchmark: SAD 0.732 -> 0.722x, MSE 0.578 -> 0.561x, Grad 0.680 -> 0.658x, 
 fur beside a dancer's white leg, 1.47 -> 1.42x), coverage 0.757 -> 0.750 (a background gap beside a thin part
 now gives up only its outer half), band area 0.97 -> 0.95x the oracle's, the chain's CPU 188 -> 211 s; DAVIS
 ``vmatte run`` J 0.8642 -> 0.8645, F 0.9096 -> 0.9096, dtSSD 9.160 -> 9.120; the classic engine's CPU on DAVIS
-parkour (100 frames, keys every 30) 0.518 -> 0.511 s/frame; :func:`pad` alone on parkour's mask 18 -> 25 CPU
-ms at 480p, 182 -> 230 ms at 1080p. Not kept:
+parkour (100 frames, keys every 30) 0.518 -> 0.511 s/frame; :func:`pad` alone on parkour's mask, measured only
+near the band (where anything can change), 17-19 -> 16-17 CPU ms at 480p, 152-169 -> 157-174 ms at 1080p
+(twice, back to back; over the whole frame 27-32 and 234-285 ms). Not kept:
 
 - the thickness as a plain max filter over the widening's square (a thin part beside a thick one counts as
   thick): dtSSD 0.787x, SAD 0.715x, coverage 0.751, but at margin 0.05 DAVIS paragliding-launch J 0.802 ->
@@ -155,13 +156,20 @@ def _reach(trimap: np.ndarray, seeds: np.ndarray, px: int) -> np.ndarray | None:
     then stayed 0 or 1. Measured in the module docstring."""
     if not seeds.any():
         return None
-    keep = np.zeros(trimap.shape, bool)
+    # only pixels within px of a seed can change, and their thickness looks px further: the rest keeps its
+    # label without measuring it (most of a frame around a small subject)
+    x, y, w, h = cv2.boundingRect(seeds.view(np.uint8))
+    m = 2 * px + 2
+    roi = (slice(max(0, y - m), y + h + m), slice(max(0, x - m), x + w + m))
+    keep = np.ones(trimap.shape, bool)
+    keep[roi] = False
     for label in (TRIMAP_FG, TRIMAP_BG):
-        part = (trimap == label).view(np.uint8)
-        depth = cv2.distanceTransform(part, cv2.DIST_L2, 5)
-        keep |= (part > 0) & (depth > 0.5 * _thickness(depth, part > 0, px))
+        part = trimap == label
+        depth = cv2.distanceTransform(part.view(np.uint8), cv2.DIST_L2, 5)
+        d, p = depth[roi], part[roi]
+        keep[roi] |= p & (d > 0.5 * _thickness(d, p, px))
         if label == TRIMAP_FG:
-            core = (near_wide(depth, px) & (part > 0)).view(np.uint8)
+            core = (near_wide(depth, px) & part).view(np.uint8)
             if not core.any():
                 return None  # no wide foreground at all: nothing whose soft edge could spill
             seeds = seeds & (cv2.distanceTransform(1 - core, cv2.DIST_L2, 5) <= REACH * px)
