@@ -265,3 +265,107 @@ def test_band_margin_option_is_checked_and_reaches_the_engine():
     assert engine.band_margin == 0.01 and engine.describe()["band_margin"] == 0.01
     assert load_engine(EngineConfig(name="classic")).band_margin == band.margin_for("classic") == band.MARGIN
     assert band.margin_for("vitmatte") == 0.0  # not measured without its weights: the band as propagated
+
+
+# -- the margin follows the keyframe: wider after a keyframe whose matte has a soft edge (band.softness)
+
+
+def test_softness_tells_a_soft_edge_from_a_hard_one_and_the_margin_ramps_with_it():
+    mask = np.where(soft_edge(16.0) >= 0.5, 255, 0).astype(np.uint8)
+    assert band.softness(soft_edge(16.0), mask) == 1.0  # fractional all across the ring (3 px each side)
+    assert band.softness(soft_edge(1.0), mask) < 0.2
+    assert band.softness(soft_edge(1.0), np.zeros((H, W), np.uint8)) == 0.0  # no edge
+    lo, hi = band.SOFT_SHARE
+    assert (
+        band.soft_margin(lo - 0.1, 0.025, 0.05) == 0.025 and band.soft_margin(hi + 0.1, 0.025, 0.05) == 0.05
+    )
+    assert band.soft_margin((lo + hi) / 2, 0.025, 0.05) == pytest.approx(0.0375)
+    assert band.soft_margin(1.0, 0.025, 0.0) == 0.025  # never narrower than the base margin
+
+
+class _Stub:
+    """A propagator that hands the chain prepared frames and ignores what it observes."""
+
+    def push(self, frame):
+        return [frame]
+
+    def flush(self):
+        return []
+
+    def observe(self, frame):
+        pass
+
+
+def test_the_chain_carries_the_margin_a_keyframe_chose_to_the_frames_after_it():
+    """After a binary keyframe whose matte is soft, the keyframe (matted again) and the next frames' band are
+    widened by the wide margin; after a hard one, by the base margin; before any keyframe, and after a drawn
+    trimap, by the engine's own."""
+    from vmatte.pipeline.report import Report
+    from vmatte.pipeline.runner import _Chain
+
+    def run(truth, soft_margin, kind="binary"):
+        tri = band_around(truth, 2)
+        drawn = np.where(truth >= 0.5, 255, 0).astype(np.uint8)
+        engine = TruthEngine(truth, 0)
+        engine.band_margin, engine.soft_margin = 0.025, soft_margin
+        out, report = [], Report(input="x")
+        chain = _Chain(_Stub(), engine, None, out.append, report)
+        frames = [with_prior(tri).replace(index=0)]
+        kf = with_prior(tri, kind).replace(index=1, prior=None if kind == "trimap" else drawn)
+        frames += [kf, with_prior(tri).replace(index=2)]
+        for f in frames:
+            chain.push(f)
+        chain.flush()
+        assert report.engine["keyframe_margins"] == ({"1": out[2].band_margin} if out[2].band_margin else {})
+        return [(f.band_margin, int((f.trimap == TRIMAP_UNKNOWN).sum())) for f in out]
+
+    before, key, after = run(soft_edge(16.0), 0.05)
+    # the keyframe is matted again with the margin it chose, so its band is as wide as the frames' after it
+    assert before[0] is None and key[0] == after[0] == 0.05
+    assert key[1] == after[1] > before[1]  # 6 px each side instead of 3
+    before, key, after = run(soft_edge(1.0), 0.05)  # a hard keyframe: the base margin, matted once
+    assert key[0] is None and after[0] == 0.025 and key[1] == after[1] == before[1]
+    assert run(soft_edge(16.0), 0.0)[2] == before  # [engine] band_margin set to a number: no carry
+    assert run(soft_edge(16.0), 0.05, "trimap")[2] == before  # a drawn trimap has no edge to measure
+
+
+def test_the_classic_engine_finds_its_own_keyframe_matte_soft_or_hard():
+    """On a real solve of a red-over-blue edge: a 16-px ramp chooses the wide margin, a hard edge the base one."""
+    from vmatte.engine.classic import ClassicEngine
+
+    rng = np.random.default_rng(1)
+    fg, bg = np.array([220, 40, 30], np.float32), np.array([30, 60, 200], np.float32)
+    for width, margin in ((16.0, band.SOFT_MARGIN), (1.0, band.MARGIN)):
+        truth = soft_edge(width)
+        rgb = np.clip(
+            truth[..., None] * fg + (1 - truth[..., None]) * bg + rng.normal(0, 2, (H, W, 3)), 0, 255
+        )
+        drawn = np.where(truth >= 0.5, 255, 0).astype(np.uint8)
+        engine = ClassicEngine()
+        engine.band_margin, engine.soft_margin = band.MARGIN, band.SOFT_MARGIN
+        kf = with_prior(band_around(truth, 2), "binary", rgb.astype(np.uint8)).replace(prior=drawn)
+        (out,) = engine.push(kf) + engine.flush()
+        assert engine.margin_after(out) == pytest.approx(margin), width
+
+
+def test_band_margin_auto_follows_softness_only_for_the_classic_engine():
+    from vmatte.engine import load_engine
+
+    assert (
+        load_engine(EngineConfig(name="classic")).soft_margin == band.soft_margin_for("classic") > band.MARGIN
+    )
+    assert load_engine(EngineConfig(name="classic", band_margin=0.03)).soft_margin == 0.0
+    assert band.soft_margin_for("vitmatte") == 0.0
+
+
+def test_a_wider_margin_keeps_the_base_margins_wide_parts():
+    """A soft keyframe's wider margin pads at least what the base margin padded: a 16-px bar (8 px deep) is
+    wide at 6 px but not at 10, so measured at its own width the wider margin would pad nothing."""
+    tri = np.zeros((H, W), np.uint8)
+    tri[20:100, 66:94] = TRIMAP_UNKNOWN
+    tri[22:98, 72:88] = TRIMAP_FG
+    base = band.pad(tri, 6)
+    assert base is not None and band.pad(tri, 10) is None
+    wider = band.pad(tri, 10, 6)
+    assert wider is not None and ((base == TRIMAP_UNKNOWN) <= (wider == TRIMAP_UNKNOWN)).all()
+    assert (wider == TRIMAP_UNKNOWN).sum() > (base == TRIMAP_UNKNOWN).sum()

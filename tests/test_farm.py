@@ -560,3 +560,28 @@ def test_cancel_during_the_final_encode_leaves_no_output(tmp_path, farm_clip, fa
         )
     assert not (out / "matte.mp4").exists()
     assert not list(out.glob(".*vmatte-tmp*"))
+
+
+def test_chunks_choose_the_keyframes_band_margins_without_alpha_feedback(tmp_path, farm_clip, farm_masks):
+    """The band margin after a keyframe follows how soft its matte is (``Engine.margin_after``), so a chunk
+    mattes from the keyframe before it even with alpha feedback off, and joins exactly."""
+    from vmatte.config import EngineConfig, PropagateConfig
+
+    def engine(widest: float) -> FakeEngine:
+        e = FakeEngine()
+        e.band_margin, e.soft_margin = 0.025, widest  # as [engine] band_margin = "auto" sets them
+        return e
+
+    cfg = lambda out: _cfg(  # noqa: E731
+        farm_clip,
+        farm_masks,
+        _outputs(out, video=False),
+        propagate=PropagateConfig(use_alpha_feedback=False),
+        engine=EngineConfig(band_margin="auto"),
+    )
+    vmatte.run(cfg(tmp_path / "fixed"), engine=engine(0.0))
+    vmatte.run(cfg(tmp_path / "single"), engine=engine(0.1))
+    run_chunked(cfg(tmp_path / "split"), 7, engine=engine(0.1))
+    fixed, single, split = (_alphas(tmp_path / d) for d in ("fixed", "single", "split"))
+    assert np.abs(single - fixed).max() > 0.05  # the keyframes chose a wider margin, and it matters
+    assert np.abs(split - single).max() <= 1.0 / 65535 + 1e-7

@@ -52,6 +52,9 @@ class Frame:
             foreground; at a keyframe the drawn mask or alpha), or None (a drawn trimap, a trimap from outside).
             The classic engine leans on it inside the unknown band where colour does not decide
             (vmatte.engine.classic); ViTMatte reads the trimap only.
+        band_margin: how much the engine widens this frame's band before matting it, as a fraction of the
+            frame's short side, when the run chose it from the matte of the keyframe before this frame (how
+            soft that edge was, ``Engine.margin_after``); None = the engine's own (``[engine] band_margin``).
     """
 
     index: int
@@ -67,6 +70,7 @@ class Frame:
     motion: object | None = None
     foreground_boxes: tuple[tuple[int, int, int, int], ...] | None = None
     prior: np.ndarray | None = None
+    band_margin: float | None = None
 
     def __post_init__(self) -> None:
         rgb = self.rgb

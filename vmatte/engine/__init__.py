@@ -66,6 +66,7 @@ def load_engine(
 
     engine.grow_steps = band.steps_for(engine.name) if cfg.grow_band == "auto" else cfg.grow_band
     engine.band_margin = band.margin_for(engine.name) if cfg.band_margin == "auto" else cfg.band_margin
+    engine.soft_margin = band.soft_margin_for(engine.name) if cfg.band_margin == "auto" else 0.0
     # torch may have loaded just now, inside a run's thread plan: its pool is sized for the engine's device
     cap_torch(str(getattr(engine, "device", "cpu")))
     return engine

@@ -54,6 +54,20 @@ near the band (where anything can change), 17-19 -> 16-17 CPU ms at 480p, 152-16
   limits: coverage 0.839, dtSSD 0.793x, SAD 0.766x, J 0.8638 (a limb narrower than 48 px then got no margin
   at all).
 
+Soft keyframes (2026-12-07, session 26). One margin does not fit every subject: 0.05 covers fur and lace
+(coverage 0.849) but costs thin lines next to a hard-edged subject (DAVIS paragliding-launch J 0.802 ->
+0.794). So with ``band_margin = "auto"`` each binary or soft keyframe's matte chooses the margin of the frames
+up to the next keyframe (:func:`softness`, :func:`soft_margin`, ``Engine.margin_after``; the chain carries
+it, and mattes the keyframe again with it so its soft edge is as wide as its neighbours'): :data:`MARGIN`
+where the edge is hard, up to :data:`SOFT_MARGIN` where it is soft. The wider margin keeps the base margin's
+test of what is a wide part (:func:`_reach`). Same benchmark, fixed 0.025 -> chosen at keyframes: coverage
+0.750 -> 0.837 (0.860 -> 0.905 of the soft mass), dtSSD 0.795 -> 0.778x, SAD 0.722 -> 0.735x, MSE 0.561 ->
+0.529x, Grad 0.658 -> 0.621x, band 0.95 -> 1.33x the oracle's; dim1 (a see-through sheet whose alpha-0.17
+half lies outside the binary mask) stays at 0.40. DAVIS ``vmatte run`` J 0.8645 -> 0.8645 (every clip within
+0.0002; their keyframes' softness is 0.14-0.27, under the ramp). Matted once, at the base margin, the
+keyframes covered 0.59-0.84 of the soft pixels where their neighbours covered 0.82-0.98 (a pop at every
+keyframe); matted again, 0.80-0.94.
+
 Conventions: trimaps (H, W) uint8 {0, 128, 255}; alpha (H, W) float32 [0, 1]; sizes in px of the frame.
 """
 
@@ -80,6 +94,14 @@ AUTO_STEPS = {"classic": 1}
 MARGIN = 0.025
 AUTO_MARGIN = {"classic": MARGIN}
 
+# ... and up to this much where the keyframe's matte shows a soft edge (:func:`soft_margin`): the margin rises
+# from MARGIN to SOFT_MARGIN as the share of fractional alpha near the keyframe's edge (:func:`softness`) rises
+# across SOFT_SHARE
+SOFT_MARGIN = 0.05
+AUTO_SOFT_MARGIN = {"classic": SOFT_MARGIN}
+SOFT_SHARE = (0.25, 0.35)
+SOFT_RING = MARGIN  # softness is measured this far (fraction of the short side) on both sides of the edge
+
 
 def steps_for(engine_name: str) -> int:
     """Widening steps ``grow_band = "auto"`` gives this engine."""
@@ -89,6 +111,44 @@ def steps_for(engine_name: str) -> int:
 def margin_for(engine_name: str) -> float:
     """Band margin ``band_margin = "auto"`` gives this engine (fraction of the short side)."""
     return AUTO_MARGIN.get(engine_name, 0.0)
+
+
+def soft_margin_for(engine_name: str) -> float:
+    """The widest margin ``band_margin = "auto"`` gives this engine where a keyframe's edge is soft (0 = the
+    margin does not follow softness)."""
+    return AUTO_SOFT_MARGIN.get(engine_name, 0.0)
+
+
+def softness(alpha: np.ndarray, mask: np.ndarray) -> float:
+    """How soft a matte's edge is: the share of pixels with fractional alpha (0.05-0.95) among those within
+    :data:`SOFT_RING` of the short side of ``mask``'s edge (both sides). alpha (H, W) float32 [0, 1]; mask
+    (H, W) uint8, foreground > 127. 0 when the mask has no edge.
+
+    A hard edge's matte is fractional over a pixel or two of the ring (plus the engine's haze); hair, fur and
+    motion blur fill more of it. Measured on keyframe 0 of the shipped chain's output (2026-12-07): the 11
+    composites of real GT mattes 0.18-0.49 (9 of 11 >= 0.29), the 7 DAVIS clips 0.14-0.27."""
+    h, w = mask.shape
+    fg = (mask > 127).view(np.uint8)
+    edge = cv2.morphologyEx(fg, cv2.MORPH_GRADIENT, _RING)
+    if not edge.any():
+        return 0.0
+    ring = cv2.distanceTransform(1 - edge, cv2.DIST_L2, 3) <= max(1, round(SOFT_RING * min(h, w)))
+    a = alpha[ring]
+    return float(np.count_nonzero((a > 0.05) & (a < 0.95)) / a.size)
+
+
+def soft_margin(share: float, margin: float, widest: float) -> float:
+    """The band margin for a :func:`softness` ``share``: ``margin`` up to the low end of :data:`SOFT_SHARE`,
+    ``widest`` from its high end, linear between (a ramp, so a clip near the threshold does not flip margins
+    from one keyframe to the next)."""
+    lo, hi = SOFT_SHARE
+    t = min(1.0, max(0.0, (share - lo) / (hi - lo)))
+    return margin + t * max(0.0, widest - margin)
+
+
+def margin_px(margin: float, width: int, height: int) -> int:
+    """A band margin (fraction of the short side) in px at this frame size: 0 for 0, else at least 1."""
+    return max(1, round(margin * min(width, height))) if margin > 0 else 0
 
 
 def step_px(width: int, height: int) -> int:
@@ -117,16 +177,17 @@ def widen(trimap: np.ndarray, alpha: np.ndarray, px: int, level: float = LEVEL) 
     return _reach(trimap, cut_off(trimap, alpha, level), px)
 
 
-def pad(trimap: np.ndarray, px: int) -> np.ndarray | None:
+def pad(trimap: np.ndarray, px: int, wide_px: int | None = None) -> np.ndarray | None:
     """``trimap`` with the band widened by ``px`` into both sides along its whole length (:data:`MARGIN`),
     with :func:`widen`'s limits: the inner half of every part keeps its label, and only band within ``REACH``
-    widths of a wide foreground part grows; None when nothing changes. (H, W) uint8 {0, 128, 255} in and
+    widths of a wide foreground part grows (wide: a disk of radius ``px``, or ``wide_px`` where smaller, fits
+    in it); None when nothing changes. (H, W) uint8 {0, 128, 255} in and
     out. Without those limits the thin unknown rings of kite lines grew into water the engine then pulled
     towards the lines (DAVIS kite-surf J 0.797 -> 0.749), and a small subject made unknown whole was matted
     as background (libby J 0.848 -> 0.619, added pixels pulled at 0.3)."""
     unknown = trimap == TRIMAP_UNKNOWN
     definite = cv2.dilate((~unknown).view(np.uint8), _RING) > 0
-    return _reach(trimap, unknown & definite, px)
+    return _reach(trimap, unknown & definite, px, wide_px)
 
 
 def _thickness(depth: np.ndarray, part: np.ndarray, px: int) -> np.ndarray:
@@ -143,13 +204,14 @@ def _thickness(depth: np.ndarray, part: np.ndarray, px: int) -> np.ndarray:
     return half
 
 
-def _reach(trimap: np.ndarray, seeds: np.ndarray, px: int) -> np.ndarray | None:
+def _reach(trimap: np.ndarray, seeds: np.ndarray, px: int, wide_px: int | None = None) -> np.ndarray | None:
     """``trimap`` with definite pixels within ``px`` of ``seeds`` ((H, W) bool, on the band) made unknown,
     except the inner half of each part: a pixel keeps its label where it lies deeper in its part than half the
     part's local half-thickness (the largest depth within ``px``), so a part narrower than twice ``px`` gives
     up its outer half and keeps a definite core; only seeds within ``REACH * px`` of a wide foreground part
-    (one a disk of radius ``px`` fits in) count. None when nothing changes or there is no wide foreground
-    part.
+    (one a disk of radius ``px``, or ``wide_px`` where smaller, fits in) count. None when nothing changes or
+    there is no wide foreground part. (A soft keyframe's wider margin keeps the base margin's ``wide_px``: with
+    its own, the lace of composite dim9, 12 px at its thickest, was no longer wide at 12 px and got no margin.)
 
     Until 2026-12-07 (session 25) parts narrower than ``px`` kept their label whole: no margin or growth at
     all on an arm, a leg or a lock of hair narrower than twice the margin (24 px at 480p), whose soft edge
@@ -169,7 +231,7 @@ def _reach(trimap: np.ndarray, seeds: np.ndarray, px: int) -> np.ndarray | None:
         d, p = depth[roi], part[roi]
         keep[roi] |= p & (d > 0.5 * _thickness(d, p, px))
         if label == TRIMAP_FG:
-            core = (near_wide(depth, px) & part).view(np.uint8)
+            core = (near_wide(depth, px if wide_px is None else min(px, wide_px)) & part).view(np.uint8)
             if not core.any():
                 return None  # no wide foreground at all: nothing whose soft edge could spill
             seeds = seeds & (cv2.distanceTransform(1 - core, cv2.DIST_L2, 5) <= REACH * px)

@@ -40,6 +40,8 @@ class Engine(Protocol):
 
     def describe(self) -> dict[str, Any]: ...
 
+    def margin_after(self, keyframe: Frame) -> float | None: ...  # the band margin its matte chooses
+
 
 def alpha_from_trimap(trimap: np.ndarray) -> np.ndarray:
     """(H, W) uint8 trimap → (H, W) float32 alpha with unknown treated as 0.5 (for frames with nothing to solve)."""
@@ -75,6 +77,9 @@ class BatchingEngine:
     # matte this much more around the band on every frame, as a fraction of the frame's short side
     # (vmatte.engine.band.MARGIN; [engine] band_margin sets it at load; 0 = the band as propagated)
     band_margin: float = 0.0
+    # ... and up to this much after a keyframe whose matte has a soft edge (margin_after; [engine] band_margin
+    # "auto" sets it at load; 0 = band_margin on every frame)
+    soft_margin: float = 0.0
     load_warnings: tuple[str, ...] = ()
     library_notes: Any = None
 
@@ -115,11 +120,24 @@ class BatchingEngine:
             "batch_size": self.batch_size,
             "grow_band": self.grow_steps,
             "band_margin": self.band_margin,
+            "soft_margin": self.soft_margin,
             "frames_regrown": self.frames_regrown,
         }
 
     def plan(self, width: int, height: int) -> int:
         return self.batch_size
+
+    def margin_after(self, keyframe: Frame) -> float | None:
+        """The band margin (fraction of the short side) for the frames after ``keyframe``, from how soft the
+        edge of its matte is (vmatte.engine.band.softness, soft_margin), or None: the engine's own
+        ``band_margin``. Only with a ``soft_margin`` wider than ``band_margin``, and only where the keyframe has
+        a drawn mask or alpha to find the edge by (a drawn trimap has none)."""
+        if self.soft_margin <= self.band_margin or keyframe.alpha is None or keyframe.prior is None:
+            return None
+        from vmatte.engine import band
+
+        share = band.softness(keyframe.alpha, keyframe.prior)
+        return band.soft_margin(share, self.band_margin, self.soft_margin)
 
     # -- for subclasses -----------------------------------------------------------------------------------
     def _launch(self, frames: list[Frame]) -> Any:  # pragma: no cover - abstract
@@ -166,20 +184,23 @@ class BatchingEngine:
             )
 
     def _pad(self, f: Frame) -> Frame:
-        """``f`` with its band widened by ``band_margin`` (vmatte.engine.band.pad); the classic engine pulls the
+        """``f`` with its band widened by its ``band_margin`` (else the engine's; vmatte.engine.band.pad); the classic engine pulls the
         added pixels towards the propagation's probability (at a binary keyframe, the drawn mask). Trimaps that
         came without one (the service's, a drawn trimap) and other keyframes (a soft alpha, or one whose kind
         nobody told) keep their band: used as given. A binary keyframe is padded like its neighbours, so its
         soft edge does not pop at the keyframe; the runner then holds its matte to the mask
         (propagate.trimap.hold_mask), on the same ``keyframe_kind``."""
-        if not self.band_margin or f.prior is None:
+        margin = self.band_margin if f.band_margin is None else f.band_margin
+        if not margin or f.prior is None:
             return f
         if f.keyframe and f.keyframe_kind != "binary":
             return f
         from vmatte.engine import band
 
         h, w = f.trimap.shape
-        wider = band.pad(f.trimap, max(1, round(self.band_margin * min(h, w))))
+        # a part wide at the base margin stays wide at a soft keyframe's wider one (band._reach)
+        base = band.margin_px(self.band_margin, w, h) or None
+        wider = band.pad(f.trimap, band.margin_px(margin, w, h), base)
         return f if wider is None else f.replace(trimap=wider)
 
     def _grow(self, frames: list[Frame], alphas: list[np.ndarray]) -> tuple[list[Frame], list[np.ndarray]]:

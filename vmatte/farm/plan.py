@@ -8,7 +8,8 @@ A chunk ``start..end`` (inclusive clip frame numbers) needs context on both side
   rule the :class:`~vmatte.propagate.Propagator` applies to its ``frame_range``);
 - **matting context** (decoded at full resolution, matted and smoothed, outputs dropped): the temporal
   smoother's warm-up (``TemporalSmoother.warmup_frames``) before and look-ahead after, and with alpha feedback
-  on, back to the keyframe before the warm-up (see :func:`vmatte.pipeline.context.context_range`).
+  on or a band margin chosen at keyframes, back to the keyframe before the warm-up (see
+  :func:`vmatte.pipeline.context.context_range`).
 
 The chunk grid is always laid over the whole clip (``0, N, 2N, ...``), so every farm task, whatever its
 ``--frames``, agrees on which chunk is which; the manifest of :mod:`vmatte.farm.manifest` keys chunks by range.
@@ -181,7 +182,7 @@ def plan_job(
     and outputs validated here. Loads no model. Each chunk's context comes from the one rule of
     :mod:`vmatte.pipeline.context` (:meth:`Prepared.context`, :meth:`Prepared.propagation`).
     """
-    from vmatte.pipeline.context import smoothing_context
+    from vmatte.pipeline.context import smoothing_context, starts_at_keyframe
     from vmatte.pipeline.prepare import prepare
 
     if chunk_size < 1:
@@ -198,12 +199,13 @@ def plan_job(
         argv = tuple([*command, "--chunk", str(chunk_size), "--frames", f"{s}-{e}"]) if command else ()
         chunks.append(Chunk(i, s, e, cs, ce, ps, pe, argv))
     notes = []
-    if config.propagate.use_alpha_feedback and kfs:
+    if starts_at_keyframe(config) and kfs:
         gaps = [c.overlap_before for c in chunks]
         if gaps and max(gaps) > 2 * max(1, warmup) and len(chunks) > 1:
             notes.append(
-                "alpha feedback makes each chunk matte from the keyframe before it; put keyframes near chunk starts "
-                "(or set propagate.use_alpha_feedback = false in a --config file) to cut the overlap"
+                "alpha feedback and the band margin chosen at keyframes make each chunk matte from the keyframe "
+                "before it; put keyframes near chunk starts (or set propagate.use_alpha_feedback = false and "
+                "engine.band_margin to a number in a --config file) to cut the overlap"
             )
     return Plan(
         input=str(config.input),

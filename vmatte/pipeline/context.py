@@ -33,15 +33,24 @@ def context_range(
     - alpha feedback (``propagate.use_alpha_feedback``): the trimap of a frame depends on the matte of the frame
       before it, back to the last keyframe (keyframe trimaps are fixed), so matting starts at the keyframe at or
       before the smoothing warm-up (frame 0 when there is none). The chain also restarts engine batches at every
-      keyframe (see ``runner._Chain.push``) so batch boundaries, and hence which alpha a trimap sees, match.
+      keyframe (see ``runner._Chain.push``) so batch boundaries, and hence which alpha a trimap sees, match;
+    - the band margin the keyframe's matte chooses (:func:`starts_at_keyframe`) needs the same start.
     """
     warmup, lookahead, _ = smoothing_context(config.smooth)
     first = max(0, start - warmup)
     last = min(frame_count - 1, end + lookahead)
-    if config.propagate.use_alpha_feedback:
+    if starts_at_keyframe(config):
         before = [k for k in keyframes if k <= first]
         first = before[-1] if before else 0
     return first, last
+
+
+def starts_at_keyframe(config) -> bool:
+    """Whether a run's matting must start at the keyframe before it: with alpha feedback, and where the band
+    margin follows the keyframe's matte (``[engine] band_margin = "auto"``, unless the engine is ViTMatte, whose
+    margin does not follow it; "auto" may become the classic engine, so it counts)."""
+    adaptive = config.engine.band_margin == "auto" and config.engine.name != "vitmatte"
+    return bool(config.propagate.use_alpha_feedback or adaptive)
 
 
 def propagation_range(start: int, end: int, keyframes: Sequence[int]) -> tuple[int, int]:
