@@ -327,6 +327,10 @@ def test_the_chain_carries_the_margin_a_keyframe_chose_to_the_frames_after_it():
     assert key[0] is None and after[0] == 0.025 and key[1] == after[1] == before[1]
     assert run(soft_edge(16.0), 0.0)[2] == before  # [engine] band_margin set to a number: no carry
     assert run(soft_edge(16.0), 0.05, "trimap")[2] == before  # a drawn trimap has no edge to measure
+    # a soft keyframe's band is the user's: it chooses the margin after it but is not padded or matted again
+    before, key, after = run(soft_edge(16.0), 0.05, "alpha")
+    assert key[0] is None and after[0] == 0.05
+    assert key[1] == (band_around(soft_edge(16.0), 2) == TRIMAP_UNKNOWN).sum() < before[1] < after[1]
 
 
 def test_the_classic_engine_finds_its_own_keyframe_matte_soft_or_hard():

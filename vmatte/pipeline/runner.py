@@ -101,17 +101,19 @@ class _Chain:
     def _keyframe(self, f: Frame) -> list[Frame]:
         """Keyframe ``f`` matted alone. Its matte chooses the band margin of the frames up to the next keyframe
         (``Engine.margin_after``: wider where its edge is soft); where that margin is wider than the one it was
-        matted with, it is matted again with it, so its soft edge is as wide as its neighbours' (matted once,
-        it covered 0.59-0.84 of the soft pixels where its neighbours covered 0.82-0.98 on the composites of
-        scripts/bench_smooth_e2e.py, 2026-12-07)."""
+        matted with, a binary keyframe is matted again with it, so its soft edge is as wide as its neighbours'
+        (matted once, it covered 0.59-0.84 of the soft pixels where its neighbours covered 0.82-0.98 on the
+        composites of scripts/bench_smooth_e2e.py, 2026-12-07). A soft or trimap keyframe's band is the user's
+        (not padded): nothing to redo."""
+        from vmatte.engine.band import margin_px
+
         out = self._solve(self.engine.push, f) + self._solve(lambda _: self.engine.flush(), None)
         self.margin = self.engine.margin_after(self._hold(out[-1]))
         if self.margin is None:
             return out
         self.margins[str(f.index)] = round(self.margin, 4)
-        from vmatte.engine.band import margin_px
-
-        if margin_px(self.margin, f.width, f.height) <= margin_px(self.engine.band_margin, f.width, f.height):
+        px, base = (margin_px(m, f.width, f.height) for m in (self.margin, self.engine.band_margin))
+        if f.keyframe_kind != "binary" or px <= base:
             return out
         wider = f.replace(band_margin=self.margin)
         return (
