@@ -38,12 +38,13 @@ class EngineConfig:
         (so soft edges beyond the band are matted, not forced to 0 or 1), on every frame but trimap and soft
         keyframes (used as given); the classic engine holds the added pixels to the propagation's side (at a
         binary keyframe, the mask's) unless the colours say otherwise ("auto": 0.025 with the classic engine,
-        12 px at 480p, rising to 0.05 after a keyframe whose matte has a soft edge, vmatte.engine.band.softness;
-        0 with ViTMatte, not measured without its weights; 0 = off; vmatte.engine.band.MARGIN). A part gives
-        up at most its outer half. The classic engine's cost grows with the band: 1.6x its CPU at 0.025 (DAVIS
-        parkour, 854x480). A number is used on every frame: 0.05 covers a little more of a soft edge than
-        "auto" (composites of real GT mattes: soft pixels in the band 0.84 -> 0.85) and loses a little on thin
-        lines next to a hard-edged subject (DAVIS paragliding-launch J 0.80 -> 0.79).
+        12 px at 480p, rising up to 0.075 after a keyframe whose matte has a soft edge,
+        vmatte.engine.band.softness; 0 with ViTMatte, not measured without its weights; 0 = off;
+        vmatte.engine.band.MARGIN). A part gives up at most its outer half. The classic engine's cost grows
+        with the band: 1.6x its CPU at 0.025 (DAVIS parkour, 854x480). A number is used on every frame: 0.05
+        on every frame covers less of a soft edge than "auto" (composites of real GT mattes: soft pixels in
+        the band 0.85 vs 0.86) and loses a little on thin lines next to a hard-edged subject (DAVIS
+        paragliding-launch J 0.80 -> 0.79).
     prior: classic engine: how strongly the propagation's foreground probability pulls the unknown band's
         alpha towards the side it leans to, where the colours do not decide (a head in front of a wall of
         its colour; measured in vmatte.engine.classic). 0 = colour alone. ViTMatte reads the trimap only.
