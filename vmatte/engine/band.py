@@ -67,7 +67,7 @@ the chain's CPU 207 -> 271 s; dim1 (a see-through sheet whose alpha-0.17 half li
 stays at 0.40. Ramped to 0.05 over 0.25 -> 0.35: coverage 0.837, dtSSD 0.778x, SAD 0.735x, 244 s. DAVIS
 ``vmatte run`` J: see the README (their keyframes' softness is 0.14-0.27, at the foot of the ramp). Matted
 once, at the base margin, the keyframes covered 0.59-0.84 of the soft pixels where their neighbours covered
-0.82-0.98 (a pop at every keyframe); matted again, within 0.01-0.07 of their neighbours.
+0.82-0.98 (a pop at every keyframe); matted again, within 0.01-0.08 of their neighbours.
 
 Conventions: trimaps (H, W) uint8 {0, 128, 255}; alpha (H, W) float32 [0, 1]; sizes in px of the frame.
 """
