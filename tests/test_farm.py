@@ -572,13 +572,15 @@ def test_chunks_choose_the_keyframes_band_margins_without_alpha_feedback(tmp_pat
         e.band_margin, e.soft_margin = 0.025, widest  # as [engine] band_margin = "auto" sets them
         return e
 
-    cfg = lambda out: _cfg(  # noqa: E731
-        farm_clip,
-        farm_masks,
-        _outputs(out, video=False),
-        propagate=PropagateConfig(use_alpha_feedback=False),
-        engine=EngineConfig(band_margin="auto"),
-    )
+    def cfg(out: Path) -> vmatte.RunConfig:
+        return _cfg(
+            farm_clip,
+            farm_masks,
+            _outputs(out, video=False),
+            propagate=PropagateConfig(use_alpha_feedback=False),
+            engine=EngineConfig(band_margin="auto"),
+        )
+
     vmatte.run(cfg(tmp_path / "fixed"), engine=engine(0.0))
     vmatte.run(cfg(tmp_path / "single"), engine=engine(0.1))
     run_chunked(cfg(tmp_path / "split"), 7, engine=engine(0.1))

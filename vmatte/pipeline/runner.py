@@ -71,7 +71,7 @@ class _Chain:
             # a keyframe is matted alone and observed before the next frame is trimapped: alpha feedback then
             # sees the same mattes whether the run started at frame 0 or at this keyframe (a farm chunk, see
             # context_range), so chunks join exactly. Costs one short batch per keyframe.
-            self._matte(self._solve(lambda _: self.engine.flush(), None))
+            self._matte(self._solve(self.engine.flush))
             self._matte(self._keyframe(f))
 
     def flush(self) -> None:
@@ -81,7 +81,7 @@ class _Chain:
         self.cpu.propagate += time.thread_time() - c
         for f in trimapped:
             self._matte(self._solve(self.engine.push, f))
-        self._matte(self._solve(lambda _: self.engine.flush(), None))
+        self._matte(self._solve(self.engine.flush))
         if self.smoother is not None:
             t, c = time.perf_counter(), time.thread_time()
             out = self.smoother.flush()
@@ -107,7 +107,7 @@ class _Chain:
         (not padded): nothing to redo."""
         from vmatte.engine.band import margin_px
 
-        out = self._solve(self.engine.push, f) + self._solve(lambda _: self.engine.flush(), None)
+        out = self._solve(self.engine.push, f) + self._solve(self.engine.flush)
         self.margin = self.engine.margin_after(self._hold(out[-1]))
         if self.margin is None:
             return out
@@ -116,14 +116,12 @@ class _Chain:
         if f.keyframe_kind != "binary" or px <= base:
             return out
         wider = f.replace(band_margin=self.margin)
-        return (
-            out[:-1] + self._solve(self.engine.push, wider) + self._solve(lambda _: self.engine.flush(), None)
-        )
+        return out[:-1] + self._solve(self.engine.push, wider) + self._solve(self.engine.flush)
 
-    def _solve(self, call, frame) -> list[Frame]:
-        """The engine's ``call(frame)``, timed: the frames it finished."""
+    def _solve(self, call, *frame: Frame) -> list[Frame]:
+        """The engine's ``call(*frame)`` (push one frame, or flush), timed: the frames it finished."""
         t, c = time.perf_counter(), time.thread_time()
-        matted = call(frame)
+        matted = call(*frame)
         self.times.engine += time.perf_counter() - t
         self.times.engine_cpu += time.thread_time() - c
         self.cpu.engine += time.thread_time() - c
