@@ -82,3 +82,33 @@ def test_propagate_cli_bad_masks(clip_path, scene, tmp_path, capsys):
         ["propagate", str(clip_path), "--masks", str(masks), "--out", str(tmp_path / "o"), "--band", "0.9"]
     )
     assert rc == 2  # a bad option is a usage error
+
+
+def test_tune_malloc_fixes_both_thresholds_unless_the_user_set_one(monkeypatch):
+    """Fixing the mmap threshold alone leaves glibc's trim threshold at 128 kB, and every frame's temporaries
+    were faulted in again (DAVIS parkour 17.5 s -> 10.5 s with both set): the command sets both, or neither
+    when the user tuned the allocator."""
+    import ctypes
+    import sys
+
+    from vmatte.cli import propagate as cli_propagate
+
+    calls = []
+
+    class FakeLibc:
+        def mallopt(self, param, value):
+            calls.append((param, value))
+            return 1
+
+    monkeypatch.setattr(sys, "platform", "linux")
+    monkeypatch.setattr(ctypes, "CDLL", lambda name: FakeLibc())
+    for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
+        monkeypatch.delenv(k, raising=False)
+    cli_propagate._tune_malloc()
+    assert sorted(calls) == [(-3, 4 << 20), (-1, 32 << 20)]  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
+    for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
+        calls.clear()
+        monkeypatch.setenv(k, "1048576")
+        cli_propagate._tune_malloc()
+        assert calls == []
+        monkeypatch.delenv(k)

@@ -99,22 +99,44 @@ def _write_png(path: Path, img) -> None:
     os.replace(tmp, path)  # a killed job never leaves a plausible half-written PNG
 
 
-def _fix_mmap_threshold() -> None:
-    """Keep glibc's mmap threshold at 1 MB for this command.
+# glibc mallopt parameters (malloc.h) and the values this command sets (see _tune_malloc)
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+MMAP_THRESHOLD = 4 << 20
+TRIM_THRESHOLD = 32 << 20
 
-    glibc raises the threshold after the first large free (up to 32 MB). After that, frame-sized arrays
-    (the decode and flow threads make them, the main thread frees them) come from per-thread heap arenas
-    and fragment there. Measured on a 2000-frame 1080p clip: peak RSS 439 MB, against 388 MB with the
-    threshold fixed. Only this command does it: it loads no model, whose many large tensors would pay a page
-    fault per allocation, and the library never touches a host application's allocator. It is a no-op
-    without glibc, or when the user set MALLOC_MMAP_THRESHOLD_ themselves.
+
+def _tune_malloc() -> None:
+    """Fix glibc's mmap threshold at 4 MB and its trim threshold at 32 MB for this command.
+
+    Left dynamic, glibc raises the mmap threshold after the first large free (up to 32 MB). After that,
+    frame-sized arrays (the decode and flow threads make them, the main thread frees them) come from
+    per-thread heap arenas and fragment there: peak RSS 439 MB on a 2000-frame 1080p clip against 388 MB
+    with the mmap threshold fixed at 1 MB (2026-11-24). But fixing it also stops glibc from raising the trim
+    threshold, which then stays at 128 kB: each free at the top of the heap handed its pages back to the
+    kernel, and the next frame's working-size temporaries (0.9-3.7 MB at 640x360, dozens a frame) were faulted
+    in again, 4 kB at a time; at 1 MB the 1.8 MB flow fields were mmap'd and faulted in on every allocation.
+
+    Measured 2026-12-08 (1 MB alone -> these values; 3 interleaved runs at 854x480, keyframes every 10):
+    DAVIS parkour 15.2-15.8 -> 10.1-11.3 s wall, 24.2 -> 18.9 CPU s (5.7 -> 0.9 of them in the kernel), dog
+    7.8-8.7 -> 6.5-7.3 s; 300 frames of a 1080p synthetic clip 52-53 -> 36 s. Peak RSS on that clip
+    (``scripts/bench_propagate_memory.py --every 100``), 100 / 2000 frames: 323 / 371 MB -> 330 / 393 MB
+    (trim at 16 MB: 333 / 385 MB, parkour 11.8-12.0 s; at 64 MB: 329 / 408 MB, 10.4-11.1 s). 1080p frames
+    (6 MB) are still mmap'd, so they do not fragment the arenas.
+
+    Only this command does it: it loads no model, whose many large tensors would pay a page fault per
+    allocation, and the library never touches a host application's allocator. It is a no-op without glibc,
+    or when the user set MALLOC_MMAP_THRESHOLD_ or MALLOC_TRIM_THRESHOLD_ themselves.
     """
-    if not sys.platform.startswith("linux") or "MALLOC_MMAP_THRESHOLD_" in os.environ:
+    if not sys.platform.startswith("linux") or any(
+        k in os.environ for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")
+    ):
         return
     import ctypes
 
     try:
-        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # M_MMAP_THRESHOLD (malloc.h)
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD)
+        libc.mallopt(_M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     except (OSError, AttributeError):
         pass
 
@@ -130,7 +152,7 @@ def main(args: argparse.Namespace) -> int:
     from vmatte.pipeline.threads import Sink
     from vmatte.propagate import make_propagator
 
-    _fix_mmap_threshold()
+    _tune_malloc()
     t0 = time.perf_counter()
     parse_frame_range(args.frames or "")  # a malformed range fails before the clip is opened
     run_cfg = build_config(config_file=args.config)
