@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import cv2
 import numpy as np
 import pytest
 from config_helpers import config_error
@@ -288,3 +289,52 @@ def test_flows_between_composes_adjacent_pairs_once():
     assert other.dis_calls == 2
     store.close()
     other.close()
+
+
+class _CountingMotion:
+    """A keypoint motion that returns ``tf`` and counts its calls."""
+
+    def __init__(self, tf):
+        self.tf, self.calls = tf, 0
+
+    def estimate(self, src, dst, region):
+        self.calls += 1
+        return self.tf
+
+
+def _shifted_disc(shift: int = 10):
+    """A textured frame, the same frame ``shift`` px to the right, and the disc mask on the first."""
+    rng = np.random.default_rng(0)
+    src = cv2.GaussianBlur(rng.integers(0, 255, (120, 160), dtype=np.uint8), (0, 0), 1.5)
+    dst = np.roll(src, shift, axis=1)
+    p = np.zeros((120, 160), np.float32)
+    cv2.circle(p, (60, 60), 25, 1.0, -1)
+    return src, dst, p
+
+
+def test_keypoint_fallback_waits_after_a_loss_and_not_after_a_win():
+    """A chain whose fallback found nothing does not try again for BACKOFF_STEPS steps (breakdance: 147 of
+    155 steps tried, none taken, 52 ms a frame); one whose fallback carried the subject tries on the next."""
+    from vmatte.motion.keypoint import BACKOFF_STEPS, Backoff, carry
+
+    src, dst, p = _shifted_disc()
+    r = np.ones_like(p)
+    lost = _CountingMotion(None)
+    backoff = Backoff()
+    for _ in range(2 * (BACKOFF_STEPS + 1)):
+        # a zero flow leaves the disc behind (src_by_flow = src), and fail -1 always triggers the fallback
+        out_p, _ = carry(lost, src, dst, p, r, p, r, src, -1.0, backoff)
+        assert out_p is p
+    assert lost.calls == 2  # steps 1 and BACKOFF_STEPS + 2
+    won = _CountingMotion(np.float32([[1, 0, 10], [0, 1, 0]]))  # the true motion
+    backoff = Backoff()
+    for _ in range(3):
+        out_p, _ = carry(won, src, dst, p, r, p, r, src, -1.0, backoff)
+        # the disc moved 10 px right: x 35-85 -> 45-95
+        assert out_p is not p and out_p[60, 90] > 0.5 and out_p[60, 38] < 0.5
+    assert won.calls == 3 and backoff.wait == 0
+    # without a backoff (None) every step tries
+    lost.calls = 0
+    for _ in range(3):
+        carry(lost, src, dst, p, r, p, r, src, -1.0)
+    assert lost.calls == 3

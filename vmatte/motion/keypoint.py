@@ -12,11 +12,33 @@ Conventions: gray frames (H, W) uint8; probabilities / reliabilities (H, W) floa
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import cv2
 import numpy as np
 
 _MIN_INLIERS = 12
 _TRUST = 0.7  # reliability kept by a keypoint-carried pixel (a rigid fit of a body that is not quite rigid)
+# steps a chain waits after the fallback lost before trying it again (see Backoff)
+BACKOFF_STEPS = 4
+
+
+@dataclass
+class Backoff:
+    """One chain's memory of the fallback: ``wait`` steps left before :func:`carry` tries the keypoint motion
+    again. After a step where it found no motion or one that explained the subject no better than the flow,
+    the next BACKOFF_STEPS steps of that chain keep the flow without trying.
+
+    Why: on real footage the fallback fired (the flow's error over the subject above its trigger) on 147 of
+    breakdance's 155 chain steps and 67 of parkour's 180 (DAVIS, keyframes every 10) and never took over: a
+    similarity motion explains a body that bends 1.6-2.4x worse than the flow, where it explains a rigid disc
+    moving past DIS's reach 10x better (tests/test_propagate_hard.py), on every step. The ORB matching cost
+    breakdance 52 ms a frame. Not taking over on any of the 27 DAVIS runs (keyframes every 10, 20, first only)
+    nor on the 11 composites of scripts/bench_smooth_e2e.py, the fallback changed no output there; with the
+    backoff it still changes none and costs a fifth. A chain makes a new Backoff at its keyframe, so a farm
+    chunk, whose chains start at the same keyframes, sees the same steps as a whole run."""
+
+    wait: int = 0
 
 
 class KeypointMotion:
@@ -80,6 +102,7 @@ def carry(
     r_flow: np.ndarray,
     src_by_flow: np.ndarray,
     fail: float,
+    backoff: Backoff | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Blend the flow-warped state (p_flow, r_flow, target grid) with the source state (p_src, r_src) carried
     by the subject's keypoint motion, per pixel by which motion explains the target frame better.
@@ -88,7 +111,11 @@ def carry(
     background's ~0 flow both ways, which is perfectly consistent), so the test is photometric: the source
     frame warped by the flow (``src_by_flow``, target grid) and by the keypoint transform are compared with
     the target frame (mean absolute grey difference, smoothed over a few px). Only runs when the flow's
-    error over the subject exceeds ``fail`` grey levels. Returns (p, r) float32 on the target grid."""
+    error over the subject exceeds ``fail`` grey levels, and not while ``backoff`` (the chain's, None: always
+    try) waits after a loss. Returns (p, r) float32 on the target grid."""
+    if backoff is not None and backoff.wait > 0:
+        backoff.wait -= 1
+        return p_flow, r_flow
     src_region = p_src >= 0.5
     if not src_region.any():
         return p_flow, r_flow
@@ -99,7 +126,7 @@ def carry(
         return p_flow, r_flow
     tf = motion.estimate(src_gray, dst_gray, src_region)
     if tf is None:
-        return p_flow, r_flow
+        return _lost(backoff, p_flow, r_flow)
     h, w = p_flow.shape
     warp = dict(dsize=(w, h), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REPLICATE)
     g_kp = cv2.warpAffine(src_gray, tf, **warp).astype(np.float32)
@@ -112,14 +139,21 @@ def carry(
     kp_region = p_kp >= 0.5
     flow_region = p_flow >= 0.5
     if not kp_region.any():
-        return p_flow, r_flow
+        return _lost(backoff, p_flow, r_flow)
     ef = float(e_flow[flow_region].mean()) if flow_region.any() else 255.0
     ek = float(e_kp[kp_region].mean())
     if ek > 0.7 * ef:
-        return p_flow, r_flow
+        return _lost(backoff, p_flow, r_flow)
     zone = cv2.dilate((region | kp_region).astype(np.uint8), np.ones((9, 9), np.uint8)) > 0
     k = zone.astype(np.float32)
     r_kp = cv2.warpAffine(r_src, tf, **dict(warp, borderMode=cv2.BORDER_CONSTANT)) * _TRUST
     p = p_flow + k * (p_kp - p_flow)
     r = r_flow + k * (r_kp - r_flow)
     return p.astype(np.float32), np.clip(r, 0.0, 1.0).astype(np.float32)
+
+
+def _lost(backoff: Backoff | None, p: np.ndarray, r: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The fallback lost this step: the chain waits BACKOFF_STEPS steps before trying again; (p, r) as given."""
+    if backoff is not None:
+        backoff.wait = BACKOFF_STEPS
+    return p, r

@@ -20,7 +20,7 @@ from typing import Protocol
 import cv2
 import numpy as np
 
-from vmatte.motion.keypoint import KeypointMotion, carry
+from vmatte.motion.keypoint import Backoff, KeypointMotion, carry
 from vmatte.propagate.blend import Blended, Blender, Direction
 from vmatte.propagate.colour import ColourModels
 from vmatte.propagate.store import ResultStore, Scratch, to_u8
@@ -116,10 +116,12 @@ class Motion:
     decided_below: float = 0.0
     decided_frames: int = 0
 
-    def step(self, p, r, to_src, c, g_src, g_dst) -> tuple[np.ndarray, np.ndarray]:
+    def step(
+        self, p, r, to_src, c, g_src, g_dst, backoff: Backoff | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """(p, r) on the source frame's grid → on the destination's: ``to_src`` the flow dst→src on dst's grid,
         ``c`` its consistency, ``g_src`` / ``g_dst`` the grey frames (g_src None: no keypoint fallback and no
-        photometric fit)."""
+        photometric fit); ``backoff``: the chain's keypoint-fallback memory (a new one at each keyframe)."""
         p0, r0 = p, r
         g_fl = None  # the source frame warped by the flow (dst grid)
         if g_src is not None and (self.photo_fit > 0 or self.keypoints is not None):
@@ -134,7 +136,7 @@ class Motion:
             c_used = np.maximum(c_used, photometric_fit(g_fl, g_dst, self.photo_fit))
         r = r * c_used * _DECAY
         if self.keypoints is not None and g_src is not None:
-            p, r = carry(self.keypoints, g_src, g_dst, p0, r0, p, r, g_fl, self.keypoint_fail)
+            p, r = carry(self.keypoints, g_src, g_dst, p0, r0, p, r, g_fl, self.keypoint_fail, backoff)
         if self.ghost_px > 0:
             p, r = release_ghost(p, r, to_src, c, self.ghost_px)
         return p, r
@@ -271,6 +273,7 @@ class Chains:
         scratch = Scratch()
         prev_kf = None  # index of the last keyframe seen (forward chain anchor)
         pf = rf = None  # forward chain state: probability, reliability (float32 work res)
+        fwd_backoff = Backoff()  # its keypoint-fallback memory
         pending: list[int] = []  # frames since prev_kf waiting for the next keyframe
         td = time.perf_counter()
         g_last = None  # the previous decoded frame's gray (keypoint motion)
@@ -291,7 +294,7 @@ class Chains:
                         )
                         scratch.put(t_last, *rec.arrays())
                     if pf is not None:
-                        pf, rf = motion.step(pf, rf, ba, c_ba, g_last, gray)
+                        pf, rf = motion.step(pf, rf, ba, c_ba, g_last, gray, fwd_backoff)
                 if t in span.keyframes:
                     p_kf = self.keyframe_prob(t)
                     self._check_agreement(prev_kf, t, pf, p_kf)
@@ -302,6 +305,7 @@ class Chains:
                         pending = []
                         scratch.clear()
                     pf, rf, prev_kf = p_kf, np.ones_like(p_kf), t
+                    fwd_backoff = Backoff()  # the forward chain starts again here
                     self.colours.keep_only(t)  # later frames need this keyframe's model only
                     if span.stores(t):
                         self.store.put(t, to_u8(p_kf), np.zeros(p_kf.shape, bool), 1.0)
@@ -343,13 +347,14 @@ class Chains:
         """Backward chain from keyframe b (probability ``p_kf``, grey ``g_kf``) over ``pending`` (frames
         a+1..b-1, or lo..b-1 when a is None), blending each stored frame with its forward record."""
         pb, rb = p_kf, np.ones_like(p_kf)
+        backoff = Backoff()
         g_next = g_kf  # gray of the next decoded frame (keypoint motion)
         for t in reversed(pending):
             self.check_cancel()
             rec = Pending.of(scratch.pop(t))
             tb = time.perf_counter()
             c = rec.c_next.astype(np.float32) / 255.0
-            pb, rb = self.motion.step(pb, rb, rec.to_next.astype(np.float32), c, g_next, rec.gray)
+            pb, rb = self.motion.step(pb, rb, rec.to_next.astype(np.float32), c, g_next, rec.gray, backoff)
             g_next = rec.gray
             stored = self.span.stores(t)
             if a is None and (stored or self.motion.carries_decided(b - t)):
