@@ -221,11 +221,16 @@ def release_ghost(
     # per component, in place on the extracted samples: the same medians as np.median(to_src[bg], axis=0) at
     # ~70 % of its cost (called for every chain step)
     v_bg = np.array([np.median(to_src[..., i][bg], overwrite_input=True) for i in (0, 1)], np.float32)
-    dv = to_src - v_bg
-    ghost = lost & (dv[..., 0] * dv[..., 0] + dv[..., 1] * dv[..., 1] < tol_px * tol_px)
-    if not ghost.any():
+    # the lost pixels are few: their motion is compared there, not over the frame
+    ys, xs = np.nonzero(lost)
+    dv = to_src[ys, xs] - v_bg
+    near = dv[:, 0] * dv[:, 0] + dv[:, 1] * dv[:, 1] < tol_px * tol_px
+    if not near.any():
         return p, r
-    return np.where(ghost, 0.0, p).astype(np.float32), np.where(ghost, _GHOST_R, r).astype(np.float32)
+    ys, xs = ys[near], xs[near]
+    p, r = p.astype(np.float32, copy=True), r.astype(np.float32, copy=True)
+    p[ys, xs], r[ys, xs] = 0.0, _GHOST_R
+    return p, r
 
 
 # what a blend hook receives: (frame, grey (wh, ww) uint8, forward or None, backward or None, the blend)
