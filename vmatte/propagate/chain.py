@@ -221,7 +221,7 @@ def release_ghost(
     # per component, in place on the extracted samples: the same medians as np.median(to_src[bg], axis=0) at
     # ~70 % of its cost (called for every chain step)
     v_bg = np.array([np.median(to_src[..., i][bg], overwrite_input=True) for i in (0, 1)], np.float32)
-    # the lost pixels are few: their motion is compared there, not over the frame
+    # compared only where the chain is lost, not over the whole frame
     ys, xs = np.nonzero(lost)
     dv = to_src[ys, xs] - v_bg
     near = dv[:, 0] * dv[:, 0] + dv[:, 1] * dv[:, 1] < tol_px * tol_px
