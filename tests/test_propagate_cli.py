@@ -84,14 +84,12 @@ def test_propagate_cli_bad_masks(clip_path, scene, tmp_path, capsys):
     assert rc == 2  # a bad option is a usage error
 
 
-def test_tune_malloc_fixes_both_thresholds_unless_the_user_set_one(monkeypatch):
+def test_tune_malloc_fixes_both_thresholds_unless_the_user_set_one(monkeypatch, real_tune_malloc):
     """Fixing the mmap threshold alone leaves glibc's trim threshold at 128 kB, and every frame's temporaries
     were faulted in again (DAVIS parkour 17.5 s -> 10.5 s with both set): the command sets both, or neither
     when the user tuned the allocator."""
     import ctypes
     import sys
-
-    from vmatte.cli import propagate as cli_propagate
 
     calls = []
 
@@ -104,11 +102,11 @@ def test_tune_malloc_fixes_both_thresholds_unless_the_user_set_one(monkeypatch):
     monkeypatch.setattr(ctypes, "CDLL", lambda name: FakeLibc())
     for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
         monkeypatch.delenv(k, raising=False)
-    cli_propagate._tune_malloc()
+    real_tune_malloc()
     assert sorted(calls) == [(-3, 4 << 20), (-1, 32 << 20)]  # M_MMAP_THRESHOLD, M_TRIM_THRESHOLD
     for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_"):
         calls.clear()
         monkeypatch.setenv(k, "1048576")
-        cli_propagate._tune_malloc()
+        real_tune_malloc()
         assert calls == []
         monkeypatch.delenv(k)
