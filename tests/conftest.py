@@ -39,8 +39,8 @@ def real_tune_malloc(monkeypatch):
     called in-process by a test it would retune pytest's, for every test after it. Here it does nothing; the
     command's subprocesses still tune theirs. Yields the real function for the test of it. Why: with the
     thresholds set mid-run by tests/test_cli_messages.py, tests/test_encode_stage.py's pooled and serial
-    ProRes outputs differed in 2 of ~17 runs of the pair on a loaded machine (0 of 20 with the earlier 1 MB
-    setting, 0 of 60 without any in-process setting, also with the new values set from the start)."""
+    ProRes outputs differed in 1 of 16 loaded runs of the pair and in one full CI run (0 of 20 with the earlier
+    1 MB setting; 0 of 32 without any setting, 0 of 28 with the new values set from the start by MALLOC_*_)."""
     from vmatte.cli import propagate
 
     real = propagate._tune_malloc

@@ -134,7 +134,7 @@ def softness(alpha: np.ndarray, mask: np.ndarray) -> float:
     edge = cv2.morphologyEx(fg, cv2.MORPH_GRADIENT, _RING)
     if not edge.any():
         return 0.0
-    ring = cv2.distanceTransform(1 - edge, cv2.DIST_L2, 3) <= max(1, round(SOFT_RING * min(h, w)))
+    ring = cv2.distanceTransform(1 - edge, cv2.DIST_L2, 3) <= margin_px(SOFT_RING, w, h)
     a = alpha[ring]
     return float(np.count_nonzero((a > 0.05) & (a < 0.95)) / a.size)
 

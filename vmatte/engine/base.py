@@ -186,11 +186,10 @@ class BatchingEngine:
     def _pad(self, f: Frame) -> Frame:
         """``f`` with its band widened by its ``band_margin`` (else the engine's; vmatte.engine.band.pad); the
         classic engine pulls the added pixels towards the propagation's probability (at a binary keyframe, the
-        drawn mask). Trimaps that
-        came without one (the service's, a drawn trimap) and other keyframes (a soft alpha, or one whose kind
-        nobody told) keep their band: used as given. A binary keyframe is padded like its neighbours, so its
-        soft edge does not pop at the keyframe; the runner then holds its matte to the mask
-        (propagate.trimap.hold_mask), on the same ``keyframe_kind``."""
+        drawn mask). Trimaps that came without one (the service's, a drawn trimap) and other keyframes (a soft
+        alpha, or one whose kind nobody told) keep their band: used as given. A binary keyframe is padded like
+        its neighbours, so its soft edge does not pop at the keyframe; the runner then holds its matte to the
+        mask (propagate.trimap.hold_mask), on the same ``keyframe_kind``."""
         margin = self.band_margin if f.band_margin is None else f.band_margin
         if not margin or f.prior is None:
             return f
